@@ -1,0 +1,108 @@
+"""Closed-form Gaussian expectations (THEORY.md §1 table), as Numba kernels.
+
+Every function fills ``out`` with the same quantities as the quadrature kernels in ``_kernels.py``:
+
+* one-point, at variance ``q``: ``out = [E φ², dE φ²/dq, μ_1 = E φ'², μ_2 = E φ'⁴, dμ_1/dq]``;
+* two-point, at covariances ``(q11, q22, q12)``: ``out = [E φ(u1)φ(u2), E φ'(u1)φ'(u2)]``.
+
+ReLU and linear are one-line calls of leaky ReLU (slope 0 and 1): the formula is written once (STYLE §6) and
+``tests/test_gaussian.py`` asserts the identities. Sources: arc-cosine kernel of Cho & Saul 2009 (ReLU), Williams 1997
+(erf); hard-tanh from integrating the Gaussian over the three linear pieces.
+"""
+
+import math
+
+from numba import njit
+
+JIT = dict(cache=True, nogil=True)
+
+INV_SQRT_2PI = 0.3989422804014327
+TWO_OVER_PI = 0.6366197723675814
+
+
+@njit(**JIT)
+def clip_corr(c):
+    """Clip a correlation to [-1, 1]; every two-point kernel goes through this."""
+    return -1.0 if c < -1.0 else (1.0 if c > 1.0 else c)
+
+
+@njit(**JIT)
+def safe_det_sqrt(q11, q22, q12):
+    """sqrt(q11 q22 - q12²) ≥ 0, clipped (rounding can make the determinant slightly negative)."""
+    d = q11 * q22 - q12 * q12
+    return math.sqrt(d) if d > 0.0 else 0.0
+
+
+@njit(**JIT)
+def leaky_relu_onepoint(q, a, out):
+    s = 0.5 * (1.0 + a * a)
+    out[0] = s * q
+    out[1] = s
+    out[2] = s
+    out[3] = 0.5 * (1.0 + a * a * a * a)
+    out[4] = 0.0
+
+
+@njit(**JIT)
+def leaky_relu_twopoint(q11, q22, q12, a, out):
+    """E[φ(u1)φ(u2)] = a q12 + (1-a)² √(q11q22)(sin θ + (π-θ)cos θ)/(2π), E[φ'φ'] = a + (1-a)²(π-θ)/(2π)."""
+    r = math.sqrt(q11 * q22)
+    c = clip_corr(q12 / r) if r > 0.0 else 0.0
+    theta = math.acos(c)
+    b = (1.0 - a) * (1.0 - a)
+    out[0] = a * q12 + b * r * (math.sin(theta) + (math.pi - theta) * c) / (2.0 * math.pi)
+    out[1] = a + b * (math.pi - theta) / (2.0 * math.pi)
+
+
+@njit(**JIT)
+def relu_onepoint(q, out):
+    leaky_relu_onepoint(q, 0.0, out)
+
+
+@njit(**JIT)
+def relu_twopoint(q11, q22, q12, out):
+    leaky_relu_twopoint(q11, q22, q12, 0.0, out)
+
+
+@njit(**JIT)
+def linear_onepoint(q, out):
+    leaky_relu_onepoint(q, 1.0, out)
+
+
+@njit(**JIT)
+def linear_twopoint(q11, q22, q12, out):
+    leaky_relu_twopoint(q11, q22, q12, 1.0, out)
+
+
+@njit(**JIT)
+def erf_onepoint(q, out):
+    """φ = erf: E φ² = (2/π) asin(2q/(1+2q)), μ_1 = (4/π)(1+4q)^(-1/2), μ_2 = (16/π²)(1+8q)^(-1/2)."""
+    out[0] = TWO_OVER_PI * math.asin(2.0 * q / (1.0 + 2.0 * q))
+    out[1] = 4.0 / (math.pi * (1.0 + 2.0 * q) * math.sqrt(1.0 + 4.0 * q))
+    out[2] = 4.0 / (math.pi * math.sqrt(1.0 + 4.0 * q))
+    out[3] = 16.0 / (math.pi * math.pi * math.sqrt(1.0 + 8.0 * q))
+    out[4] = -8.0 / (math.pi * (1.0 + 4.0 * q) ** 1.5)
+
+
+@njit(**JIT)
+def erf_twopoint(q11, q22, q12, out):
+    """(2/π) asin(2q12/√((1+2q11)(1+2q22))) and (4/π)[(1+2q11)(1+2q22) - 4q12²]^(-1/2) (Williams 1997)."""
+    a = 1.0 + 2.0 * q11
+    b = 1.0 + 2.0 * q22
+    out[0] = TWO_OVER_PI * math.asin(clip_corr(2.0 * q12 / math.sqrt(a * b)))
+    out[1] = 4.0 / (math.pi * math.sqrt(a * b - 4.0 * q12 * q12))
+
+
+@njit(**JIT)
+def hard_tanh_onepoint(q, out):
+    """φ = clip(u, -1, 1): E φ² = q p - √(2q/π) e^(-1/(2q)) + 1 - p, p = erf(1/√(2q)) = μ_1 = μ_2.
+
+    dE φ²/dq = E φ'² + E φφ'' = p - 2 N(1; 0, q) (the kinks put deltas in φ''), dμ_1/dq = -(2/√π)(2q)^(-3/2) e^(-1/(2q)).
+    """
+    p = math.erf(1.0 / math.sqrt(2.0 * q))
+    e = math.exp(-0.5 / q)
+    out[0] = q * p - math.sqrt(2.0 * q / math.pi) * e + 1.0 - p
+    out[1] = p - 2.0 * INV_SQRT_2PI * e / math.sqrt(q)
+    out[2] = p
+    out[3] = p
+    out[4] = -(2.0 / math.sqrt(math.pi)) * (2.0 * q) ** -1.5 * e

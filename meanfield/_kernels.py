@@ -1,0 +1,522 @@
+"""Numba kernels: Gaussian expectations, the moment table, fixed points and grids, for one activation.
+
+This file is a template. :mod:`meanfield.activations` renders it once per activation — the block between the
+``ACTIVATION`` markers is replaced by that activation's φ, φ', φ'', kinks and closed forms — into the kernel cache
+directory and imports it, so every activation (named or a sympy expression) gets its own compiled kernels that Numba caches
+on disk (one jit policy: ``cache=True``, float64). Imported as it stands it holds the kernels of tanh.
+
+Quantities (THEORY §1; ``E_q`` is the expectation over ``u ~ N(0, q)``):
+
+* one-point moments ``m = [E_q φ², dE_q φ²/dq, μ_1 = E_q φ'², μ_2 = E_q φ'⁴, dμ_1/dq]``. For q ≤ 1,
+  ``dE_q φ²/dq = E_q[φ'² + φφ''] + Σ_k φ(k) Δφ'(k) N(k; 0, q)`` (Gaussian integration by parts, the kinks' jumps
+  Δφ' putting deltas in φ''); for q > 1 the score-function form ``E_q[φ²(u²/q - 1)]/(2q)``, which does not cancel at
+  large q where E φ'² and E φφ'' nearly annihilate (tanh at q = 1e6: 1e-7 against 1e-13).
+  ``dμ_1/dq = E_q[φ'²(u²/q - 1)]/(2q)`` (score function; loses digits as q → 0, used only as a Newton slope);
+* two-point ``[E φ(u1)φ(u2), E φ'(u1)φ'(u2)]`` for ``(u1, u2)`` centred Gaussian with covariances ``(q11, q22, q12)``.
+
+The moment table holds Chebyshev interpolants (degree ``TABLE_DEG``, one per octave of q) of the first four one-point
+moments on ``2^TABLE_LOG2_LO ≤ q < 2^TABLE_LOG2_HI``; it is built once per activation, checked against direct quadrature
+between its nodes, and makes the length map cost a few Chebyshev sums.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from meanfield._quad import X10, X16, W10, W16, MAX_BREAKS, INV_SQRT_2PI
+from meanfield._quad import add_breaks, add_kink_grading, sort_unique
+
+JIT = dict(cache=True, nogil=True)
+
+# >>> ACTIVATION
+NAME = "tanh"
+
+
+@njit(**JIT)
+def phi(x):
+    return math.tanh(x)
+
+
+@njit(**JIT)
+def dphi(x):
+    t = math.tanh(x)
+    return 1.0 - t * t
+
+
+@njit(**JIT)
+def d2phi(x):
+    t = math.tanh(x)
+    return -2.0 * t * (1.0 - t * t)
+
+
+KINKS = np.zeros(0)
+JUMPS = np.zeros(0)
+CLOSED_ONEPOINT = False
+CLOSED_TWOPOINT = False
+
+
+@njit(**JIT)
+def closed_onepoint(q, out):
+    pass
+
+
+@njit(**JIT)
+def closed_twopoint(q11, q22, q12, out):
+    pass
+
+
+# <<< ACTIVATION
+
+N_MOMENTS = 5
+TABLE_LOG2_LO = -34
+TABLE_LOG2_HI = 20
+TABLE_DEG = 20
+N_TABULATED = 4  # m[0..3] are interpolated; m[4] is the derivative of the μ_1 interpolant
+
+# Solver status codes (mirrored in meanfield.results.Status)
+CONVERGED = 0
+MAXITER = 1
+DIVERGED = 2
+ZERO = 3
+DEGENERATE = 4
+
+Q_DIVERGE = 1e60  # q beyond this while still growing: no finite fixed point
+Q_ZERO = 1e-40  # q below this while still shrinking: the fixed point is q* = 0
+ODD_TOL = 1e-14  # |c-map(0)| below this (rounding of (E φ)² = 0 for odd φ, σ_b = 0): c* = 0
+
+
+# ---------------------------------------------------------------------------------------------------------------- arrays
+@njit(**JIT)
+def phi_array(u, order):
+    out = np.empty_like(u)
+    for i in range(u.size):
+        if order == 0:
+            out.flat[i] = phi(u.flat[i])
+        elif order == 1:
+            out.flat[i] = dphi(u.flat[i])
+        else:
+            out.flat[i] = d2phi(u.flat[i])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------ one point
+@njit(**JIT)
+def onepoint_rule(q, x, w, out):
+    """Direct composite Gauss–Legendre quadrature of the one-point moments at variance q."""
+    for k in range(N_MOMENTS):
+        out[k] = 0.0
+    sigma = math.sqrt(q)
+    buf = np.empty(MAX_BREAKS)
+    nb = add_breaks(0.0, sigma, KINKS, buf, 0)
+    nb = sort_unique(buf, nb)
+    npt = x.shape[0]
+    for p in range(nb - 1):
+        h = 0.5 * (buf[p + 1] - buf[p])
+        m = 0.5 * (buf[p + 1] + buf[p])
+        for i in range(npt):
+            z = m + h * x[i]
+            wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z * z)
+            u = sigma * z
+            f = phi(u)
+            d = dphi(u)
+            d2 = d * d
+            zz = z * z - 1.0
+            out[0] += wt * f * f
+            out[2] += wt * d2
+            out[3] += wt * d2 * d2
+            out[4] += wt * d2 * zz
+            if q <= 1.0:
+                out[1] += wt * (d2 + f * d2phi(u))
+            else:
+                out[1] += wt * f * f * zz
+    out[4] /= 2.0 * q
+    if q <= 1.0:
+        for k in range(KINKS.shape[0]):
+            kk = KINKS[k]
+            out[1] += phi(kk) * JUMPS[k] * INV_SQRT_2PI * math.exp(-0.5 * kk * kk / q) / sigma
+    else:
+        out[1] /= 2.0 * q
+
+
+@njit(**JIT)
+def onepoint_direct(q, out, err):
+    """One-point moments by quadrature (16-node panels) with the error estimate |I_16 - I_10| in ``err``."""
+    if CLOSED_ONEPOINT:
+        closed_onepoint(q, out)
+        for k in range(N_MOMENTS):
+            err[k] = 0.0
+        return
+    onepoint_rule(q, X16, W16, out)
+    onepoint_rule(q, X10, W10, err)
+    for k in range(N_MOMENTS):
+        err[k] = abs(err[k] - out[k])
+
+
+# ---------------------------------------------------------------------------------------------------------- the table
+@njit(**JIT)
+def _cheb_points(deg):
+    t = np.empty(deg + 1)
+    for j in range(deg + 1):
+        t[j] = math.cos(math.pi * (j + 0.5) / (deg + 1))
+    return t
+
+
+@njit(**JIT)
+def _clenshaw(c, x):
+    b1 = 0.0
+    b2 = 0.0
+    x2 = 2.0 * x
+    for k in range(c.shape[0] - 1, 0, -1):
+        b1, b2 = x2 * b1 - b2 + c[k], b1
+    return x * b1 - b2 + c[0]
+
+
+@njit(**JIT)
+def _octave_q(j, x):
+    return 2.0 ** (TABLE_LOG2_LO + j + 0.5 * (x + 1.0))
+
+
+@njit(parallel=True, **JIT)
+def build_table():
+    """Chebyshev coefficients ``tab[octave, quantity, k]`` and the relative interpolation error of each quantity.
+
+    The error is measured against direct quadrature at the midpoints between the Chebyshev nodes (plus the
+    quadrature's own error estimate), relative to the largest value of that quantity on the octave.
+    """
+    n_oct = TABLE_LOG2_HI - TABLE_LOG2_LO
+    deg = TABLE_DEG
+    t = _cheb_points(deg)
+    tab = np.zeros((n_oct, N_MOMENTS, deg + 1))
+    errs = np.zeros((n_oct, N_TABULATED))
+    for j in prange(n_oct):
+        vals = np.empty((deg + 1, N_MOMENTS))
+        out = np.empty(N_MOMENTS)
+        err = np.empty(N_MOMENTS)
+        qerr = np.zeros(N_TABULATED)
+        for i in range(deg + 1):
+            onepoint_direct(_octave_q(j, t[i]), out, err)
+            for k in range(N_MOMENTS):
+                vals[i, k] = out[k]
+            for k in range(N_TABULATED):
+                qerr[k] = max(qerr[k], err[k])
+        for k in range(N_TABULATED):
+            for m in range(deg + 1):
+                s = 0.0
+                for i in range(deg + 1):
+                    s += vals[i, k] * math.cos(math.pi * m * (i + 0.5) / (deg + 1))
+                tab[j, k, m] = s * (2.0 / (deg + 1)) * (0.5 if m == 0 else 1.0)
+        # derivative (in x) of the μ_1 series: c'_{m-1} = c'_{m+1} + 2 m c_m
+        c = tab[j, 2]
+        dc = np.zeros(deg + 2)
+        for m in range(deg, 0, -1):
+            dc[m - 1] = dc[m + 1] + 2.0 * m * c[m]
+        dc[0] *= 0.5
+        for m in range(deg + 1):
+            tab[j, 4, m] = dc[m]
+        # check between the nodes
+        for i in range(deg):
+            x = 0.5 * (t[i] + t[i + 1])
+            onepoint_direct(_octave_q(j, x), out, err)
+            for k in range(N_TABULATED):
+                scale = 0.0
+                for ii in range(deg + 1):
+                    scale = max(scale, abs(vals[ii, k]))
+                if scale > 0.0:
+                    e = abs(_clenshaw(tab[j, k], x) - out[k]) + err[k] + qerr[k]
+                    errs[j, k] = max(errs[j, k], e / scale)
+    return tab, errs
+
+
+@njit(**JIT)
+def moments(q, tab, out):
+    """All one-point moments at q: closed form, else the table, else direct quadrature."""
+    if CLOSED_ONEPOINT:
+        closed_onepoint(q, out)
+        return
+    if tab.shape[0] > 0:
+        s = math.log2(q) - TABLE_LOG2_LO
+        if 0.0 <= s < tab.shape[0]:
+            j = int(s)
+            x = 2.0 * (s - j) - 1.0
+            for k in range(N_MOMENTS):
+                out[k] = _clenshaw(tab[j, k], x)
+            out[4] *= 2.0 / (q * math.log(2.0))
+            return
+    onepoint_rule(q, X16, W16, out)
+
+
+@njit(**JIT)
+def qmap_slope(q, tab, buf):
+    """(E_q φ², dE_q φ²/dq): what the length map and its Newton solve need."""
+    if tab.shape[0] > 0 and not CLOSED_ONEPOINT:
+        s = math.log2(q) - TABLE_LOG2_LO
+        if 0.0 <= s < tab.shape[0]:
+            j = int(s)
+            x = 2.0 * (s - j) - 1.0
+            return _clenshaw(tab[j, 0], x), _clenshaw(tab[j, 1], x)
+    moments(q, tab, buf)
+    return buf[0], buf[1]
+
+
+# ------------------------------------------------------------------------------------------------------------ two point
+@njit(**JIT)
+def twopoint_rule(q11, q22, q12, x, w, out):
+    """[E φ(u1)φ(u2), E φ'(u1)φ'(u2)] by nested composite Gauss–Legendre.
+
+    ``u1 = √q11 z1``, ``u2 = a z1 + b z2`` with ``a = √q22 c``, ``b = √q22 √(1-c²)``. The outer rule is split for φ(u1)
+    and for the smoothed features of the inner expectation (the kinks of φ at ``z1 = k/a``, graded down to their smoothing
+    width ``b/|a|``); the inner rule is split at the kinks ``(k - a z1)/b``.
+    """
+    s1 = math.sqrt(q11)
+    s2 = math.sqrt(q22)
+    r = s1 * s2
+    c = q12 / r if r > 0.0 else 0.0
+    c = -1.0 if c < -1.0 else (1.0 if c > 1.0 else c)
+    a = s2 * c
+    b = s2 * math.sqrt(max((1.0 - c) * (1.0 + c), 0.0))
+    buf = np.empty(MAX_BREAKS)
+    nb = add_breaks(0.0, s1, KINKS, buf, 0)
+    if abs(a) > 0.0:
+        nb = add_breaks(0.0, abs(a), KINKS, buf, nb)
+        for k in range(KINKS.shape[0]):
+            nb = add_kink_grading(KINKS[k] / a, b / abs(a), buf, nb)
+    nb = sort_unique(buf, nb)
+    ibuf = np.empty(MAX_BREAKS)
+    npt = x.shape[0]
+    out[0] = 0.0
+    out[1] = 0.0
+    for p in range(nb - 1):
+        h = 0.5 * (buf[p + 1] - buf[p])
+        m = 0.5 * (buf[p + 1] + buf[p])
+        for i in range(npt):
+            z1 = m + h * x[i]
+            wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z1 * z1)
+            mu = a * z1
+            if b > 0.0:
+                ni = add_breaks(mu, b, KINKS, ibuf, 0)
+                ni = sort_unique(ibuf, ni)
+                g0 = 0.0
+                g1 = 0.0
+                for pp in range(ni - 1):
+                    hh = 0.5 * (ibuf[pp + 1] - ibuf[pp])
+                    mm = 0.5 * (ibuf[pp + 1] + ibuf[pp])
+                    for ii in range(npt):
+                        z2 = mm + hh * x[ii]
+                        ww = hh * w[ii] * INV_SQRT_2PI * math.exp(-0.5 * z2 * z2)
+                        u2 = mu + b * z2
+                        g0 += ww * phi(u2)
+                        g1 += ww * dphi(u2)
+            else:
+                g0 = phi(mu)
+                g1 = dphi(mu)
+            u1 = s1 * z1
+            out[0] += wt * phi(u1) * g0
+            out[1] += wt * dphi(u1) * g1
+
+
+@njit(**JIT)
+def twopoint(q11, q22, q12, out):
+    if CLOSED_TWOPOINT:
+        closed_twopoint(q11, q22, q12, out)
+    else:
+        twopoint_rule(q11, q22, q12, X16, W16, out)
+
+
+@njit(**JIT)
+def twopoint_direct(q11, q22, q12, out, err):
+    """Two-point expectations with the error estimate |I_16 - I_10| (zero for closed forms)."""
+    if CLOSED_TWOPOINT:
+        closed_twopoint(q11, q22, q12, out)
+        err[0] = 0.0
+        err[1] = 0.0
+        return
+    twopoint_rule(q11, q22, q12, X16, W16, out)
+    twopoint_rule(q11, q22, q12, X10, W10, err)
+    err[0] = abs(err[0] - out[0])
+    err[1] = abs(err[1] - out[1])
+
+
+# ------------------------------------------------------------------------------------------------------------- solvers
+P_QSTAR = 0  # F(q) = σ_w² E_q φ² + σ_b² - q
+P_CSTAR = 1  # F(c) = (σ_w² I(q, q, c q) + σ_b²)/q - c
+P_CRIT = 2  # F(q) = q - E_q φ²/μ_1(q) - σ_b²
+
+
+@njit(**JIT)
+def residual(problem, x, par, tab, buf):
+    if problem == P_QSTAR:
+        f0, f1 = qmap_slope(x, tab, buf)
+        return par[0] * f0 + par[1] - x, par[0] * f1 - 1.0
+    if problem == P_CSTAR:
+        q = par[2]
+        twopoint(q, q, x * q, buf)
+        return (par[0] * buf[0] + par[1]) / q - x, par[0] * buf[1] - 1.0
+    moments(x, tab, buf)
+    f0, f1, mu1, dmu1 = buf[0], buf[1], buf[2], buf[4]
+    return x - f0 / mu1 - par[0], 1.0 - (f1 * mu1 - f0 * dmu1) / (mu1 * mu1)
+
+
+@njit(**JIT)
+def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
+    """Safeguarded Newton on a bracket [lo, hi] with F(lo)·F(hi) < 0 (the one root finder of the package).
+
+    Stops when a step satisfies ``|Δx| ≤ rtol·|x|`` (scale-aware). Bisection (geometric for positive brackets spanning
+    more than a factor 4) replaces any Newton step that leaves the bracket. Returns (x, status, iterations, |F(x)|).
+    """
+    buf = np.empty(N_MOMENTS)
+    x = x0 if lo < x0 < hi else 0.5 * (lo + hi)
+    f = 0.0
+    for it in range(maxiter):
+        f, df = residual(problem, x, par, tab, buf)
+        if f == 0.0:
+            return x, CONVERGED, it + 1, 0.0
+        if (f < 0.0) == (flo < 0.0):
+            lo, flo = x, f
+        else:
+            hi, fhi = x, f
+        xn = x - f / df if df != 0.0 else lo - 1.0
+        if not (lo < xn < hi):
+            xn = math.sqrt(lo * hi) if lo > 0.0 and hi > 4.0 * lo else 0.5 * (lo + hi)
+        dx = xn - x
+        x = xn
+        if abs(dx) <= rtol * abs(x) or hi - lo <= rtol * abs(x):
+            f, df = residual(problem, x, par, tab, buf)
+            return x, CONVERGED, it + 1, abs(f)
+    return x, MAXITER, maxiter, abs(f)
+
+
+@njit(**JIT)
+def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
+    """Fixed point of the length map reached from q0: bracket by factors of 4 in the direction q moves, then solve."""
+    par = np.array([sw2, sb2, 0.0])
+    buf = np.empty(N_MOMENTS)
+    f0, _ = residual(P_QSTAR, q0, par, tab, buf)
+    if f0 == 0.0:
+        return q0, CONVERGED, 0, 0.0
+    lo = q0
+    hi = q0
+    flo = f0
+    fhi = f0
+    if f0 > 0.0:
+        while fhi > 0.0:
+            lo, flo = hi, fhi
+            hi = 4.0 * hi
+            if hi > Q_DIVERGE:
+                return math.inf, DIVERGED, 0, math.inf
+            fhi, _ = residual(P_QSTAR, hi, par, tab, buf)
+    else:
+        while flo < 0.0:
+            hi, fhi = lo, flo
+            lo = 0.25 * lo
+            if lo < Q_ZERO:
+                return 0.0, ZERO, 0, 0.0
+            flo, _ = residual(P_QSTAR, lo, par, tab, buf)
+    if flo == 0.0:
+        return lo, CONVERGED, 0, 0.0
+    if fhi == 0.0:
+        return hi, CONVERGED, 0, 0.0
+    return solve(P_QSTAR, lo, flo, hi, fhi, q0, par, tab, rtol, maxiter)
+
+
+@njit(**JIT)
+def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
+    """Stable correlation fixed point at q = q*: 1 in the ordered phase; in the chaotic phase the root in [0, 1).
+
+    Returns (c*, χ_c = σ_w² E[φ'(u1)φ'(u2)] at c*, status, iterations).
+    """
+    if chi1 <= 1.0:
+        return 1.0, chi1, CONVERGED, 0
+    tab = np.zeros((0, N_MOMENTS, TABLE_DEG + 1))
+    par = np.array([sw2, sb2, q])
+    buf = np.empty(N_MOMENTS)
+    g0, _ = residual(P_CSTAR, 0.0, par, tab, buf)
+    if g0 <= ODD_TOL:
+        twopoint(q, q, 0.0, buf)
+        return 0.0, sw2 * buf[1], CONVERGED, 0
+    delta = 0.1
+    ghi, _ = residual(P_CSTAR, 1.0 - delta, par, tab, buf)
+    while ghi >= 0.0:
+        delta *= 0.1
+        if delta < 1e-13:
+            return 1.0, chi1, CONVERGED, 0
+        ghi, _ = residual(P_CSTAR, 1.0 - delta, par, tab, buf)
+    c, st, it, res = solve(P_CSTAR, 0.0, g0, 1.0 - delta, ghi, c0, par, tab, rtol, maxiter)
+    twopoint(q, q, c * q, buf)
+    return c, sw2 * buf[1], st, it
+
+
+@njit(**JIT)
+def q_star_many(sw2, sb2, q0, tab, rtol, maxiter, q_out, chi_out, slope_out, status_out):
+    """Vectorised q*: elementwise over flat arrays (the public wrappers broadcast)."""
+    buf = np.empty(N_MOMENTS)
+    for i in range(sw2.shape[0]):
+        q, st, it, res = q_star_kernel(sw2[i], sb2[i], q0[i], tab, rtol, maxiter)
+        q_out[i] = q
+        status_out[i] = st
+        if st == CONVERGED or st == ZERO:
+            moments(max(q, 1e-300), tab, buf)
+            chi_out[i] = sw2[i] * buf[2]
+            slope_out[i] = sw2[i] * buf[1]
+        else:
+            chi_out[i] = math.nan
+            slope_out[i] = math.nan
+
+
+@njit(parallel=True, **JIT)
+def grid_kernel(sw2, sb2, q0, tab, with_corr, rtol, maxiter, q_out, chi_out, c_out, chic_out, status_out):
+    """Phase diagram on sw2 × sb2 (output shape (len(sb2), len(sw2))), rows in parallel, continuation along σ_w."""
+    for j in prange(sb2.shape[0]):
+        buf = np.empty(N_MOMENTS)
+        qprev = q0
+        cprev = 0.5
+        for i in range(sw2.shape[0]):
+            q, st, it, res = q_star_kernel(sw2[i], sb2[j], qprev, tab, rtol, maxiter)
+            status_out[j, i] = st
+            if st == CONVERGED or st == ZERO:
+                qprev = q if q > 0.0 else q0
+                moments(max(q, 1e-300), tab, buf)
+                chi = sw2[i] * buf[2]
+                q_out[j, i] = q
+                chi_out[j, i] = chi
+                if with_corr:
+                    if q > 0.0:
+                        c, chic, cst, cit = c_star_kernel(sw2[i], sb2[j], q, chi, cprev, rtol, maxiter)
+                    else:
+                        c, chic, cst = (1.0 if chi <= 1.0 else 0.0), chi, CONVERGED
+                    if c < 1.0:
+                        cprev = c
+                    c_out[j, i] = c
+                    chic_out[j, i] = chic
+                    if cst != CONVERGED:
+                        status_out[j, i] = cst
+            else:
+                q_out[j, i] = math.inf
+                chi_out[j, i] = math.nan
+                c_out[j, i] = math.nan
+                chic_out[j, i] = math.nan
+
+
+@njit(**JIT)
+def critical_scan(sb2, tab, q_lo, q_hi, rtol, maxiter):
+    """Smallest q with q - E_q φ²/μ_1(q) = σ_b²: scan in steps of 2^(1/4) from q_lo, then solve.
+
+    Returns (q*, status, iterations).
+    """
+    par = np.array([sb2, 0.0, 0.0])
+    buf = np.empty(N_MOMENTS)
+    q = q_lo
+    f, _ = residual(P_CRIT, q, par, tab, buf)
+    if f >= 0.0:
+        return q, (CONVERGED if f == 0.0 else DEGENERATE), 0
+    step = 2.0 ** 0.25
+    while q < q_hi:
+        qn = q * step
+        fn, _ = residual(P_CRIT, qn, par, tab, buf)
+        if fn >= 0.0:
+            if fn == 0.0:
+                return qn, CONVERGED, 0
+            x, st, it, res = solve(P_CRIT, q, f, qn, fn, 0.5 * (q + qn), par, tab, rtol, maxiter)
+            return x, st, it
+        q, f = qn, fn
+    return math.inf, DIVERGED, 0
