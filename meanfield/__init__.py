@@ -1,0 +1,63 @@
+"""meanfield — mean-field theory of deep networks at initialisation.
+
+Conventions (THEORY §0): σ_w and σ_b are standard deviations (``W_ij ~ N(0, σ_w²/N)``, ``b_i ~ N(0, σ_b²)``);
+``depth`` counts hidden layers; an activation is a registry name, an expression in ``x`` or an :class:`Activation`.
+"""
+
+from meanfield.activations import Activation, available_activations, get_activation
+from meanfield.critical import critical_point, critical_sigma_b, critical_sigma_w, phase_diagram
+from meanfield.errors import (
+    ConvergenceError,
+    InvalidParameterError,
+    MeanFieldError,
+    NoCriticalPointError,
+    NoFixedPointError,
+    NumericalError,
+    UnknownActivationError,
+)
+from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
+from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
+from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # activations
+    "Activation",
+    "get_activation",
+    "available_activations",
+    # Gaussian expectations
+    "gaussian_moments",
+    "two_point",
+    "expect",
+    "expect2",
+    # signal propagation
+    "q_map",
+    "c_map",
+    "q_star",
+    "chi1",
+    "c_star",
+    "fixed_point",
+    "propagate",
+    "CRITICAL_TOL",
+    # criticality
+    "critical_sigma_w",
+    "critical_sigma_b",
+    "critical_point",
+    "phase_diagram",
+    # results
+    "Estimate",
+    "GaussianMoments",
+    "TwoPoint",
+    "FixedPoint",
+    "Trajectory",
+    "PhaseDiagram",
+    # errors
+    "MeanFieldError",
+    "InvalidParameterError",
+    "UnknownActivationError",
+    "NoFixedPointError",
+    "NoCriticalPointError",
+    "ConvergenceError",
+    "NumericalError",
+]

@@ -1,0 +1,71 @@
+"""Input validation shared by every public function: clear errors that name the offending value."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from meanfield.errors import InvalidParameterError
+
+
+def as_array(value, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a real number or an array of them, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        bad = arr[~np.isfinite(arr)].flat[0]
+        raise InvalidParameterError(f"{name} must be finite, got {bad}")
+    return arr
+
+
+def positive(value, name: str) -> np.ndarray:
+    arr = as_array(value, name)
+    if np.any(arr <= 0):
+        bad = arr[arr <= 0].flat[0]
+        raise InvalidParameterError(f"{name} must be > 0 (a standard deviation), got {bad}")
+    return arr
+
+
+def nonnegative(value, name: str) -> np.ndarray:
+    arr = as_array(value, name)
+    if np.any(arr < 0):
+        bad = arr[arr < 0].flat[0]
+        raise InvalidParameterError(f"{name} must be ≥ 0 (a standard deviation, not a variance), got {bad}")
+    return arr
+
+
+def correlation(value, name: str) -> np.ndarray:
+    arr = as_array(value, name)
+    if np.any(np.abs(arr) > 1):
+        bad = arr[np.abs(arr) > 1].flat[0]
+        raise InvalidParameterError(f"{name} must lie in [-1, 1], got {bad}")
+    return arr
+
+
+def integer(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise InvalidParameterError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    if value < minimum:
+        raise InvalidParameterError(f"{name} must be an integer ≥ {minimum}, got {value}")
+    return int(value)
+
+
+def choice(value, name: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise InvalidParameterError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def scalar_or_array(arr: np.ndarray, scalar_input: bool):
+    """Python float for scalar input, ndarray otherwise (the [vec] convention)."""
+    return float(arr) if scalar_input else arr
+
+
+def is_scalar(*values) -> bool:
+    return all(np.ndim(v) == 0 for v in values)
