@@ -99,9 +99,10 @@ def hard_tanh_onepoint(q, out):
 
     dE φ²/dq = E φ'² + E φφ'' = p - 2 N(1; 0, q) (the kinks put deltas in φ''), dμ_1/dq = -(2/√π)(2q)^(-3/2) e^(-1/(2q)).
     """
-    p = math.erf(1.0 / math.sqrt(2.0 * q))
+    t = 1.0 / math.sqrt(2.0 * q)
+    p = math.erf(t)
     e = math.exp(-0.5 / q)
-    out[0] = q * p - math.sqrt(2.0 * q / math.pi) * e + 1.0 - p
+    out[0] = q * p - math.sqrt(2.0 * q / math.pi) * e + math.erfc(t)  # erfc, not 1 - p: no cancellation at small q
     out[1] = p - 2.0 * INV_SQRT_2PI * e / math.sqrt(q)
     out[2] = p
     out[3] = p

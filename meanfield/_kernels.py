@@ -83,6 +83,7 @@ DEGENERATE = 4
 
 Q_DIVERGE = 1e60  # q beyond this while still growing: no finite fixed point
 Q_ZERO = 1e-40  # q below this while still shrinking: the fixed point is q* = 0
+EPS = 2.220446049250313e-16
 ODD_TOL = 1e-14  # |c-map(0)| below this (rounding of (E φ)² = 0 for odd φ, σ_b = 0): c* = 0
 
 
@@ -392,21 +393,21 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
     par = np.array([sw2, sb2, 0.0])
     buf = np.empty(N_MOMENTS)
     f0, _ = residual(P_QSTAR, q0, par, tab, buf)
-    if f0 == 0.0:
-        return q0, CONVERGED, 0, 0.0
+    if abs(f0) <= 4.0 * EPS * q0:  # q0 is fixed to rounding (e.g. ReLU at σ_w = √2, σ_b = 0: every q is fixed)
+        return q0, CONVERGED, 0, abs(f0)
     lo = q0
     hi = q0
     flo = f0
     fhi = f0
     if f0 > 0.0:
-        while fhi > 0.0:
+        while fhi > -4.0 * EPS * hi:  # F = 0 to rounding at large q is linear growth (q ↦ q + σ_b²), not a root
             lo, flo = hi, fhi
             hi = 4.0 * hi
             if hi > Q_DIVERGE:
                 return math.inf, DIVERGED, 0, math.inf
             fhi, _ = residual(P_QSTAR, hi, par, tab, buf)
     else:
-        while flo < 0.0:
+        while flo < 4.0 * EPS * lo:
             hi, fhi = lo, flo
             lo = 0.25 * lo
             if lo < Q_ZERO:

@@ -438,22 +438,19 @@ class Activation:
 
     __call__ = phi
 
+    _PROBE = np.array([-3.7, -1.3, -0.61, -0.2, 0.15, 0.45, 0.9, 1.4, 2.6, 5.1])
+
     @property
     def is_odd(self) -> bool:
-        """φ(-x) = -φ(x) (then c* = 0 in the chaotic phase with σ_b = 0)."""
-        v = self._state.get("odd")
-        if v is None:
-            v = self._state["odd"] = bool(sp.simplify(self.expr.subs(X, -X) + self.expr) == 0)
-        return v
+        """φ(-x) = -φ(x) (then c* = 0 in the chaotic phase with σ_b = 0); checked numerically on probe points."""
+        u = self._PROBE
+        return bool(np.allclose(self.phi(-u), -self.phi(u), rtol=1e-13, atol=1e-15))
 
     @property
     def is_homogeneous(self) -> bool:
-        """φ(a x) = a φ(x) for a > 0 (ReLU, leaky ReLU, linear): q* is then only fixed by σ_b."""
-        v = self._state.get("homogeneous")
-        if v is None:
-            a = sp.Symbol("a", positive=True)
-            v = self._state["homogeneous"] = bool(sp.simplify(self.expr.subs(X, a * X) - a * self.expr) == 0)
-        return v
+        """φ(a x) = a φ(x) for a > 0 (ReLU, leaky ReLU, linear): χ_1 then does not depend on q*. Checked numerically."""
+        u = self._PROBE
+        return bool(all(np.allclose(self.phi(a * u), a * self.phi(u), rtol=1e-13, atol=1e-15) for a in (0.37, 2.9)))
 
     @property
     def phi0(self) -> float:

@@ -1,0 +1,38 @@
+# The two commands of the README:  `make run` (the main job)  and  `make test` (the test suite).
+# Both create .venv and install the project on first use. torch is pinned to 2.13.0 only when it is missing:
+# on a CPU-only machine whose pip finds the local CPU wheel this never downloads CUDA packages; elsewhere pip picks
+# the ordinary build (CUDA on GPU machines).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+OUT    ?= out
+
+.PHONY: setup run test test-all bench figures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[all]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) -m meanfield.cli run --out $(OUT)
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m slow
+
+test-all: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
+
+figures: setup
+	$(PY) -m meanfield.cli run --out docs/figures --figures-only
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,152 @@
+"""Length/correlation maps, fixed points and depth scales: THEORY §1 reference values, closed forms, properties."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import meanfield as mf
+
+SMOOTH = ["tanh", "erf", "gelu", "softplus"]
+
+
+def test_tanh_depth_scales_ordered():
+    # THEORY §1: tanh, σ_b² = 0.05, σ_w² = 1.0
+    fp = mf.fixed_point("tanh", 1.0, math.sqrt(0.05))
+    assert fp.q_star == pytest.approx(0.193593, rel=1e-5)
+    assert fp.chi1 == pytest.approx(0.759032, rel=1e-5)
+    assert fp.xi_q == pytest.approx(1.7476, rel=1e-4)
+    assert fp.c_star == 1.0
+    assert fp.xi_c == pytest.approx(3.627, rel=1e-3)
+    assert fp.phase == "ordered"
+
+
+def test_tanh_depth_scales_chaotic():
+    # THEORY §1: tanh, σ_b² = 0.05, σ_w² = 2.5
+    fp = mf.fixed_point("tanh", math.sqrt(2.5), math.sqrt(0.05))
+    assert fp.q_star == pytest.approx(1.063958, rel=1e-5)
+    assert fp.chi1 == pytest.approx(1.133516, rel=1e-5)
+    assert fp.xi_q == pytest.approx(1.1799, rel=1e-4)
+    assert fp.c_star == pytest.approx(0.446804, rel=1e-5)
+    assert fp.chi_c == pytest.approx(0.918717, rel=1e-5)
+    assert fp.xi_c == pytest.approx(11.796, rel=1e-4)
+    assert fp.phase == "chaotic"
+
+
+def test_relu_closed_forms():
+    sw, sb = 1.2, 0.3
+    assert mf.q_star("relu", sw, sb) == pytest.approx(sb**2 / (1 - sw**2 / 2), rel=1e-14)
+    assert mf.chi1("relu", sw, sb) == pytest.approx(sw**2 / 2, rel=1e-14)
+    # ReLU c-map at criticality (THEORY §1): c = 0, 0.5, 0.9
+    got = mf.c_map("relu", np.array([0.0, 0.5, 0.9]), 1.0, math.sqrt(2), 0.0)
+    np.testing.assert_allclose(got, [0.3183099, 0.6089978, 0.9095384], rtol=2e-7)
+    assert mf.c_map("relu", 0.0, 1.0, math.sqrt(2), 0.0) == pytest.approx(1 / math.pi, rel=1e-14)
+
+
+def test_relu_marginal_point_returns_input_length():
+    fp = mf.fixed_point("relu", math.sqrt(2), 0.0, q0=0.7)
+    assert fp.q_star == pytest.approx(0.7, rel=1e-14)
+    assert fp.chi1 == pytest.approx(1.0, rel=1e-14) and fp.phase == "critical"
+    assert fp.xi_c == math.inf
+
+
+@pytest.mark.parametrize("phi, sw, sb", [("relu", math.sqrt(2.0), 0.1), ("relu", 2.0, 0.5), ("linear", 1.0, 0.1), ("linear", 1.5, 0.2)])
+def test_no_finite_fixed_point_raises(phi, sw, sb):
+    with pytest.raises(mf.NoFixedPointError, match="no finite fixed point"):
+        mf.q_star(phi, sw, sb)
+    with pytest.raises(mf.NoFixedPointError):
+        mf.fixed_point(phi, sw, sb)
+
+
+def test_linear_fixed_point():
+    assert mf.q_star("linear", 0.8, 0.3) == pytest.approx(0.09 / (1 - 0.64), rel=1e-14)
+
+
+def test_zero_fixed_point_odd_activation_no_bias():
+    fp = mf.fixed_point("tanh", 0.9, 0.0)
+    assert fp.q_star == 0.0 and fp.chi1 == pytest.approx(0.81, rel=1e-12)
+    fp = mf.fixed_point("tanh", 1.3, 0.0)  # chaotic, odd, σ_b = 0: c* = 0
+    assert fp.q_star > 0 and fp.c_star == 0.0
+
+
+def test_vectorised_q_star_broadcasts():
+    sw = np.array([0.8, 1.0, 1.5])
+    q = mf.q_star("tanh", sw[:, None], np.array([0.1, 0.3])[None, :])
+    assert q.shape == (3, 2)
+    assert q[1, 0] == pytest.approx(mf.q_star("tanh", 1.0, 0.1), rel=1e-15)
+    assert isinstance(mf.chi1("tanh", 1.0, 0.1), float)
+
+
+def test_propagate_converges_to_fixed_point_and_matches_maps():
+    tr = mf.propagate("tanh", 1.5, 0.2, 400, q0=2.0, c0=0.3)
+    fp = mf.fixed_point("tanh", 1.5, 0.2)
+    assert tr.q[0] == 2.0 and tr.q[1] == pytest.approx(1.5**2 * 2.0 + 0.04, rel=1e-15)
+    assert tr.q[-1] == pytest.approx(fp.q_star, rel=1e-12)
+    assert tr.c[-1] == pytest.approx(fp.c_star, rel=1e-9)
+    assert tr.q[5] == pytest.approx(mf.q_map("tanh", tr.q[4], 1.5, 0.2), rel=1e-14)
+    assert tr.chi[-1] == pytest.approx(fp.chi1, rel=1e-12)
+    assert tr.depth == 400
+
+
+def test_propagate_ordered_correlations_go_to_one():
+    tr = mf.propagate("tanh", 0.9, 0.3, 200, q0=1.0, c0=0.1)
+    assert tr.c[-1] == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sigma_w=0.0), "sigma_w must be > 0"),
+        (dict(sigma_w=-1.0), "sigma_w must be > 0"),
+        (dict(sigma_b=-0.1), "sigma_b must be ≥ 0"),
+        (dict(sigma_w=math.nan), "sigma_w must be finite"),
+        (dict(sigma_b=math.inf), "sigma_b must be finite"),
+        (dict(depth=0), "depth must be an integer ≥ 1"),
+        (dict(depth=2.5), "depth must be an integer"),
+        (dict(q0=0.0), "q0 must be > 0"),
+        (dict(c0=1.5), r"c0 must lie in \[-1, 1\]"),
+        (dict(phi="tanhh"), "did you mean"),
+    ],
+)
+def test_bad_input_names_the_value(kwargs, match):
+    args = dict(phi="tanh", sigma_w=1.0, sigma_b=0.1, depth=3, q0=1.0, c0=0.5)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        mf.propagate(**args)
+
+
+def test_bad_input_fixed_point():
+    with pytest.raises(ValueError, match="sigma_w must be > 0 .*got -2"):
+        mf.q_star("tanh", -2.0, 0.1)
+    with pytest.raises(ValueError, match="q0 must be > 0"):
+        mf.q_star("tanh", 1.0, 0.1, q0=-1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(SMOOTH + ["hard_tanh", "x*tanh(x) + 0.1*x"]),
+    sw=st.floats(0.3, 3.0),
+    sb=st.floats(0.01, 1.5),
+)
+def test_property_q_star_is_fixed(name, sw, sb):
+    try:
+        q = mf.q_star(name, sw, sb)
+    except mf.NoFixedPointError:
+        return
+    assert mf.q_map(name, q, sw, sb) == pytest.approx(q, rel=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(name=st.sampled_from(["tanh", "erf", "gelu", "x*tanh(x) + 0.1*x"]), sw=st.floats(0.5, 2.5), sb=st.floats(0.05, 1.0))
+def test_property_chi1_is_slope_of_c_map_at_one(name, sw, sb):
+    """Smooth φ only: for kinked φ the c-map has a (1-c)^{3/2} term at c = 1, so finite differences converge as √h."""
+    try:
+        q = mf.q_star(name, sw, sb)
+    except mf.NoFixedPointError:  # GELU grows linearly: σ_w² > 2 has no finite q*
+        assume(False)
+    h = 1e-5  # at large q* the c-map bends on a scale ~1/q* near c = 1 (φ looks kinked at scale √q*)
+    f0, f1, f2 = (mf.c_map(name, 1.0 - k * h, q, sw, sb) for k in range(3))
+    slope = (3 * f0 - 4 * f1 + f2) / (2 * h)  # second-order one-sided difference
+    assert slope == pytest.approx(mf.chi1(name, sw, sb), rel=1e-6)
