@@ -6,7 +6,7 @@ A Gaussian expectation ``E_z[F(μ + σ z)]`` (z standard normal) is integrated w
 * ``0, ±2, ±4.5`` — the Gaussian's own scale;
 * the activation's kinks ``(k - μ)/σ`` — F is analytic between them, so Gauss–Legendre converges geometrically on every
   panel (Gauss–Hermite across a kink is only ~3e-3 accurate, THEORY §1 "Numerical pitfalls");
-* when σ > SIGMA_RESOLVE = 1/4, the points where ``u = μ + σ z`` equals ``0, ±1, ±2, ±4, …``: the activation varies on a unit scale in ``u``,
+* when σ > SIGMA_RESOLVE = 1/4, the points where ``u = μ + σ z`` equals ``0, ±1, ±2, ±4, …`` (up to |u| < 4σ): the activation varies on a unit scale in ``u``,
   i.e. on a scale 1/σ in z, which a fixed Gaussian rule cannot resolve at large q (THEORY §1: Gauss–Hermite at q = 8
   is 1e-2 off with 100 nodes).
 
@@ -52,8 +52,7 @@ def add_breaks(mu, sigma, kinks, buf, n):
     if sigma > SIGMA_RESOLVE:
         n = _push(buf, n, -mu / sigma)
         s = 1.0
-        reach = sigma * Z_MAX + abs(mu)
-        while s < reach:
+        while s < 4.0 * sigma:  # graded down to 1/σ; beyond z ≈ 4 the Gaussian breaks take over
             n = _push(buf, n, (s - mu) / sigma)
             n = _push(buf, n, (-s - mu) / sigma)
             s *= 2.0

@@ -1,0 +1,142 @@
+"""Benchmarks of the theory core (issue targets in brackets). Run: python benchmarks/bench_core.py [--quick].
+
+* grid σ_w² ∈ [0.01, 3) step 0.01 × σ_b² ∈ [0.001, 0.25) step 0.001 (74,451 points), q* and χ_1: tanh [≤ 0.15 s],
+  erf [≤ 0.05 s]; max relative error against a 30-digit reference on a subsample; ratio against a scipy.quad baseline
+  (Newton with scipy.integrate.quad expectations) timed on a subsample in the same process and extrapolated;
+* one point: q* and χ_1 [≤ 20 µs], c* and ξ_c [≤ 1 ms];
+* first import + first call, cold Numba cache [≤ 10 s] and warm [≤ 1 s], in fresh subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def best_of(fn, repeat=5):
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def scipy_q_star(sw2, sb2, which="tanh"):
+    """The baseline research scripts use: Newton on q with scipy.integrate.quad expectations."""
+    from scipy import integrate, special
+
+    f = np.tanh if which == "tanh" else special.erf
+    df = (lambda u: 1 - np.tanh(u) ** 2) if which == "tanh" else (lambda u: 2 / np.sqrt(np.pi) * np.exp(-u * u))
+    d2f = (lambda u: -2 * np.tanh(u) * (1 - np.tanh(u) ** 2)) if which == "tanh" else (lambda u: -4 * u / np.sqrt(np.pi) * np.exp(-u * u))
+
+    def E(g, q):
+        s = np.sqrt(q)
+        return integrate.quad(lambda z: g(s * z) * np.exp(-z * z / 2), -np.inf, np.inf, epsabs=1e-13, epsrel=1e-13)[0] / np.sqrt(2 * np.pi)
+
+    q = 1.0
+    for _ in range(50):
+        F = sw2 * E(lambda u: f(u) ** 2, q) + sb2 - q
+        dF = sw2 * E(lambda u: df(u) ** 2 + f(u) * d2f(u), q) - 1
+        dq = -F / dF
+        q = max(q + dq, q / 4)
+        if abs(dq) < 1e-13 * q:
+            break
+    return q, sw2 * E(lambda u: df(u) ** 2, q)
+
+
+def mp_reference(sw2, sb2, which):
+    import mpmath as mp
+
+    mp.mp.dps = 30
+    f = mp.tanh if which == "tanh" else mp.erf
+
+    def E(g, q):
+        s = mp.sqrt(q)
+        return mp.quad(lambda z: g(s * z) * mp.exp(-z * z / 2), [-mp.inf, -3, -1, 0, 1, 3, mp.inf]) / mp.sqrt(2 * mp.pi)
+
+    q = mp.findroot(lambda q: sw2 * E(lambda u: f(u) ** 2, q) + sb2 - q, 0.5)
+    d = (lambda u: 1 - mp.tanh(u) ** 2) if which == "tanh" else (lambda u: 2 / mp.sqrt(mp.pi) * mp.exp(-u * u))
+    return float(q), float(sw2 * E(lambda u: d(u) ** 2, q))
+
+
+def grid_rows(quick):
+    import meanfield as mf
+
+    sw2 = np.arange(1, 300) * 0.01
+    sb2 = np.arange(1, 250) * 0.001
+    rows = []
+    rng = np.random.default_rng(0)
+    for phi, target in (("tanh", 0.15), ("erf", 0.05)):
+        mf.phase_diagram(phi, np.sqrt(sw2[:4]), np.sqrt(sb2[:4]), correlations=False)  # compile
+        pd = None
+
+        def run():
+            nonlocal pd
+            pd = mf.phase_diagram(phi, np.sqrt(sw2), np.sqrt(sb2), correlations=False)
+
+        t = best_of(run, 3 if quick else 7)
+        n = pd.q_star.size
+        idx = [(rng.integers(len(sw2)), rng.integers(len(sb2))) for _ in range(3 if quick else 12)]
+        err = 0.0
+        for i, j in idx:
+            q, chi = mp_reference(sw2[i], sb2[j], phi)
+            err = max(err, abs(pd.q_star[i, j] - q) / q, abs(pd.chi1[i, j] - chi) / chi)
+        sub = idx[: (2 if quick else 6)]
+        tb = time.perf_counter()
+        for i, j in sub:
+            scipy_q_star(sw2[i], sb2[j], phi)
+        per_point = (time.perf_counter() - tb) / len(sub)
+        base = per_point * n
+        rows.append((f"grid q*, χ_1, {phi} ({n:,} points)", f"{t:.4f} s", f"≤ {target} s",
+                     f"{base / t:,.0f}× vs scipy.quad ({per_point * 1e3:.1f} ms/point → {base:.0f} s)",
+                     f"max rel. err {err:.1e}", "PASS" if t <= target and err <= 1e-10 else "MISS"))
+    return rows
+
+
+def point_rows(quick):
+    import meanfield as mf
+
+    mf.fixed_point("tanh", 1.5, 0.2)
+    t_q = best_of(lambda: (mf.q_star("tanh", 1.3, 0.2), mf.chi1("tanh", 1.3, 0.2)), 50) / 2
+    t_c = best_of(lambda: mf.fixed_point("tanh", 1.5, 0.2), 5 if quick else 20)
+    tb = time.perf_counter()
+    scipy_q_star(1.69, 0.04)
+    tb = time.perf_counter() - tb
+    return [
+        ("one point q* (or χ_1), tanh", f"{t_q * 1e6:.1f} µs", "≤ 20 µs", f"{tb / t_q:,.0f}× vs scipy.quad Newton",
+         "", "PASS" if t_q <= 20e-6 else "MISS"),
+        ("one point fixed_point incl. c*, ξ_c, tanh (chaotic)", f"{t_c * 1e3:.2f} ms", "≤ 1 ms", "", "",
+         "PASS" if t_c <= 1e-3 else "MISS"),
+    ]
+
+
+def startup_rows():
+    code = "import meanfield as mf; mf.q_star('tanh', 1.2, 0.1); mf.fixed_point('tanh', 1.5, 0.2)"
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, MEANFIELD_CACHE_DIR=d, NUMBA_CACHE_DIR=d)
+        for label, target in (("cold Numba cache", 10.0), ("warm cache", 1.0)):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, env=env)
+            t = time.perf_counter() - t
+            rows.append((f"first import + first call, {label}", f"{t:.2f} s", f"≤ {target:g} s", "", "",
+                         "PASS" if t <= target else "MISS"))
+    return rows
+
+
+def run(quick=False) -> str:
+    rows = grid_rows(quick) + point_rows(quick) + startup_rows()
+    lines = ["## Theory core (issue 2)", "", "| benchmark | time | target | baseline ratio | accuracy | |",
+             "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(run(quick="--quick" in sys.argv))
