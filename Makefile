@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run test test-all bench figures clean
+.PHONY: setup run test test-fast bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,10 @@ run: setup
 	$(PY) -m meanfield.cli run --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
-	$(PY) -m pytest -q -m slow
-
-test-all: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md

@@ -25,15 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sympy as sp
-from sympy.parsing.sympy_parser import TokenError
-from sympy.printing.pycode import PythonCodePrinter
 
 from meanfield.errors import InvalidParameterError, UnknownActivationError
 
 __all__ = ["Activation", "get_activation", "REGISTRY", "available_activations"]
 
-X = sp.Symbol("x", real=True)
+
+
+def __getattr__(name):  # ``X``, the sympy symbol, without importing sympy at package import
+    if name == "X":
+        from meanfield._symbolic import X
+
+        return X
+    raise AttributeError(name)
 
 # SELU constants (Klambauer et al. 2017, eq. 14)
 SELU_LAMBDA = 1.0507009873554804934193349852946
@@ -42,9 +46,9 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 
 @dataclass(frozen=True)
 class _Spec:
-    """A registry entry: sympy expression, hand-written Numba bodies (stable at large |x|), kinks, closed form."""
+    """A registry entry: sympy source of φ, hand-written Numba bodies (stable at large |x|), kinks, closed form."""
 
-    expr: sp.Expr
+    expr: str
     bodies: tuple[str, str, str]
     kinks: tuple[float, ...] = ()
     closed: str | None = None
@@ -74,16 +78,16 @@ def _registry(negative_slope=0.01, alpha=1.0):
     sig = "0.5 * (1.0 + math.tanh(0.5 * x))"
     lam, sal = SELU_LAMBDA, SELU_ALPHA
     return {
-        "tanh": _Spec(sp.tanh(X), _tanh_bodies(), doc="hyperbolic tangent"),
+        "tanh": _Spec("tanh(x)", _tanh_bodies(), doc="hyperbolic tangent"),
         "relu": _Spec(
-            sp.Max(0, X),
+            "Max(0, x)",
             ("return x if x > 0.0 else 0.0", "return 1.0 if x > 0.0 else 0.0", "return 0.0"),
             (0.0,),
             "relu",
             "max(0, x)",
         ),
         "leaky_relu": _Spec(
-            sp.Max(0, X) + sp.Float(a) * sp.Min(0, X),
+            f"Max(0, x) + {a!r}*Min(0, x)",
             (
                 f"return x if x > 0.0 else {a!r} * x",
                 f"return 1.0 if x > 0.0 else {a!r}",
@@ -94,7 +98,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             f"max(0, x) + a·min(0, x), negative_slope a = {a}",
         ),
         "erf": _Spec(
-            sp.erf(X),
+            "erf(x)",
             (
                 "return math.erf(x)",
                 "return 1.1283791670955126 * math.exp(-x * x)",
@@ -103,9 +107,9 @@ def _registry(negative_slope=0.01, alpha=1.0):
             closed="erf",
             doc="error function",
         ),
-        "linear": _Spec(X, ("return x", "return 1.0", "return 0.0"), closed="linear", doc="identity"),
+        "linear": _Spec("x", ("return x", "return 1.0", "return 0.0"), closed="linear", doc="identity"),
         "hard_tanh": _Spec(
-            sp.Max(-1, sp.Min(1, X)),
+            "Max(-1, Min(1, x))",
             (
                 "return -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)",
                 "return 1.0 if -1.0 < x < 1.0 else 0.0",
@@ -115,9 +119,9 @@ def _registry(negative_slope=0.01, alpha=1.0):
             "hard_tanh",
             "clip(x, -1, 1)",
         ),
-        "sigmoid": _Spec(1 / (1 + sp.exp(-X)), _sigmoid_bodies(""), doc="logistic sigmoid 1/(1+e^-x)"),
+        "sigmoid": _Spec("1/(1 + exp(-x))", _sigmoid_bodies(""), doc="logistic sigmoid 1/(1+e^-x)"),
         "softplus": _Spec(
-            sp.log(1 + sp.exp(X)),
+            "log(1 + exp(x))",
             (
                 "return max(x, 0.0) + math.log1p(math.exp(-abs(x)))",
                 f"return {sig}",
@@ -126,7 +130,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             doc="log(1 + e^x)",
         ),
         "elu": _Spec(
-            sp.Piecewise((X, X > 0), (sp.Float(al) * (sp.exp(X) - 1), True)),
+            f"Piecewise((x, x > 0), ({al!r}*(exp(x) - 1), True))",
             (
                 f"return x if x > 0.0 else {al!r} * math.expm1(x)",
                 f"return 1.0 if x > 0.0 else {al!r} * math.exp(x)",
@@ -136,7 +140,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             doc=f"x for x > 0, alpha (e^x - 1) otherwise, alpha = {al}",
         ),
         "selu": _Spec(
-            sp.Float(lam) * sp.Piecewise((X, X > 0), (sp.Float(sal) * (sp.exp(X) - 1), True)),
+            f"{lam!r}*Piecewise((x, x > 0), ({sal!r}*(exp(x) - 1), True))",
             (
                 f"return {lam!r} * x if x > 0.0 else {lam * sal!r} * math.expm1(x)",
                 f"return {lam!r} if x > 0.0 else {lam * sal!r} * math.exp(x)",
@@ -146,7 +150,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             doc="scaled ELU (Klambauer et al. 2017)",
         ),
         "gelu": _Spec(
-            X * (1 + sp.erf(X / sp.sqrt(2))) / 2,
+            "x*(1 + erf(x/sqrt(2)))/2",
             (
                 "return 0.5 * x * (1.0 + math.erf(0.7071067811865476 * x))",
                 "return 0.5 * (1.0 + math.erf(0.7071067811865476 * x))"
@@ -156,7 +160,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             doc="x Φ(x), the exact (erf) GELU",
         ),
         "silu": _Spec(
-            X / (1 + sp.exp(-X)),
+            "x/(1 + exp(-x))",
             (
                 f"return x * {sig}",
                 f"s = {sig}\n    return s + x * s * (1.0 - s)",
@@ -184,77 +188,6 @@ def available_activations() -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------------------------ code generation
-class _NumbaPrinter(PythonCodePrinter):
-    """Prints sympy expressions as scalar Python that Numba compiles (``math`` functions, ``max``/``min``)."""
-
-    def _print_Heaviside(self, expr):
-        return f"(1.0 if ({self._print(expr.args[0])}) > 0 else 0.0)"
-
-    def _print_DiracDelta(self, expr):
-        return "0.0"  # derivatives are taken almost everywhere; the kinks are handled by the quadrature
-
-    def _print_sign(self, expr):
-        a = self._print(expr.args[0])
-        return f"(0.0 if ({a}) == 0 else math.copysign(1.0, {a}))"
-
-    def _print_Max(self, expr):
-        args = [self._print(a) for a in expr.args]
-        out = args[0]
-        for a in args[1:]:
-            out = f"max({out}, {a})"
-        return out
-
-    def _print_Min(self, expr):
-        args = [self._print(a) for a in expr.args]
-        out = args[0]
-        for a in args[1:]:
-            out = f"min({out}, {a})"
-        return out
-
-    def _print_Abs(self, expr):
-        return f"abs({self._print(expr.args[0])})"
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
-
-    def _print_Rational(self, expr):
-        return repr(float(expr))
-
-    def _print_Integer(self, expr):
-        return repr(float(expr))
-
-
-def _body(expr: sp.Expr) -> str:
-    printer = _NumbaPrinter({"fully_qualified_modules": True, "standard": "python3"})
-    return "return " + printer.doprint(expr)
-
-
-def _find_kinks(expr: sp.Expr) -> tuple[float, ...]:
-    """Real points where a non-smooth piece of ``expr`` switches (Abs, sign, Heaviside, Max, Min, Piecewise)."""
-    switches = []
-    for node in sp.preorder_traversal(expr):
-        if isinstance(node, (sp.Abs, sp.sign, sp.Heaviside)):
-            switches.append(node.args[0])
-        elif isinstance(node, (sp.Max, sp.Min)):
-            args = node.args
-            switches += [args[i] - args[j] for i in range(len(args)) for j in range(i + 1, len(args))]
-        elif isinstance(node, sp.Piecewise):
-            for _, cond in node.args:
-                if isinstance(cond, sp.core.relational.Relational):
-                    switches.append(cond.lhs - cond.rhs)
-    kinks = set()
-    for s in switches:
-        if not s.has(X):
-            continue
-        try:
-            sol = sp.solveset(sp.Eq(s, 0), X, domain=sp.S.Reals)
-        except Exception:  # pragma: no cover - sympy could not solve: no kink recorded
-            continue
-        if isinstance(sol, sp.FiniteSet):
-            kinks.update(float(v) for v in sol if v.is_real)
-    return tuple(sorted(kinks))
-
-
 _CACHE_LOCK = threading.Lock()
 _MODULES: dict[str, object] = {}
 
@@ -358,7 +291,7 @@ class Activation:
     Attributes
     ----------
     name : canonical registry name, or the expression's string form.
-    expr : sympy expression in the real symbol ``x`` (``meanfield.activations.X``).
+    source : φ as a sympy-parsable expression in ``x``; :attr:`expr` is its sympy expression.
     kinks : points where φ' (or φ'') is discontinuous; the quadrature splits there.
     jumps : φ'(k+) - φ'(k-) at each kink.
     closed_form : name of the closed-form Gaussian integrals used (THEORY §1 table), or None.
@@ -366,7 +299,7 @@ class Activation:
     """
 
     name: str
-    expr: sp.Expr
+    source: str
     kinks: tuple[float, ...]
     jumps: tuple[float, ...]
     closed_form: str | None
@@ -374,6 +307,16 @@ class Activation:
     _bodies: tuple[str, str, str] = field(default=("", "", ""), repr=False)
     _closed_param: str = field(default="", repr=False)
     _state: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def expr(self):
+        """φ as a sympy expression in the real symbol ``x`` (``meanfield.activations.X``); sympy is imported here."""
+        e = self._state.get("expr")
+        if e is None:
+            from meanfield._symbolic import parse
+
+            e = self._state["expr"] = parse(self.source)
+        return e
 
     # -- kernels ------------------------------------------------------------------------------------------------------
     @property
@@ -476,7 +419,7 @@ def _from_registry(key: str, params: dict) -> Activation:
     jumps = _jumps(spec.bodies, spec.kinks)
     return Activation(
         name=key,
-        expr=spec.expr,
+        source=spec.expr,
         kinks=spec.kinks,
         jumps=jumps,
         closed_form=spec.closed,
@@ -508,59 +451,30 @@ _EXPR_CACHE: dict[str, Activation] = {}
 _NAMED_CACHE: dict[tuple, Activation] = {}
 
 
-def _parse(text: str) -> sp.Expr:
-    ns = {
-        "x": X,
-        "relu": lambda e: sp.Max(0, e),
-        "sigmoid": lambda e: 1 / (1 + sp.exp(-e)),
-        "max": sp.Max,
-        "min": sp.Min,
-        "abs": sp.Abs,
-        "pi": sp.pi,
-        "E": sp.E,
-    }
-    try:
-        expr = sp.sympify(text, locals=ns)
-    except (sp.SympifyError, SyntaxError, TypeError, AttributeError, TokenError) as exc:
-        raise UnknownActivationError(
-            f"activation {text!r} is not a registered name and does not parse as an expression in x: {exc}"
-        ) from None
-    return expr
+def _from_expression(expr, name: str) -> Activation:
+    from meanfield._symbolic import analyse
 
-
-def _from_expression(expr: sp.Expr, name: str) -> Activation:
-    if not isinstance(expr, sp.Expr):
-        raise UnknownActivationError(f"activation {name!r} is not an expression in x")
-    xs = [s for s in expr.free_symbols if s.name == "x"]
-    expr = expr.subs({s: X for s in xs})
-    others = sorted(s.name for s in expr.free_symbols if s != X)
-    if others:
-        raise UnknownActivationError(
-            f"activation expression {name!r} has free symbols {others}; only x is allowed"
-            " (substitute numbers for parameters)"
-        )
-    d1 = sp.diff(expr, X)
-    d2 = sp.diff(d1, X)
-    bodies = (_body(expr), _body(d1), _body(d2))
-    kinks = _find_kinks(expr)
+    source, bodies, kinks = analyse(expr, name)
     # check that the generated code evaluates (catches functions with no math equivalent)
-    for b in bodies:
+    for body in bodies:
         try:
-            _python_fn(b)(0.3)
+            _python_fn(body)(0.3)
         except Exception as exc:
             raise UnknownActivationError(
                 f"activation expression {name!r} uses a function that cannot be compiled ({exc}); "
                 "use elementary functions, erf, Max/Min/Abs/Heaviside/Piecewise"
             ) from None
-    return Activation(
+    act = Activation(
         name=name,
-        expr=expr,
+        source=source,
         kinks=kinks,
         jumps=_jumps(bodies, kinks),
         closed_form=None,
         params={},
         _bodies=bodies,
     )
+    act._state["expr"] = expr
+    return act
 
 
 def get_activation(spec, **params) -> Activation:
@@ -578,10 +492,13 @@ def get_activation(spec, **params) -> Activation:
         if params:
             raise InvalidParameterError("parameters cannot be given with an Activation instance")
         return spec
-    if isinstance(spec, sp.Expr):
-        key = sp.srepr(spec)
+    if type(spec).__module__.startswith("sympy"):
+        from meanfield._symbolic import X, as_expression
+
+        expr = as_expression(spec, str(spec))
+        key = repr(expr)
         if key not in _EXPR_CACHE:
-            _EXPR_CACHE[key] = _from_expression(spec, str(spec))
+            _EXPR_CACHE[key] = _from_expression(expr, str(spec))
         return _EXPR_CACHE[key]
     if not isinstance(spec, str):
         raise UnknownActivationError(
@@ -615,6 +532,8 @@ def get_activation(spec, **params) -> Activation:
         )
     if text in _EXPR_CACHE:
         return _EXPR_CACHE[text]
-    act = _from_expression(_parse(text), text)
+    from meanfield._symbolic import parse
+
+    act = _from_expression(parse(text), text)
     _EXPR_CACHE[text] = act
     return act
