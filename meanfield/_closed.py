@@ -55,6 +55,36 @@ def leaky_relu_twopoint(q11, q22, q12, a, out):
 
 
 @njit(**JIT)
+def leaky_relu_qmap(q, a):
+    """(E φ², dE φ²/dq): what the length map's Newton solve needs, without the other moments."""
+    s = 0.5 * (1.0 + a * a)
+    return s * q, s
+
+
+@njit(**JIT)
+def relu_qmap(q):
+    return leaky_relu_qmap(q, 0.0)
+
+
+@njit(**JIT)
+def linear_qmap(q):
+    return leaky_relu_qmap(q, 1.0)
+
+
+@njit(**JIT)
+def erf_qmap(q):
+    return TWO_OVER_PI * math.asin(2.0 * q / (1.0 + 2.0 * q)), 4.0 / (math.pi * (1.0 + 2.0 * q) * math.sqrt(1.0 + 4.0 * q))
+
+
+@njit(**JIT)
+def hard_tanh_qmap(q):
+    t = 1.0 / math.sqrt(2.0 * q)
+    p = math.erf(t)
+    e = math.exp(-0.5 / q)
+    return q * p - math.sqrt(2.0 * q / math.pi) * e + math.erfc(t), p - 2.0 * INV_SQRT_2PI * e / math.sqrt(q)
+
+
+@njit(**JIT)
 def relu_onepoint(q, out):
     leaky_relu_onepoint(q, 0.0, out)
 

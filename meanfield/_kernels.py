@@ -66,6 +66,11 @@ def closed_twopoint(q11, q22, q12, out):
     pass
 
 
+@njit(**JIT)
+def closed_qmap(q):
+    return 0.0, 0.0
+
+
 # <<< ACTIVATION
 
 N_MOMENTS = 5
@@ -250,7 +255,9 @@ def moments(q, tab, out):
 @njit(**JIT)
 def qmap_slope(q, tab, buf):
     """(E_q φ², dE_q φ²/dq): what the length map and its Newton solve need."""
-    if tab.shape[0] > 0 and not CLOSED_ONEPOINT:
+    if CLOSED_ONEPOINT:
+        return closed_qmap(q)
+    if tab.shape[0] > 0:
         s = math.log2(q) - TABLE_LOG2_LO
         if 0.0 <= s < tab.shape[0]:
             j = int(s)
@@ -325,6 +332,16 @@ def twopoint(q11, q22, q12, out):
 
 
 @njit(**JIT)
+def twopoint_solver(q11, q22, q12, out):
+    """The two-point rule inside the c* solve: 10 nodes per panel (measured relative error ≤ 5e-12, 2.6× fewer
+    evaluations per dimension than the 16-node rule)."""
+    if CLOSED_TWOPOINT:
+        closed_twopoint(q11, q22, q12, out)
+    else:
+        twopoint_rule(q11, q22, q12, X10, W10, out)
+
+
+@njit(**JIT)
 def twopoint_direct(q11, q22, q12, out, err):
     """Two-point expectations with the error estimate |I_16 - I_10| (zero for closed forms)."""
     if CLOSED_TWOPOINT:
@@ -351,7 +368,7 @@ def residual(problem, x, par, tab, buf):
         return par[0] * f0 + par[1] - x, par[0] * f1 - 1.0
     if problem == P_CSTAR:
         q = par[2]
-        twopoint(q, q, x * q, buf)
+        twopoint_solver(q, q, x * q, buf)
         return (par[0] * buf[0] + par[1]) / q - x, par[0] * buf[1] - 1.0
     moments(x, tab, buf)
     f0, f1, mu1, dmu1 = buf[0], buf[1], buf[2], buf[4]
@@ -363,15 +380,16 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
     """Safeguarded Newton on a bracket [lo, hi] with F(lo)·F(hi) < 0 (the one root finder of the package).
 
     Stops when a step satisfies ``|Δx| ≤ rtol·|x|`` (scale-aware). Bisection (geometric for positive brackets spanning
-    more than a factor 4) replaces any Newton step that leaves the bracket. Returns (x, status, iterations, |F(x)|).
+    more than a factor 4) replaces any Newton step that leaves the bracket. Returns (x, status, iterations, |F(x)|,
+    F'(x)).
     """
     buf = np.empty(N_MOMENTS)
-    x = x0 if lo < x0 < hi else 0.5 * (lo + hi)
+    x = x0 if lo <= x0 <= hi else 0.5 * (lo + hi)  # start from x0 even at an end: Newton from q0 keeps its locality
     f = 0.0
     for it in range(maxiter):
         f, df = residual(problem, x, par, tab, buf)
         if f == 0.0:
-            return x, CONVERGED, it + 1, 0.0
+            return x, CONVERGED, it + 1, 0.0, df
         if (f < 0.0) == (flo < 0.0):
             lo, flo = x, f
         else:
@@ -383,8 +401,8 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
         x = xn
         if abs(dx) <= rtol * abs(x) or hi - lo <= rtol * abs(x):
             f, df = residual(problem, x, par, tab, buf)
-            return x, CONVERGED, it + 1, abs(f)
-    return x, MAXITER, maxiter, abs(f)
+            return x, CONVERGED, it + 1, abs(f), df
+    return x, MAXITER, maxiter, abs(f), 0.0
 
 
 @njit(**JIT)
@@ -417,7 +435,8 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
         return lo, CONVERGED, 0, 0.0
     if fhi == 0.0:
         return hi, CONVERGED, 0, 0.0
-    return solve(P_QSTAR, lo, flo, hi, fhi, q0, par, tab, rtol, maxiter)
+    x, st, it, res, df = solve(P_QSTAR, lo, flo, hi, fhi, q0, par, tab, rtol, maxiter)
+    return x, st, it, res
 
 
 @njit(**JIT)
@@ -433,7 +452,7 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
     buf = np.empty(N_MOMENTS)
     g0, _ = residual(P_CSTAR, 0.0, par, tab, buf)
     if g0 <= ODD_TOL:
-        twopoint(q, q, 0.0, buf)
+        twopoint_solver(q, q, 0.0, buf)
         return 0.0, sw2 * buf[1], CONVERGED, 0
     delta = 0.1
     ghi, _ = residual(P_CSTAR, 1.0 - delta, par, tab, buf)
@@ -442,9 +461,19 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
         if delta < 1e-13:
             return 1.0, chi1, CONVERGED, 0
         ghi, _ = residual(P_CSTAR, 1.0 - delta, par, tab, buf)
-    c, st, it, res = solve(P_CSTAR, 0.0, g0, 1.0 - delta, ghi, c0, par, tab, rtol, maxiter)
-    twopoint(q, q, c * q, buf)
-    return c, sw2 * buf[1], st, it
+    c, st, it, res, df = solve(P_CSTAR, 0.0, g0, 1.0 - delta, ghi, c0, par, tab, rtol, maxiter)
+    return c, df + 1.0, st, it  # F'(c*) = χ_c - 1
+
+
+@njit(**JIT)
+def q_star_point(sw2, sb2, q0, tab, rtol, maxiter):
+    """Scalar q*: (q*, status, χ_1, slope of the length map)."""
+    q, st, it, res = q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter)
+    if st != CONVERGED and st != ZERO:
+        return q, st, math.nan, math.nan
+    buf = np.empty(N_MOMENTS)
+    moments(max(q, 1e-300), tab, buf)
+    return q, st, sw2 * buf[2], sw2 * buf[1]
 
 
 @njit(**JIT)
@@ -517,7 +546,7 @@ def critical_scan(sb2, tab, q_lo, q_hi, rtol, maxiter):
         if fn >= 0.0:
             if fn == 0.0:
                 return qn, CONVERGED, 0
-            x, st, it, res = solve(P_CRIT, q, f, qn, fn, 0.5 * (q + qn), par, tab, rtol, maxiter)
+            x, st, it, res, df = solve(P_CRIT, q, f, qn, fn, 0.5 * (q + qn), par, tab, rtol, maxiter)
             return x, st, it
         q, f = qn, fn
     return math.inf, DIVERGED, 0

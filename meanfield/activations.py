@@ -236,6 +236,11 @@ def _render(name, bodies, kinks, jumps, closed, closed_param) -> str:
             "@njit(**JIT)",
             "def closed_twopoint(q11, q22, q12, out):",
             "    pass",
+            "",
+            "",
+            "@njit(**JIT)",
+            "def closed_qmap(q):",
+            "    return 0.0, 0.0",
         ]
     else:
         two = closed != "hard_tanh"
@@ -254,6 +259,11 @@ def _render(name, bodies, kinks, jumps, closed, closed_param) -> str:
             "@njit(**JIT)",
             "def closed_twopoint(q11, q22, q12, out):",
             (f"    _closed.{closed}_twopoint(q11, q22, q12, {closed_param}out)" if two else "    pass"),
+            "",
+            "",
+            "@njit(**JIT)",
+            "def closed_qmap(q):",
+            f"    return _closed.{closed}_qmap(q, {closed_param.rstrip(', ')})".replace(", )", ")"),
         ]
     lines += ["", "", "# <<< ACTIVATION", ""]
     block = "\n".join(lines)

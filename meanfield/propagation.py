@@ -102,6 +102,22 @@ def _solve_q_star(act, sigma_w, sigma_b, q0):
     return q, chi, slope, status
 
 
+def _is_plain(*values):
+    return all(type(v) is float or type(v) is int for v in values)
+
+
+def _scalar_q_star(phi, sigma_w, sigma_b, q0):
+    """Fast path for plain Python numbers: (act, q*, χ_1, slope); falls back to the validated array path on bad input."""
+    sw, sb, q0 = float(sigma_w), float(sigma_b), float(q0)
+    if not (0.0 < sw < math.inf and 0.0 <= sb < math.inf and 0.0 < q0 < math.inf):
+        return None
+    act = get_activation(phi)
+    q, st, chi, slope = act.kernels.q_star_point(sw * sw, sb * sb, q0, act.table, RTOL, MAXITER)
+    if st != 0 and st != 3:
+        return None  # let the general path raise its specific error
+    return act, q, chi, slope
+
+
 def _prepare(phi, sigma_w, sigma_b, q0):
     act = get_activation(phi)
     sw = positive(sigma_w, "sigma_w")
@@ -123,6 +139,10 @@ def q_star(phi, sigma_w, sigma_b, q0=1.0):
     NoFixedPointError
         q grows without bound (e.g. ReLU with σ_w² ≥ 2 and σ_b > 0; linear with σ_w ≥ 1 and σ_b > 0).
     """
+    if _is_plain(sigma_w, sigma_b, q0):
+        fast = _scalar_q_star(phi, sigma_w, sigma_b, q0)
+        if fast is not None:
+            return fast[1]
     act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
     q, _, _, _ = _solve_q_star(act, sw, sb, q0a)
     return scalar_or_array(q.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
@@ -130,6 +150,10 @@ def q_star(phi, sigma_w, sigma_b, q0=1.0):
 
 def chi1(phi, sigma_w, sigma_b, q0=1.0):
     """χ_1 = σ_w² E_{q*}[φ'(u)²] [vec] (Poole et al. 2016 eq. 8): ordered < 1 < chaotic."""
+    if _is_plain(sigma_w, sigma_b, q0):
+        fast = _scalar_q_star(phi, sigma_w, sigma_b, q0)
+        if fast is not None:
+            return fast[2]
     act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
     _, chi, _, _ = _solve_q_star(act, sw, sb, q0a)
     return scalar_or_array(chi.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
