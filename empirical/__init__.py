@@ -1,0 +1,42 @@
+"""The empirical verifier: sample finite random networks in PyTorch and measure what :mod:`meanfield` predicts.
+
+Conventions are THEORY §0's: ``depth`` L hidden layers plus a readout with C outputs; σ_w, σ_b are standard deviations;
+inputs are rows of ``X`` (shape ``(T, N_0)``). Networks are float64 by default, on CUDA when available; measurements return
+NumPy float64 arrays. The brute-force references the fast paths are tested against live in :mod:`empirical.reference`.
+"""
+
+from empirical._torch_activations import TorchActivation, torch_activation
+from empirical.measure import (
+    LayerStatistics,
+    SokolParkBound,
+    conditional_fisher_eigenvalues,
+    fisher_eigenvalues,
+    fisher_gram,
+    input_output_jacobian,
+    jacobian_singular_values,
+    layer_statistics,
+    sokol_park_bound,
+)
+from empirical.networks import ForwardPass, RandomMLP, default_device
+
+__all__ = [
+    # networks
+    "RandomMLP",
+    "ForwardPass",
+    "default_device",
+    # activations in torch
+    "TorchActivation",
+    "torch_activation",
+    # signal propagation (THEORY §1)
+    "LayerStatistics",
+    "layer_statistics",
+    # input-output Jacobian (THEORY §2)
+    "input_output_jacobian",
+    "jacobian_singular_values",
+    # Fisher information (THEORY §3-§5)
+    "fisher_gram",
+    "fisher_eigenvalues",
+    "conditional_fisher_eigenvalues",
+    "SokolParkBound",
+    "sokol_park_bound",
+]

@@ -1,0 +1,471 @@
+"""Measurements on a :class:`~empirical.networks.RandomMLP` that the theory predicts.
+
+* :func:`layer_statistics` — q^l and c^l per layer and input (THEORY §1);
+* :func:`input_output_jacobian`, :func:`jacobian_singular_values` — ``J = ∂x^L/∂x^0 = D_L W_L ⋯ D_1 W_1`` by the explicit
+  chain of D·W products, or its top singular values matrix-free by Lanczos (THEORY §2);
+* :func:`fisher_gram`, :func:`fisher_eigenvalues` — the exact non-zero spectrum of the Fisher information
+  ``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` (unit-variance Gaussian likelihood) through the layerwise Gram identity
+  (THEORY §3; Karakida, Akaho & Amari 2019, "Universal statistics of Fisher information in deep neural networks", §3):
+  one forward pass, one backward recursion ``δ^l = D_l W^{l+1ᵀ} δ^{l+1}`` batched over all inputs and outputs, and
+  ``Θ = Σ_l (Δ_l Δ_lᵀ) ∘ (A_l + β)`` with ``Δ_l`` the (T·C, N_l) stack of δ^l and ``A_l = X^{l-1} X^{l-1 ᵀ}``;
+  per-sample gradients are never formed;
+* :func:`conditional_fisher_eigenvalues` — the spectrum of ``F(θ|x) = J_θᵀJ_θ`` through the C×C matrix
+  ``Φ = Σ_l a_l J_l J_lᵀ`` (THEORY §4; Hayase & Karakida 2021, "The spectrum of Fisher information of deep networks
+  achieving dynamical isometry", eq. 7);
+* :func:`sokol_park_bound` — ``λ_max(F) ≤ (1/T) Σ_t Σ_l (|x^{l-1}_t|² + 1) ‖J_l(x_t)‖₂²`` (THEORY §5; Sokol & Park 2020,
+  "Information geometry of orthogonal initializations and training", eq. 8, with H = I for the MSE loss).
+
+Conventions: inputs are rows (``X`` of shape ``(T, N_0)``; a 1-D ``x`` is one input). The FIM Gram is indexed by
+``(t, k) → t·C + k`` (input-major). ``biases=True`` counts the bias parameters in θ (the ``+1`` in ``a_l``);
+``biases=False`` leaves them out of θ, while the network keeps its σ_b biases. Results are NumPy float64 arrays (moved to
+the CPU), eigen- and singular values sorted in descending order.
+
+Every measurement runs under ``torch.no_grad()`` with TF32 matmuls disabled on CUDA for its duration (restored
+afterwards); nothing is switched globally at import. A non-finite value — a deep chaotic or exploding network — raises
+:class:`~meanfield.errors.NumericalError` naming the layer where it appeared.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse.linalg as spla
+import torch
+
+from meanfield.errors import InvalidParameterError
+
+from empirical.networks import RandomMLP, _check_finite
+
+__all__ = [
+    "LayerStatistics",
+    "SokolParkBound",
+    "layer_statistics",
+    "input_output_jacobian",
+    "jacobian_singular_values",
+    "fisher_gram",
+    "fisher_eigenvalues",
+    "conditional_fisher_eigenvalues",
+    "sokol_park_bound",
+]
+
+METHODS = ("auto", "dense", "lanczos")
+# method="auto" uses Lanczos only for a few eigenvalues of a large matrix: below this size a dense eigensolve takes
+# milliseconds, and Lanczos pays off when k is a small fraction of n (ARPACK needs about 2k+20 Krylov vectors).
+LANCZOS_MIN_SIZE = 512
+LANCZOS_MAX_FRACTION = 0.1
+# The Jacobian's matrix-free route streams all L weight matrices from memory twice per Lanczos step, and the top of a
+# near-isometric spectrum is clustered (~250 steps to machine precision): measured on 2 CPU cores at N = 2048, L = 8,
+# dense 2.8 s vs Lanczos 22 s. "auto" therefore keeps the dense product until it is itself prohibitive (2LN³ flops and
+# N² memory per product): from this width on.
+JACOBIAN_LANCZOS_MIN_WIDTH = 8192
+# Fixed start vector seed: ARPACK otherwise starts from a random vector and results vary in the last digits.
+_LANCZOS_SEED = 0
+
+
+# ------------------------------------------------------------------------------------------------------------ helpers
+@contextmanager
+def _measuring():
+    """No autograd, and no TF32 in CUDA matmuls (float32 networks are measured in true float32), for one measurement."""
+    cuda = torch.cuda.is_available()
+    if cuda:
+        prev = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = prev
+
+
+def _check_net(net):
+    if not isinstance(net, RandomMLP):
+        raise InvalidParameterError(f"net must be an empirical.RandomMLP, got {type(net).__name__}")
+
+
+def _check_method(method, top_k, n, min_size=LANCZOS_MIN_SIZE):
+    if method not in METHODS:
+        raise InvalidParameterError(f"method must be one of {METHODS}, got {method!r}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise InvalidParameterError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if method == "lanczos":
+        if top_k is None:
+            raise InvalidParameterError("method='lanczos' needs top_k (the number of leading eigenvalues)")
+        if top_k >= n:
+            raise InvalidParameterError(f"method='lanczos' needs top_k < {n} (the matrix size), got top_k={top_k}")
+        return "lanczos"
+    if method == "dense" or top_k is None:
+        return "dense"
+    return "lanczos" if (n >= min_size and top_k <= LANCZOS_MAX_FRACTION * n) else "dense"
+
+
+def _top_eigenvalues_dense(m: torch.Tensor, k: int) -> np.ndarray:
+    """The k largest eigenvalues of the symmetric matrix m, descending, in float64."""
+    ev = torch.linalg.eigvalsh(m.to(torch.float64))
+    return ev.flip(0)[:k].cpu().numpy()
+
+
+def _lanczos(matvec, n: int, k: int, tol: float = 0.0) -> np.ndarray:
+    """k largest eigenvalues (descending) of a symmetric positive semi-definite operator by implicitly restarted Lanczos
+    (ARPACK through scipy's eigsh; ``tol`` is ARPACK's relative accuracy of the Ritz values, 0 = machine precision)."""
+    op = spla.LinearOperator((n, n), matvec=matvec, matmat=matvec, dtype=np.float64)
+    v0 = np.random.default_rng(_LANCZOS_SEED).standard_normal(n)
+    ev = spla.eigsh(op, k=k, which="LA", v0=v0, tol=tol, return_eigenvectors=False)
+    return np.sort(ev)[::-1].copy()
+
+
+def _deltas(net: RandomMLP, derivs):
+    """Yield ``(l, Δ_l)`` for l = L, …, 1 with ``Δ_l[t, k] = δ^l_k(x_t) = ∂f_k/∂h^l`` of shape (T, C, N_l).
+
+    Backward recursion ``δ^L = D_L W^{L+1ᵀ} e_k``, ``δ^{l-1} = D_{l-1} W^{lᵀ} δ^l``, one (T·C, N_l)×(N_l, N_{l-1}) matmul per
+    layer for all inputs and outputs at once.
+    """
+    L = net.depth
+    delta = net.W[L].unsqueeze(0) * derivs[L - 1].unsqueeze(1)
+    for l in range(L, 0, -1):
+        _check_finite(delta, f"the backward pass ∂f/∂h^{l} (hidden layer {l} of {L})")
+        yield l, delta
+        if l > 1:
+            t, c, n = delta.shape
+            delta = torch.mm(delta.reshape(t * c, n), net.W[l - 1]).reshape(t, c, -1)
+            delta.mul_(derivs[l - 2].unsqueeze(1))
+
+
+def _blocks(t: int, chunk: int):
+    return [(i, min(i + chunk, t)) for i in range(0, t, chunk)]
+
+
+def _check_chunk(chunk_size, t):
+    if chunk_size is None:
+        return t
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise InvalidParameterError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    return min(int(chunk_size), t)
+
+
+def _gram(net: RandomMLP, X, biases: bool, chunk_size, norms: bool = False):
+    """Θ (T, C, T, C) — not yet divided by T — and, with ``norms``, per-layer ``a_l(x_t)`` and ``‖J_l(x_t)‖₂²``.
+
+    ``Θ_{(s,k),(t,k')} = Σ_{l=1}^{L+1} (δ^l_k(x_s)·δ^l_{k'}(x_t)) (x^{l-1}(x_s)·x^{l-1}(x_t) + β)``, β = 1 with biases.
+    The readout layer (δ^{L+1}_k = e_k) contributes ``(A_{L+1} + β) ⊗ I_C``. Blocks of ``chunk_size`` inputs: only the
+    blocks on and above the diagonal are computed (the Gram is symmetric) and the temporaries are (chunk·C)² in size.
+    """
+    fp = net.forward_all(X, pre=False, derivatives=True, check_finite=True)
+    xs, ds = fp.post, fp.derivatives
+    T = xs[0].shape[0]
+    C = net.output_width
+    beta = 1.0 if biases else 0.0
+    chunk = _check_chunk(chunk_size, T)
+    blocks = _blocks(T, chunk)
+    theta = torch.zeros(T, C, T, C, dtype=net.dtype, device=net.device)
+    # readout layer: (x^L·x^L' + β) δ_{kk'}
+    a = torch.mm(xs[-1], xs[-1].T).add_(beta)
+    theta.diagonal(dim1=1, dim2=3).add_(a.unsqueeze(-1))
+    a_layers, jnorms = [], []
+    if norms:
+        a_layers.append(torch.diagonal(a).clone())
+        jnorms.append(torch.ones(T, dtype=net.dtype, device=net.device))
+    for l, delta in _deltas(net, ds):
+        a = torch.mm(xs[l - 1], xs[l - 1].T).add_(beta)
+        flat = delta.reshape(T * C, -1)
+        if len(blocks) == 1:
+            g = torch.mm(flat, flat.T).view(T, C, T, C)
+            g.mul_(a[:, None, :, None])
+            theta.add_(g)
+        else:
+            for i, (i0, i1) in enumerate(blocks):
+                for j0, j1 in blocks[i:]:
+                    g = torch.mm(flat[i0 * C : i1 * C], flat[j0 * C : j1 * C].T).view(i1 - i0, C, j1 - j0, C)
+                    g.mul_(a[i0:i1, None, j0:j1, None])
+                    theta[i0:i1, :, j0:j1, :].add_(g)
+        if norms:
+            a_layers.append(torch.diagonal(a).clone())
+            jnorms.append(_spectral_norms_squared(delta))
+    if len(blocks) > 1:  # fill the blocks below the diagonal from those above
+        for i, (i0, i1) in enumerate(blocks):
+            for j0, j1 in blocks[i + 1 :]:
+                theta[j0:j1, :, i0:i1, :] = theta[i0:i1, :, j0:j1, :].permute(2, 3, 0, 1)
+    _check_finite(theta, "the Fisher Gram matrix Θ")
+    if norms:
+        # layers were visited L+1, L, ..., 1: reverse to l = 1..L+1
+        return theta, torch.stack(a_layers[::-1]), torch.stack(jnorms[::-1])
+    return theta
+
+
+def _spectral_norms_squared(delta: torch.Tensor) -> torch.Tensor:
+    """‖Δ[t]‖₂² for each t of a (T, C, N) stack: the largest eigenvalue of the smaller of Δ Δᵀ and Δᵀ Δ."""
+    t, c, n = delta.shape
+    if c == 1:
+        return delta.square().sum(dim=(1, 2))
+    m = torch.bmm(delta, delta.transpose(1, 2)) if c <= n else torch.bmm(delta.transpose(1, 2), delta)
+    return torch.linalg.eigvalsh(m.to(torch.float64))[:, -1].to(delta.dtype)
+
+
+# --------------------------------------------------------------------------------------------------- layer statistics
+@dataclass(frozen=True)
+class LayerStatistics:
+    """Per-layer signal statistics of T inputs through a network (THEORY §1), NumPy float64.
+
+    Attributes
+    ----------
+    q : (L, T) — ``q^l(x_t) = |h^l(x_t)|²/N_l``, the mean squared pre-activation of hidden layer l = 1..L (row l-1).
+    c : (L, T, T) — pre-activation correlations ``c^l_{st} = h^l_s·h^l_t / (|h^l_s| |h^l_t|)`` (ones on the diagonal);
+        for two inputs use :attr:`c12`, the (L,) series THEORY §1's c-map iterates.
+    q_input : (T,) — ``|x^0_t|²/N_0``.
+    c_input : (T, T) — input correlations ``x^0_s·x^0_t / (|x^0_s| |x^0_t|)``.
+    q_hat : (L, T) — ``|x^l(x_t)|²/N_l``, the mean squared post-activation (the q̂^l of THEORY §3).
+    """
+
+    q: np.ndarray
+    c: np.ndarray
+    q_input: np.ndarray
+    c_input: np.ndarray
+    q_hat: np.ndarray
+
+    @property
+    def depth(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.q.shape[1]
+
+    @property
+    def c12(self) -> np.ndarray:
+        """(L,) correlation of the first two inputs per layer, ``c[:, 0, 1]`` (needs T ≥ 2)."""
+        if self.n_inputs < 2:
+            raise InvalidParameterError(f"c12 needs at least two inputs, these statistics have {self.n_inputs}")
+        return self.c[:, 0, 1]
+
+
+def _gram_to_stats(g: torch.Tensor, n: int):
+    """(q, c) from a Gram matrix of rows: q_t = g_tt/n, c_st = g_st/√(g_ss g_tt) (0 where a norm vanishes)."""
+    d = torch.diagonal(g, dim1=-2, dim2=-1)
+    s = torch.sqrt(d)
+    denom = s.unsqueeze(-1) * s.unsqueeze(-2)
+    c = torch.where(denom > 0, g / torch.where(denom > 0, denom, torch.ones_like(denom)), torch.zeros_like(g))
+    c = c.clamp(-1.0, 1.0)
+    c.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+    return d / n, c
+
+
+def layer_statistics(net: RandomMLP, X) -> LayerStatistics:
+    """q^l, c^l of the inputs ``X`` (``(T, N_0)``, or one input ``(N_0,)``) through ``net``: see :class:`LayerStatistics`."""
+    _check_net(net)
+    with _measuring():
+        fp = net.forward_all(X, pre=True, derivatives=False, check_finite=True)
+        x0 = fp.post[0]
+        q_in, c_in = _gram_to_stats(torch.mm(x0, x0.T), net.input_width)
+        hs = torch.stack([torch.mm(h, h.T) for h in fp.pre])  # (L, T, T)
+        n = torch.tensor(net.hidden_widths, dtype=net.dtype, device=net.device)[:, None]
+        q, c = _gram_to_stats(hs, n)
+        q_hat = torch.stack([y.square().sum(dim=1) for y in fp.post[1:]]) / n
+    as_np = lambda t: t.to(torch.float64).cpu().numpy()  # noqa: E731
+    return LayerStatistics(q=as_np(q), c=as_np(c), q_input=as_np(q_in), c_input=as_np(c_in), q_hat=as_np(q_hat))
+
+
+# ------------------------------------------------------------------------------------------ input-output Jacobian
+def _single_input(net, x):
+    t = net.as_input(x, "x")
+    if t.shape[0] != 1:
+        raise InvalidParameterError(f"x must be one input of shape ({net.input_width},), got {t.shape[0]} inputs")
+    return t
+
+
+def _jacobian_chain(net: RandomMLP, ds) -> torch.Tensor:
+    m = net.W[0] * ds[0][0].unsqueeze(1)  # D_1 W_1
+    for l in range(1, net.depth):
+        m = torch.mm(net.W[l], m)
+        m.mul_(ds[l][0].unsqueeze(1))
+        _check_finite(m, f"the Jacobian product D_{l + 1} W_{l + 1} ⋯ D_1 W_1 (hidden layer {l + 1} of {net.depth})")
+    return m
+
+
+def input_output_jacobian(net: RandomMLP, x) -> torch.Tensor:
+    """The dense ``J = ∂x^L/∂x^0 = D_L W_L ⋯ D_1 W_1`` (shape ``(N_L, N_0)``) at one input ``x``, as a torch tensor on the
+    network's device, by the explicit chain of D·W products (L-1 matrix products, no autograd)."""
+    _check_net(net)
+    with _measuring():
+        fp = net.forward_all(_single_input(net, x), pre=False, derivatives=True, check_finite=True)
+        return _jacobian_chain(net, fp.derivatives)
+
+
+def jacobian_singular_values(
+    net: RandomMLP, x, top_k: int | None = None, method: str = "auto", tol: float = 0.0
+) -> np.ndarray:
+    """Singular values of ``J = ∂x^L/∂x^0`` at one input ``x`` (1-D), descending, NumPy float64.
+
+    THEORY §2 compares the square case (``input_width == width``), where the squares are the eigenvalues of JJᵀ; other
+    shapes give the min(N_0, N_L) singular values of the rectangular J.
+
+    Parameters
+    ----------
+    top_k : None for all singular values; k for the k largest.
+    method : ``"dense"`` builds J by the chain of D·W products and takes ``svdvals``; ``"lanczos"`` never forms J: ARPACK
+        Lanczos on ``JᵀJ`` (or ``JJᵀ``, the smaller), applied as a chain of D·W and Wᵀ·D products through the stored
+        φ'(h^l) — 2L matrix-vector products per iteration, for widths where the dense product is too big; ``"auto"``
+        uses Lanczos when ``top_k`` is given, is at most 10 % of the singular values and the width is at least
+        :data:`JACOBIAN_LANCZOS_MIN_WIDTH` (below it the dense route is faster on a CPU: see that constant).
+    tol : Lanczos only — ARPACK's relative accuracy of the eigenvalues of JᵀJ (0 = machine precision); 1e-8 roughly
+        halves the iterations.
+    """
+    _check_net(net)
+    n = min(net.input_width, net.hidden_widths[-1])
+    how = _check_method(method, top_k, n, min_size=JACOBIAN_LANCZOS_MIN_WIDTH)
+    if not (isinstance(tol, (int, float)) and 0.0 <= tol < 1.0):
+        raise InvalidParameterError(f"tol must be a number in [0, 1), got {tol!r}")
+    k = n if top_k is None else min(int(top_k), n)
+    with _measuring():
+        fp = net.forward_all(_single_input(net, x), pre=False, derivatives=True, check_finite=True)
+        ds = [d[0] for d in fp.derivatives]
+        if how == "dense":
+            j = _jacobian_chain(net, fp.derivatives)
+            sv = torch.linalg.svdvals(j.to(torch.float64))
+            return sv[:k].cpu().numpy()
+        dev, dt = net.device, net.dtype
+
+        def jv(v):  # J v, v (N_0, m)
+            for l in range(net.depth):
+                v = torch.mm(net.W[l], v).mul_(ds[l].unsqueeze(1))
+            return v
+
+        def jtv(u):  # Jᵀ u, u (N_L, m)
+            for l in range(net.depth - 1, -1, -1):
+                u = torch.mm(net.W[l].T, u * ds[l].unsqueeze(1))
+            return u
+
+        left = net.input_width <= net.hidden_widths[-1]  # JᵀJ is the smaller Gram
+
+        def matvec(v):
+            v = np.asarray(v, dtype=np.float64)
+            vt = torch.as_tensor(v.reshape(v.shape[0], -1), device=dev).to(dt)
+            out = jtv(jv(vt)) if left else jv(jtv(vt))
+            return out.to(torch.float64).cpu().numpy().reshape(v.shape)
+
+        ev = _lanczos(matvec, n, k, float(tol))
+        return np.sqrt(np.clip(ev, 0.0, None))
+
+
+# ------------------------------------------------------------------------------------------------------------- Fisher
+def fisher_gram(net: RandomMLP, X, biases: bool = True, chunk_size: int | None = None) -> torch.Tensor:
+    """The dual Gram ``Θ/T`` of the FIM (the empirical NTK over T), a (T·C, T·C) tensor indexed ``(t, k) → t·C + k``.
+
+    Its eigenvalues are the non-zero eigenvalues of ``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` (THEORY §3). See
+    :func:`fisher_eigenvalues` for the arguments.
+    """
+    _check_net(net)
+    with _measuring():
+        theta = _gram(net, X, bool(biases), chunk_size)
+        T, C = theta.shape[:2]
+        return theta.reshape(T * C, T * C).div_(T)
+
+
+def fisher_eigenvalues(
+    net: RandomMLP,
+    X,
+    top_k: int | None = None,
+    biases: bool = True,
+    chunk_size: int | None = None,
+    method: str = "auto",
+) -> np.ndarray:
+    """Exact non-zero eigenvalues of the Fisher information of ``net`` over the inputs ``X``, descending (NumPy float64).
+
+    ``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` for the unit-variance Gaussian likelihood (the MSE loss), θ all weights
+    and — with ``biases=True`` — all biases, the readout included. Computed as the eigenvalues of the dual Gram Θ/T
+    (:func:`fisher_gram`, THEORY §3's layerwise identity), never through per-sample gradients.
+
+    Parameters
+    ----------
+    X : ``(T, N_0)`` inputs (or one input ``(N_0,)``).
+    top_k : None → all min(T·C, P) eigenvalues of the Gram (P the number of parameters; when T·C ≤ P these include the
+        zero eigenvalues of a rank-deficient Gram, e.g. dead ReLU units, as values at rounding level); k → the k largest.
+    biases : whether the bias parameters belong to θ (the ``+1`` in THEORY §3's identity).
+    chunk_size : inputs per block of the Gram product: bounds its temporaries to (chunk·C)², computes only the blocks
+        on and above the diagonal; None → one block.
+    method : ``"dense"`` (``eigvalsh`` of the Gram), ``"lanczos"`` (ARPACK on the Gram, for the top ``top_k`` of a large
+        Gram) or ``"auto"`` (Lanczos when ``top_k`` is at most 10 % of a Gram of size ≥ 512).
+
+    Raises
+    ------
+    NumericalError : a forward, backward or Gram value is not finite (the message names the layer).
+    """
+    _check_net(net)
+    T = net.as_input(X).shape[0]
+    n = min(T * net.output_width, net.num_parameters(biases))
+    how = _check_method(method, top_k, T * net.output_width)
+    k = n if top_k is None else min(int(top_k), n)
+    with _measuring():
+        g = fisher_gram(net, X, biases=biases, chunk_size=chunk_size)
+        if how == "dense":
+            return _top_eigenvalues_dense(g, k)
+        gn = g.to(torch.float64).cpu().numpy()
+        return _lanczos(lambda v: gn @ v, gn.shape[0], k)
+
+
+def conditional_fisher_eigenvalues(
+    net: RandomMLP, x, biases: bool = True, normalize: bool | float = False
+) -> np.ndarray:
+    """Non-zero spectrum of the conditional FIM ``F(θ|x) = J_θ(x)ᵀ J_θ(x)`` at one input (THEORY §4), descending.
+
+    Computed as the eigenvalues of the C×C matrix ``Φ = Σ_{l=1}^{L+1} a_l J_l J_lᵀ`` with ``a_l = |x^{l-1}|² + 1`` (``+0``
+    with ``biases=False``) and ``J_l = ∂f/∂h^l`` — the T = 1 case of :func:`fisher_gram`. A continuous spectrum needs
+    C ∝ N (THEORY §4 takes C = N).
+
+    ``normalize``: False → eigenvalues of Φ; True → of Φ/N, N the hidden width (THEORY §4 reports Φ/N, whose eigenvalues
+    are O(1); needs equal hidden widths); a positive number → of Φ divided by it.
+    """
+    _check_net(net)
+    x1 = _single_input(net, x)
+    if normalize is True:
+        scale = float(net.width)
+    elif normalize is False or normalize is None:
+        scale = 1.0
+    elif isinstance(normalize, (int, float)) and np.isfinite(normalize) and normalize > 0:
+        scale = float(normalize)
+    else:
+        raise InvalidParameterError(f"normalize must be True, False or a positive number, got {normalize!r}")
+    ev = fisher_eigenvalues(net, x1, biases=biases, method="dense")
+    return ev / scale
+
+
+@dataclass(frozen=True)
+class SokolParkBound:
+    """Sokol & Park's bound on the largest FIM eigenvalue by the partial Jacobians (THEORY §5), MSE loss (H = I).
+
+    Attributes
+    ----------
+    bound : ``(1/T) Σ_t Σ_{l=1}^{L+1} a_l(x_t) ‖J_l(x_t)‖₂²`` with ``a_l = |x^{l-1}|² + 1`` (``+0`` without biases).
+    lambda_max : the actual largest eigenvalue of the FIM over the same inputs (:func:`fisher_eigenvalues`).
+    layer_terms : (L+1,) — ``(1/T) Σ_t a_l(x_t) ‖J_l(x_t)‖₂²`` for l = 1..L+1 (they sum to ``bound``).
+    jacobian_norms : (L+1, T) — ``‖J_l(x_t)‖₂² = ‖∂f/∂h^l‖₂²`` (the readout's is 1).
+    a : (L+1, T) — ``a_l(x_t)``.
+    """
+
+    bound: float
+    lambda_max: float
+    layer_terms: np.ndarray
+    jacobian_norms: np.ndarray
+    a: np.ndarray
+
+    @property
+    def ratio(self) -> float:
+        """λ_max / bound ∈ (0, 1]: how tight the bound is."""
+        return self.lambda_max / self.bound
+
+
+def sokol_park_bound(net: RandomMLP, X, biases: bool = True, chunk_size: int | None = None) -> SokolParkBound:
+    """The empirical inequality ``λ_max(F) ≤ (1/T) Σ_t Σ_l (|x^{l-1}(x_t)|² + 1) ‖J_l(x_t)‖₂²`` (THEORY §5), both sides
+    from one forward and one backward pass; see :class:`SokolParkBound`."""
+    _check_net(net)
+    with _measuring():
+        theta, a, jn = _gram(net, X, bool(biases), chunk_size, norms=True)
+        T, C = theta.shape[:2]
+        g = theta.reshape(T * C, T * C).div_(T)
+        lam = float(_top_eigenvalues_dense(g, 1)[0])
+        a64 = a.to(torch.float64).cpu().numpy()
+        jn64 = jn.to(torch.float64).cpu().numpy()
+    terms = (a64 * jn64).mean(axis=1)
+    return SokolParkBound(bound=float(terms.sum()), lambda_max=lam, layer_terms=terms, jacobian_norms=jn64, a=a64)

@@ -1,0 +1,269 @@
+"""The fast measurements agree with the brute-force torch.func references (empirical.reference) to 1e-10 in float64."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import empirical as emp
+from empirical import reference as ref
+from meanfield.errors import InvalidParameterError, NumericalError
+
+TOL = 1e-10
+ACTIVATIONS = ["tanh", "relu", "x*tanh(x)"]
+
+
+def _inputs(n, d, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _small(activation="tanh", weights="gaussian", C=2, widths=(9, 7, 10), n0=8, seed=1, sigma_w=1.4, sigma_b=0.3):
+    return emp.RandomMLP(n0, list(widths), len(widths), C, activation, sigma_w, sigma_b, weights=weights, generator=seed)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+# ---------------------------------------------------------------------------------------------------------- Fisher
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+@pytest.mark.parametrize("C", [1, 3])
+@pytest.mark.parametrize("biases", [True, False])
+def test_fisher_gram_and_eigenvalues_match_brute_force(activation, weights, C, biases):
+    net = _small(activation, weights, C)
+    X = _inputs(5, 8)
+    g = emp.fisher_gram(net, X, biases=biases)
+    assert _rel(g, ref.reference_fisher_gram(net, X, biases=biases)) < TOL
+    ev = emp.fisher_eigenvalues(net, X, biases=biases)
+    # against the P×P Fisher matrix itself: its min(TC, P) largest eigenvalues
+    assert ev.shape == (5 * C,)
+    assert np.all(np.diff(ev) <= 0)
+    assert _rel(ev, ref.reference_fisher_eigenvalues(net, X, biases=biases)) < TOL
+
+
+def test_fisher_more_gram_rows_than_parameters():
+    """T·C > P: only the P non-trivial eigenvalues come back."""
+    net = emp.RandomMLP(2, 2, 1, 2, "tanh", 1.2, 0.4, generator=0)  # P = 4 + 4 + 2 + 2 = 12
+    X = _inputs(10, 2)
+    ev = emp.fisher_eigenvalues(net, X)
+    assert ev.shape == (12,)
+    assert _rel(ev, ref.reference_fisher_eigenvalues(net, X)) < TOL
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7])
+def test_fisher_chunks_agree(chunk_size):
+    net = _small(C=3)
+    X = _inputs(7, 8)
+    assert _rel(emp.fisher_gram(net, X, chunk_size=chunk_size), emp.fisher_gram(net, X)) < 1e-13
+    assert _rel(emp.fisher_eigenvalues(net, X, chunk_size=chunk_size), emp.fisher_eigenvalues(net, X)) < 1e-12
+
+
+def test_fisher_top_k_dense_and_lanczos_agree():
+    net = emp.RandomMLP(30, 30, 3, 8, "tanh", 1.5, 0.2, generator=4)
+    X = _inputs(80, 30)  # Gram 640 × 640: "auto" takes Lanczos for 5 of them
+    full = emp.fisher_eigenvalues(net, X)
+    for method in ("auto", "lanczos", "dense"):
+        top = emp.fisher_eigenvalues(net, X, top_k=5, method=method)
+        assert top.shape == (5,)
+        assert _rel(top, full[:5]) < 1e-10
+
+
+def test_fisher_single_input_and_numpy_inputs():
+    net = _small(C=2)
+    x = _inputs(1, 8)
+    a = emp.fisher_eigenvalues(net, x[0].numpy())
+    b = emp.fisher_eigenvalues(net, x)
+    assert np.array_equal(a, b)
+
+
+@given(
+    depth=st.integers(1, 3),
+    width=st.integers(1, 6),
+    n0=st.integers(1, 5),
+    C=st.integers(1, 3),
+    T=st.integers(1, 4),
+    activation=st.sampled_from(["tanh", "relu", "erf", "softplus", "x*tanh(x)"]),
+    weights=st.sampled_from(["gaussian", "orthogonal"]),
+    biases=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=25, deadline=None)
+def test_fisher_gram_property(depth, width, n0, C, T, activation, weights, biases, seed):
+    """Any small shape — widths 1, more outputs than units, one input — matches the per-sample-gradient Gram."""
+    net = emp.RandomMLP(n0, width, depth, C, activation, 1.3, 0.2, weights=weights, generator=seed)
+    X = _inputs(T, n0, seed)
+    assert _rel(emp.fisher_gram(net, X, biases=biases), ref.reference_fisher_gram(net, X, biases=biases)) < TOL
+
+
+# --------------------------------------------------------------------------------------------- conditional FIM
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("C", [1, 4])
+@pytest.mark.parametrize("biases", [True, False])
+def test_conditional_fisher_matches_brute_force(activation, C, biases):
+    net = _small(activation, "orthogonal", C)
+    x = _inputs(1, 8, seed=3)[0]
+    ev = emp.conditional_fisher_eigenvalues(net, x, biases=biases)
+    assert ev.shape == (C,)
+    assert _rel(ev, ref.reference_conditional_fisher_eigenvalues(net, x, biases=biases)) < TOL
+    norm = emp.conditional_fisher_eigenvalues(_small(activation, "orthogonal", C, widths=(9, 9, 9)), x, normalize=True)
+    raw = emp.conditional_fisher_eigenvalues(_small(activation, "orthogonal", C, widths=(9, 9, 9)), x)
+    assert np.allclose(norm * 9, raw, rtol=1e-14)
+    assert np.allclose(emp.conditional_fisher_eigenvalues(net, x, biases=biases, normalize=2.0) * 2.0, ev, rtol=1e-14)
+
+
+def test_conditional_fisher_bad_arguments():
+    net = _small()
+    with pytest.raises(InvalidParameterError, match="one input"):
+        emp.conditional_fisher_eigenvalues(net, _inputs(2, 8))
+    with pytest.raises(InvalidParameterError, match="normalize"):
+        emp.conditional_fisher_eigenvalues(net, _inputs(1, 8)[0], normalize=-1.0)
+    with pytest.raises(InvalidParameterError, match="differ"):
+        emp.conditional_fisher_eigenvalues(net, _inputs(1, 8)[0], normalize=True)
+
+
+# ----------------------------------------------------------------------------------------------- Sokol–Park bound
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("C", [1, 3])
+@pytest.mark.parametrize("biases", [True, False])
+def test_sokol_park_terms_and_inequality(activation, C, biases):
+    net = _small(activation, "gaussian", C)
+    X = _inputs(4, 8, seed=5)
+    sp = emp.sokol_park_bound(net, X, biases=biases)
+    beta = 1.0 if biases else 0.0
+    # partial Jacobians J_l = ∂f/∂h^l by autograd, per input
+    norms = np.zeros((4, 4))
+    a = np.zeros((4, 4))
+    fp = net.forward_all(X)
+    for t in range(4):
+        for l, j in enumerate(ref.reference_partial_jacobians(net, X[t])):
+            norms[l, t] = float(torch.linalg.matrix_norm(j, ord=2)) ** 2
+            a[l, t] = float(fp.post[l][t] @ fp.post[l][t]) + beta
+    assert _rel(sp.jacobian_norms, norms) < TOL
+    assert _rel(sp.a, a) < TOL
+    assert _rel(sp.layer_terms, (a * norms).mean(axis=1)) < TOL
+    assert math.isclose(sp.bound, float(sp.layer_terms.sum()), rel_tol=1e-14)
+    assert math.isclose(sp.lambda_max, float(emp.fisher_eigenvalues(net, X, biases=biases)[0]), rel_tol=1e-12)
+    assert sp.lambda_max <= sp.bound * (1 + 1e-12)
+    assert 0 < sp.ratio <= 1 + 1e-12
+
+
+# ----------------------------------------------------------------------------------------------------- Jacobian
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+def test_jacobian_matches_jacrev(activation, weights):
+    net = emp.RandomMLP(12, 12, 4, 1, activation, 1.3, 0.1, weights=weights, generator=2)
+    x = _inputs(1, 12, seed=9)[0]
+    jr = ref.reference_jacobian(net, x)
+    assert _rel(emp.input_output_jacobian(net, x), jr) < TOL
+    sv = emp.jacobian_singular_values(net, x)
+    assert np.all(np.diff(sv) <= 0)
+    assert _rel(sv, torch.linalg.svdvals(jr).numpy()) < TOL
+
+
+def test_jacobian_rectangular():
+    net = emp.RandomMLP(7, [10, 5], 2, 1, "tanh", 1.3, 0.1, generator=2)
+    x = _inputs(1, 7)[0]
+    jr = ref.reference_jacobian(net, x)
+    assert emp.input_output_jacobian(net, x).shape == (5, 7)
+    sv = emp.jacobian_singular_values(net, x)
+    assert sv.shape == (5,) and _rel(sv, torch.linalg.svdvals(jr).numpy()) < TOL
+    assert _rel(emp.jacobian_singular_values(net, x, top_k=2, method="lanczos"), sv[:2]) < 1e-10
+
+
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+def test_jacobian_top_k_lanczos(weights):
+    net = emp.RandomMLP(600, 600, 3, 1, "tanh", 1.1, 0.05, weights=weights, generator=5)
+    x = _inputs(1, 600, seed=1)[0]
+    dense = emp.jacobian_singular_values(net, x)
+    for method in ("auto", "lanczos", "dense"):
+        top = emp.jacobian_singular_values(net, x, top_k=4, method=method)
+        assert top.shape == (4,)
+        assert _rel(top, dense[:4]) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=2.0), "top_k"),
+        (dict(method="svd"), "method"),
+        (dict(method="lanczos"), "needs top_k"),
+        (dict(method="lanczos", top_k=12), "top_k < 12"),
+    ],
+)
+def test_jacobian_bad_arguments(kw, needle):
+    net = emp.RandomMLP(12, 12, 2, 1, "tanh", 1.0, 0.0, generator=0)
+    with pytest.raises(InvalidParameterError, match=needle):
+        emp.jacobian_singular_values(net, _inputs(1, 12)[0], **kw)
+
+
+def test_measurements_need_a_random_mlp():
+    with pytest.raises(InvalidParameterError, match="RandomMLP"):
+        emp.fisher_eigenvalues(torch.nn.Linear(3, 3), _inputs(2, 3))
+
+
+# --------------------------------------------------------------------------------------------- layer statistics
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_layer_statistics_match_plain_loop(activation):
+    net = _small(activation, widths=(9, 7, 10))
+    X = _inputs(4, 8)
+    s = emp.layer_statistics(net, X)
+    q, c = ref.reference_layer_statistics(net, X)
+    assert s.q.shape == (3, 4) and s.c.shape == (3, 4, 4) and s.q_hat.shape == (3, 4)
+    assert _rel(s.q, q) < 1e-12 and np.max(np.abs(s.c - c)) < 1e-12
+    assert np.allclose(s.c12, s.c[:, 0, 1])
+    x = X.numpy()
+    assert np.allclose(s.q_input, (x * x).sum(1) / 8, rtol=1e-14)
+    assert np.allclose(s.c_input[0, 1], x[0] @ x[1] / np.linalg.norm(x[0]) / np.linalg.norm(x[1]), rtol=1e-13)
+    post = net.forward_all(X).post
+    assert np.allclose(s.q_hat[1], (post[2].square().sum(1) / 7).numpy(), rtol=1e-14)
+    with pytest.raises(InvalidParameterError, match="two inputs"):
+        emp.layer_statistics(net, X[0]).c12
+
+
+# ------------------------------------------------------------------------------------------------- failures, dtype
+def test_exploding_network_raises_naming_the_layer():
+    net = emp.RandomMLP(8, 8, 200, 2, "linear", 50.0, 0.0, generator=0)
+    X = _inputs(3, 8)
+    with pytest.raises(NumericalError, match=r"hidden layer \d+ of 200"):
+        emp.fisher_eigenvalues(net, X)
+    with pytest.raises(NumericalError, match=r"hidden layer \d+ of 200"):
+        emp.jacobian_singular_values(net, X[0])
+
+
+def test_backward_overflow_names_the_layer():
+    """Bounded forward (hard_tanh stays in its linear part), exploding backward: δ^l over- flows first."""
+    net = emp.RandomMLP(8, 8, 400, 1, "hard_tanh", 8.0, 0.0, generator=0)
+    # a zero input with zero biases keeps every h^l = 0: φ' = 1 everywhere and δ grows like 8^L
+    with pytest.raises(NumericalError, match=r"backward pass ∂f/∂h\^\d+"):
+        emp.fisher_eigenvalues(net, torch.zeros(1, 8, dtype=torch.float64))
+
+
+def test_float32_network_close_to_float64():
+    a = _small(C=2)
+    b = _small(C=2)
+    b = b.to(torch.float32)
+    X = _inputs(5, 8)
+    ea, eb = emp.fisher_eigenvalues(a, X), emp.fisher_eigenvalues(b, X)
+    assert eb.dtype == np.float64
+    assert _rel(eb, ea) < 1e-4
+    sa = emp.jacobian_singular_values(emp.RandomMLP(8, 8, 2, 1, "tanh", 1.0, 0.1, generator=0), X[0])
+    sb = emp.jacobian_singular_values(
+        emp.RandomMLP(8, 8, 2, 1, "tanh", 1.0, 0.1, generator=0, dtype=torch.float32), X[0]
+    )
+    assert _rel(sb, sa) < 1e-5
+
+
+def test_measurements_leave_autograd_and_tf32_alone():
+    net = _small()
+    net.requires_grad_(True)
+    X = _inputs(3, 8)
+    before = torch.backends.cuda.matmul.allow_tf32
+    emp.fisher_eigenvalues(net, X)
+    assert torch.is_grad_enabled()
+    assert torch.backends.cuda.matmul.allow_tf32 == before
