@@ -269,6 +269,26 @@ def qmap_slope(q, tab, buf):
 
 # ------------------------------------------------------------------------------------------------------------ two point
 @njit(**JIT)
+def mean_phi(q):
+    """(E_q φ, E_q φ') by the 16-node one-point rule."""
+    sigma = math.sqrt(q)
+    buf = np.empty(MAX_BREAKS)
+    nb = add_breaks(0.0, sigma, KINKS, buf, 0)
+    nb = sort_unique(buf, nb)
+    s0 = 0.0
+    s1 = 0.0
+    for p in range(nb - 1):
+        h = 0.5 * (buf[p + 1] - buf[p])
+        m = 0.5 * (buf[p + 1] + buf[p])
+        for i in range(X16.shape[0]):
+            z = m + h * X16[i]
+            wt = h * W16[i] * INV_SQRT_2PI * math.exp(-0.5 * z * z)
+            s0 += wt * phi(sigma * z)
+            s1 += wt * dphi(sigma * z)
+    return s0, s1
+
+
+@njit(**JIT)
 def twopoint_rule(q11, q22, q12, x, w, out):
     """[E φ(u1)φ(u2), E φ'(u1)φ'(u2)] by nested composite Gauss–Legendre.
 
@@ -449,19 +469,14 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
         return 1.0, chi1, CONVERGED, 0
     tab = np.zeros((0, N_MOMENTS, TABLE_DEG + 1))
     par = np.array([sw2, sb2, q])
-    buf = np.empty(N_MOMENTS)
-    g0, _ = residual(P_CSTAR, 0.0, par, tab, buf)
+    m0, m1 = mean_phi(q)  # at c = 0 the pair is independent: I = (E φ)², E φ'φ' = (E φ')²
+    g0 = (sw2 * m0 * m0 + sb2) / q
     if g0 <= ODD_TOL:
-        twopoint_solver(q, q, 0.0, buf)
-        return 0.0, sw2 * buf[1], CONVERGED, 0
-    delta = 0.1
-    ghi, _ = residual(P_CSTAR, 1.0 - delta, par, tab, buf)
-    while ghi >= 0.0:
-        delta *= 0.1
-        if delta < 1e-13:
-            return 1.0, chi1, CONVERGED, 0
-        ghi, _ = residual(P_CSTAR, 1.0 - delta, par, tab, buf)
-    c, st, it, res, df = solve(P_CSTAR, 0.0, g0, 1.0 - delta, ghi, c0, par, tab, rtol, maxiter)
+        return 0.0, sw2 * m1 * m1, CONVERGED, 0
+    # G(0) > 0 and G(1 - ε) ≈ -(χ_1 - 1) ε < 0: c* is bracketed by [0, 1) (only the sign of G(1-) is used)
+    c, st, it, res, df = solve(P_CSTAR, 0.0, g0, 1.0, -1.0, c0, par, tab, rtol, maxiter)
+    if c >= 1.0 - 1e-13:
+        return 1.0, chi1, st, it
     return c, df + 1.0, st, it  # F'(c*) = χ_c - 1
 
 
