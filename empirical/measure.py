@@ -121,10 +121,11 @@ def _deltas(net: RandomMLP, derivs):
     """Yield ``(l, Δ_l)`` for l = L, …, 1 with ``Δ_l[t, k] = δ^l_k(x_t) = ∂f_k/∂h^l`` of shape (T, C, N_l).
 
     Backward recursion ``δ^L = D_L W^{L+1ᵀ} e_k``, ``δ^{l-1} = D_{l-1} W^{lᵀ} δ^l``, one (T·C, N_l)×(N_l, N_{l-1}) matmul per
-    layer for all inputs and outputs at once.
+    layer for all inputs and outputs at once. Consumes ``derivs`` (a list it owns): each φ'(h^l) is released once used.
     """
     L = net.depth
     delta = net.W[L].unsqueeze(0) * derivs[L - 1].unsqueeze(1)
+    derivs[L - 1] = None
     for l in range(L, 0, -1):
         _check_finite(delta, f"the backward pass ∂f/∂h^{l} (hidden layer {l} of {L})")
         yield l, delta
@@ -132,6 +133,23 @@ def _deltas(net: RandomMLP, derivs):
             t, c, n = delta.shape
             delta = torch.mm(delta.reshape(t * c, n), net.W[l - 1]).reshape(t, c, -1)
             delta.mul_(derivs[l - 2].unsqueeze(1))
+            derivs[l - 2] = None
+
+
+def _forward_grams(net: RandomMLP, X, beta: float):
+    """One forward pass keeping only what the Gram needs: ``A_l = X^{l-1} X^{l-1ᵀ} + β`` (T×T) for l = 1..L+1 and the
+    φ'(h^l) (T×N_l) — not the activations themselves, which halves the memory of a stored forward pass."""
+    x = net.as_input(X)
+    L = net.depth
+    grams, ders = [], []
+    for l in range(L):
+        grams.append(torch.mm(x, x.T).add_(beta))
+        h = torch.addmm(net.b[l], x, net.W[l].T)
+        _check_finite(h, f"pre-activation h^{l + 1} (hidden layer {l + 1} of {L})")
+        x, d = net.phi.phi_and_dphi(h)
+        ders.append(d)
+    grams.append(torch.mm(x, x.T).add_(beta))
+    return grams, ders
 
 
 def _blocks(t: int, chunk: int):
@@ -153,23 +171,21 @@ def _gram(net: RandomMLP, X, biases: bool, chunk_size, norms: bool = False):
     The readout layer (δ^{L+1}_k = e_k) contributes ``(A_{L+1} + β) ⊗ I_C``. Blocks of ``chunk_size`` inputs: only the
     blocks on and above the diagonal are computed (the Gram is symmetric) and the temporaries are (chunk·C)² in size.
     """
-    fp = net.forward_all(X, pre=False, derivatives=True, check_finite=True)
-    xs, ds = fp.post, fp.derivatives
-    T = xs[0].shape[0]
+    grams, ds = _forward_grams(net, X, 1.0 if biases else 0.0)
+    T = grams[0].shape[0]
     C = net.output_width
-    beta = 1.0 if biases else 0.0
     chunk = _check_chunk(chunk_size, T)
     blocks = _blocks(T, chunk)
     theta = torch.zeros(T, C, T, C, dtype=net.dtype, device=net.device)
     # readout layer: (x^L·x^L' + β) δ_{kk'}
-    a = torch.mm(xs[-1], xs[-1].T).add_(beta)
+    a = grams[-1]
     theta.diagonal(dim1=1, dim2=3).add_(a.unsqueeze(-1))
     a_layers, jnorms = [], []
     if norms:
         a_layers.append(torch.diagonal(a).clone())
         jnorms.append(torch.ones(T, dtype=net.dtype, device=net.device))
     for l, delta in _deltas(net, ds):
-        a = torch.mm(xs[l - 1], xs[l - 1].T).add_(beta)
+        a = grams[l - 1]
         flat = delta.reshape(T * C, -1)
         if len(blocks) == 1:
             g = torch.mm(flat, flat.T).view(T, C, T, C)
@@ -464,7 +480,11 @@ def sokol_park_bound(net: RandomMLP, X, biases: bool = True, chunk_size: int | N
         theta, a, jn = _gram(net, X, bool(biases), chunk_size, norms=True)
         T, C = theta.shape[:2]
         g = theta.reshape(T * C, T * C).div_(T)
-        lam = float(_top_eigenvalues_dense(g, 1)[0])
+        if _check_method("auto", 1, T * C) == "dense":
+            lam = float(_top_eigenvalues_dense(g, 1)[0])
+        else:
+            gn = g.to(torch.float64).cpu().numpy()
+            lam = float(_lanczos(lambda v: gn @ v, gn.shape[0], 1)[0])
         a64 = a.to(torch.float64).cpu().numpy()
         jn64 = jn.to(torch.float64).cpu().numpy()
     terms = (a64 * jn64).mean(axis=1)

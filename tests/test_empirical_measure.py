@@ -267,3 +267,18 @@ def test_measurements_leave_autograd_and_tf32_alone():
     emp.fisher_eigenvalues(net, X)
     assert torch.is_grad_enabled()
     assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    """The same network on the GPU gives the CPU's numbers; float32 there is measured without TF32 (TF32's 10-bit
+    mantissa would leave errors near 1e-3, true float32 stays below 1e-4)."""
+    cpu = emp.RandomMLP(64, 64, 4, 3, "tanh", 1.3, 0.1, device="cpu", generator=0)
+    X = _inputs(16, 64)
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-4)):
+        gpu = emp.RandomMLP(64, 64, 4, 3, "tanh", 1.3, 0.1, device="cpu", generator=0).to("cuda", dtype)
+        assert gpu.device.type == "cuda" and gpu.dtype == dtype
+        assert _rel(emp.fisher_eigenvalues(gpu, X), emp.fisher_eigenvalues(cpu, X)) < tol
+        assert _rel(emp.jacobian_singular_values(gpu, X[0]), emp.jacobian_singular_values(cpu, X[0])) < tol
+        assert _rel(emp.layer_statistics(gpu, X).q, emp.layer_statistics(cpu, X).q) < tol

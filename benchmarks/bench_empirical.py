@@ -1,0 +1,289 @@
+"""Benchmarks of the empirical measurements, each against a baseline measured in the same run.
+
+Run ``python benchmarks/bench_empirical.py [--quick]``; it prints a Markdown section, which :func:`run` also returns
+(for an aggregator writing ``benchmarks/RESULTS.md``). Times are the best of a few repeats after one warm-up call.
+
+1. FIM λ_max of a tanh MLP 256 → 6×256 → 10 outputs, σ_w² = 1.5, σ_b² = 0.05, 32 inputs (P = 397,322): the layerwise
+   Gram (ours) vs per-sample gradients by ``torch.func`` (``vmap(jacrev)``) and their Gram, vs curvlinops' GGN operator
+   with scipy's ``eigsh`` (when ``curvlinops-for-pytorch`` is installed), with their relative agreement.
+2. Width 1024, depth 64, 128 inputs, 10 outputs: λ_max on the CPU, time and peak memory (in a fresh subprocess, so
+   the peak resident set is this case's own).
+3. Jacobian singular values at width 512, depth 32: the explicit D·W chain + ``svdvals`` vs ``jacrev`` + ``svdvals``.
+4. Width 4096, depth 256, 256 inputs on a GPU, when one is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import empirical as emp  # noqa: E402
+from empirical import reference as ref  # noqa: E402
+
+SEED = 20261123
+
+
+def best_time(fn, repeats: int) -> tuple[float, object]:
+    """(best wall time of ``repeats`` calls after one warm-up call, the last result)."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def _inputs(t, n, device="cpu"):
+    g = torch.Generator().manual_seed(SEED + 1)
+    return torch.randn(t, n, generator=g, dtype=torch.float64).to(device)
+
+
+def _fim_net(device="cpu"):
+    return emp.RandomMLP(256, 256, 6, 10, "tanh", math.sqrt(1.5), math.sqrt(0.05), device=device, generator=SEED)
+
+
+# ------------------------------------------------------------------------------------------------------------ cases
+def case_fim_small(repeats: int) -> dict:
+    net = _fim_net()
+    X = _inputs(32, 256)
+    res = {"P": net.num_parameters()}
+    res["ours"], ev = best_time(lambda: emp.fisher_eigenvalues(net, X, top_k=1), repeats)
+    res["ours_all"], ev_all = best_time(lambda: emp.fisher_eigenvalues(net, X), repeats)
+    lam = float(ev[0])
+    res["lambda_max"] = lam
+    res["all_vs_top"] = abs(ev_all[0] - lam) / lam
+
+    def jacrev_gram():
+        g = ref.reference_fisher_gram(net, X)
+        return float(torch.linalg.eigvalsh(g)[-1])
+
+    res["jacrev"], lam_j = best_time(jacrev_gram, max(1, repeats // 2))
+    res["jacrev_agree"] = abs(lam_j - lam) / lam
+    try:
+        res.update(_curvlinops(net, X, lam, max(1, repeats // 2)))
+    except ImportError as exc:
+        res["curvlinops_note"] = f"not installed ({exc.name}): `pip install curvlinops-for-pytorch` to add this row"
+    return res
+
+
+def _curvlinops(net, X, lam, repeats):
+    import warnings
+
+    with warnings.catch_warnings():  # its dependencies warn about torch.jit.script at import
+        warnings.simplefilter("ignore")
+        from curvlinops import GGNLinearOperator  # ImportError → the row is skipped with a note
+    from scipy.sparse.linalg import eigsh
+
+    net.requires_grad_(True)
+    params = [p for p in net.parameters()]
+    data = [(X, torch.zeros(X.shape[0], net.output_width, dtype=X.dtype))]
+    T = X.shape[0]
+    # MSELoss(sum) = Σ_t |f − y|²: its GGN is Σ_t J_tᵀ (2I) J_t = 2T·F
+    loss = torch.nn.MSELoss(reduction="sum")
+
+    def run():
+        op = GGNLinearOperator(net, loss, params, data, check_deterministic=False).to_scipy()
+        v0 = np.random.default_rng(0).standard_normal(op.shape[0])
+        top = eigsh(op, k=1, which="LA", v0=v0, tol=1e-12, return_eigenvectors=False)
+        return float(top[0]) / (2 * T)
+
+    with warnings.catch_warnings():  # torch's forward-mode AD warns about torch.jit.script on first use
+        warnings.simplefilter("ignore", DeprecationWarning)
+        t, lam_c = best_time(run, repeats)
+    net.requires_grad_(False)
+    return {
+        "curvlinops": t,
+        "curvlinops_agree": abs(lam_c - lam) / lam,
+        "curvlinops_version": importlib.metadata.version("curvlinops-for-pytorch"),
+    }
+
+
+def case_fim_large(quick: bool) -> dict:
+    """In a subprocess: the peak resident set is this case's own (after building the network and inputs)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--case-large"] + (["--quick"] if quick else [])
+    env = dict(os.environ)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _peak_rss_mib(reset: bool = False) -> float:
+    """This process's peak resident set (VmHWM) in MiB; with ``reset`` first lower the mark to the current RSS
+    (Linux ``/proc/self/clear_refs``). Falls back to getrusage (not resettable) elsewhere."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _case_large_worker(quick: bool) -> dict:
+    width, depth, T, C = (1024, 16, 64, 10) if quick else (1024, 64, 128, 10)
+    net = emp.RandomMLP(width, width, depth, C, "tanh", math.sqrt(1.5), math.sqrt(0.05), device="cpu", generator=SEED)
+    X = _inputs(T, width)
+    rss0 = _peak_rss_mib(reset=True)
+    t0 = time.perf_counter()
+    ev = emp.fisher_eigenvalues(net, X, top_k=1)
+    first = time.perf_counter() - t0
+    rss1 = _peak_rss_mib()
+    t0 = time.perf_counter()
+    emp.fisher_eigenvalues(net, X, top_k=1)
+    second = time.perf_counter() - t0
+    weights_mib = net.num_parameters() * 8 / 2**20
+    caches_mib = 2 * T * width * depth * 8 / 2**20
+    gram_mib = (T * C) ** 2 * 8 / 2**20
+    return {
+        "width": width, "depth": depth, "T": T, "C": C, "time": min(first, second), "lambda_max": float(ev[0]),
+        "rss_before": rss0, "rss_peak": rss1, "weights_mib": weights_mib, "caches_mib": caches_mib, "gram_mib": gram_mib,
+    }
+
+
+def case_jacobian(repeats: int) -> dict:
+    net = emp.RandomMLP(512, 512, 32, 1, "tanh", 1.0151637852, 2.1566949868e-3, weights="orthogonal", generator=SEED)
+    x = _inputs(1, 512)[0] * math.sqrt((1 / 64 - 2.1566949868e-3**2)) / 1.0151637852
+    res = {}
+    res["ours"], sv = best_time(lambda: emp.jacobian_singular_values(net, x), repeats)
+    res["ours_chain"], _ = best_time(lambda: emp.input_output_jacobian(net, x), repeats)
+    res["jacrev"], svj = best_time(lambda: torch.linalg.svdvals(ref.reference_jacobian(net, x)).numpy(), repeats)
+    res["jacrev_chain"], _ = best_time(lambda: ref.reference_jacobian(net, x), repeats)
+    res["agree"] = float(np.max(np.abs(sv - svj)) / sv[0])
+    res["top_k"], top = best_time(lambda: emp.jacobian_singular_values(net, x, top_k=4, method="lanczos"), repeats)
+    res["top_k_agree"] = float(np.max(np.abs(top - sv[:4])) / sv[0])
+    return res
+
+
+def case_gpu() -> dict | None:
+    if not torch.cuda.is_available():
+        return None
+    dev = torch.device("cuda")
+    net = emp.RandomMLP(4096, 4096, 256, 10, "tanh", math.sqrt(1.5), math.sqrt(0.05), device=dev, generator=SEED)
+    X = _inputs(256, 4096, dev)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+
+    def run():
+        ev = emp.fisher_eigenvalues(net, X, top_k=1)
+        torch.cuda.synchronize()
+        return ev
+
+    t, ev = best_time(run, 2)
+    return {"time": t, "lambda_max": float(ev[0]), "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "device": torch.cuda.get_device_name()}
+
+
+# ------------------------------------------------------------------------------------------------------------ report
+def _fmt_t(t):
+    return f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def run(quick: bool = False) -> str:
+    """Run every case and return the Markdown section."""
+    repeats = 2 if quick else 5
+    large = case_fim_large(quick)
+    small = case_fim_small(repeats)
+    jac = case_jacobian(repeats)
+    gpu = case_gpu()
+
+    lines = [
+        "## empirical: FIM spectra and Jacobians" + (" (quick)" if quick else ""),
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), float64. Best of {repeats} repeats after a warm-up call.",
+        "",
+        f"**1. FIM λ_max, tanh 256 → 6×256 → 10, σ_w² = 1.5, σ_b² = 0.05, 32 inputs (P = {small['P']:,})** "
+        f"— λ_max = {small['lambda_max']:.10g}",
+        "",
+        "| method | time | vs ours | agreement with ours (relative) |",
+        "|---|---|---|---|",
+        f"| layerwise Gram, top-1 (ours; target ≤ 0.2 s) | {_fmt_t(small['ours'])} | 1× | — |",
+        f"| layerwise Gram, all 320 eigenvalues | {_fmt_t(small['ours_all'])} | "
+        f"{small['ours_all'] / small['ours']:.1f}× | {small['all_vs_top']:.1e} |",
+        f"| torch.func vmap(jacrev) per-sample gradients + Gram | {_fmt_t(small['jacrev'])} | "
+        f"{small['jacrev'] / small['ours']:.0f}× slower | {small['jacrev_agree']:.1e} |",
+    ]
+    if "curvlinops" in small:
+        lines.append(
+            f"| curvlinops {small['curvlinops_version']} GGNLinearOperator + scipy eigsh | {_fmt_t(small['curvlinops'])} | "
+            f"{small['curvlinops'] / small['ours']:.0f}× slower | {small['curvlinops_agree']:.1e} |"
+        )
+    else:
+        lines.append(f"| curvlinops | skipped | — | {small['curvlinops_note']} |")
+    lines += [
+        "",
+        f"**2. FIM λ_max at width {large['width']}, depth {large['depth']}, {large['T']} inputs, {large['C']} outputs, CPU**"
+        + ("" if quick else " (target ≤ 20 s)"),
+        "",
+        "| time | λ_max | peak RSS during the call | RSS before it (torch, network, inputs) | added by the call "
+        "| weights | forward caches (x, φ') | Gram |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {_fmt_t(large['time'])} | {large['lambda_max']:.6g} | {large['rss_peak']:.0f} MiB | "
+        f"{large['rss_before']:.0f} MiB | {large['rss_peak'] - large['rss_before']:.0f} MiB | "
+        f"{large['weights_mib']:.0f} MiB | {large['caches_mib']:.0f} MiB | {large['gram_mib']:.1f} MiB |",
+        "",
+        "**3. Jacobian singular values, orthogonal critical tanh (q* = 1/64), width 512, depth 32**",
+        "",
+        "| method | time | ratio | agreement |",
+        "|---|---|---|---|",
+        f"| explicit D·W chain + svdvals (ours; target ≤ 0.1 s) | {_fmt_t(jac['ours'])} | 1× | — |",
+        f"| (chain alone) | {_fmt_t(jac['ours_chain'])} | | |",
+        f"| torch.func jacrev + svdvals | {_fmt_t(jac['jacrev'])} | {jac['jacrev'] / jac['ours']:.2f}× "
+        f"(target ≥ 15×) | {jac['agree']:.1e} |",
+        f"| (jacrev alone) | {_fmt_t(jac['jacrev_chain'])} | {jac['jacrev_chain'] / jac['ours_chain']:.2f}× | |",
+        f"| top-4 by Lanczos (matrix-free) | {_fmt_t(jac['top_k'])} | {jac['jacrev'] / jac['top_k']:.1f}× faster "
+        f"than jacrev | {jac['top_k_agree']:.1e} |",
+        "",
+        "The dense Jacobian needs L−1 = 31 products of 512×512 matrices (8.3 GFLOP) however it is computed; jacrev "
+        "performs the same products (its vmapped backward pass), so both run at the BLAS rate of the machine and the ratio "
+        "stays near 1 — the 15× target is out of reach for any exact dense method. The matrix-free top-k route "
+        "(ARPACK on JᵀJ through the stored D's and W's) streams every weight matrix twice per step and needs ~250 steps "
+        "for the clustered top of a near-isometric spectrum, so it only pays off where the dense product does not fit.",
+        "",
+        "**4. GPU: width 4096, depth 256, 256 inputs**",
+        "",
+    ]
+    if gpu is None:
+        lines.append("unverified (no GPU)")
+    else:
+        lines.append(
+            f"{gpu['device']}: λ_max in {_fmt_t(gpu['time'])}, peak GPU memory {gpu['peak_gib']:.1f} GiB "
+            f"(λ_max = {gpu['lambda_max']:.6g})"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats and a smaller case 2")
+    p.add_argument("--case-large", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.case_large:
+        print(json.dumps(_case_large_worker(args.quick)))
+        return
+    print(run(quick=args.quick))
+
+
+if __name__ == "__main__":
+    main()
