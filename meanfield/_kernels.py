@@ -89,6 +89,7 @@ DEGENERATE = 4
 Q_DIVERGE = 1e60  # q beyond this while still growing: no finite fixed point
 Q_ZERO = 1e-40  # q below this while still shrinking: the fixed point is q* = 0
 EPS = 2.220446049250313e-16
+CHI1_ROUNDING = 1e-12  # χ_1 within this of 1 is critical to its accuracy: c* = 1 (ReLU at σ_w² = 2)
 ODD_TOL = 1e-14  # |c-map(0)| below this (rounding of (E φ)² = 0 for odd φ, σ_b = 0): c* = 0
 
 
@@ -465,7 +466,7 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
 
     Returns (c*, χ_c = σ_w² E[φ'(u1)φ'(u2)] at c*, status, iterations).
     """
-    if chi1 <= 1.0:
+    if chi1 <= 1.0 + CHI1_ROUNDING:
         return 1.0, chi1, CONVERGED, 0
     tab = np.zeros((0, N_MOMENTS, TABLE_DEG + 1))
     par = np.array([sw2, sb2, q])
