@@ -93,7 +93,7 @@ def _phase_diagram(mf, phi, sw2_max, sb2_max, n, out, correlations=True):
     sw = np.sqrt(np.linspace(sw2_max / n, sw2_max, n))
     sb = np.sqrt(np.linspace(0.0, sb2_max, n))
     t = time.perf_counter()
-    pd = mf.phase_diagram(phi, sw, sb, correlations=correlations)
+    pd = mf.phase_diagram(phi, sw, sb, correlations=correlations, progress=True)
     elapsed = time.perf_counter() - t
     name = mf.get_activation(phi).name.replace("*", "").replace(" ", "").replace("/", "_")
     _write_csv(pd.to_records(), out / f"phase_diagram_{name}.csv")

@@ -164,12 +164,23 @@ def _sigma_b_for_sigma_w(act, s):
     )
 
 
-def phase_diagram(phi, sigma_w_grid, sigma_b_grid, q0=1.0, correlations=True) -> PhaseDiagram:
+def _progress_bar(done, total, label="phase diagram"):
+    import sys
+
+    n = int(30 * done / total)
+    sys.stderr.write(f"\r{label} [{'#' * n}{'.' * (30 - n)}] {done}/{total} rows")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def phase_diagram(phi, sigma_w_grid, sigma_b_grid, q0=1.0, correlations=True, progress=False) -> PhaseDiagram:
     """q*, χ_1, c*, χ_c, ξ_c on the grid σ_w × σ_b (arrays of shape (len(σ_w), len(σ_b))), Numba-parallel over σ_b.
 
     Along each σ_b row the fixed points are continued from the previous σ_w. ``correlations=False`` skips c* and χ_c
     (two-dimensional quadrature, ~100× the cost of q* and χ_1). Points where q diverges have q* = inf, NaN elsewhere and
-    ``status == 2`` (see :attr:`PhaseDiagram.diverges`).
+    ``status == 2`` (see :attr:`PhaseDiagram.diverges`). ``progress=True`` draws a progress bar on stderr (the grid is
+    then computed in blocks of σ_b rows).
     """
     act = get_activation(phi)
     sw = np.atleast_1d(positive(sigma_w_grid, "sigma_w_grid")).astype(np.float64).reshape(-1)
@@ -181,7 +192,15 @@ def phase_diagram(phi, sigma_w_grid, sigma_b_grid, q0=1.0, correlations=True) ->
     c = np.full((nb, nw), np.nan)
     chic = np.full((nb, nw), np.nan)
     status = np.empty((nb, nw), dtype=np.int64)
-    act.kernels.grid_kernel(sw**2, sb**2, q0v, act.table, bool(correlations), RTOL, MAXITER, q, chi, c, chic, status)
+    step = max(1, nb // 20) if progress else nb
+    for start in range(0, nb, step):
+        rows = slice(start, min(nb, start + step))
+        act.kernels.grid_kernel(
+            sw**2, sb[rows] ** 2, q0v, act.table, bool(correlations), RTOL, MAXITER,
+            q[rows], chi[rows], c[rows], chic[rows], status[rows],
+        )
+        if progress:
+            _progress_bar(rows.stop, nb)
     if np.any(status == 1):
         raise ConvergenceError(f"{act.name}: {int(np.sum(status == 1))} grid points did not converge")
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -127,3 +127,12 @@ def test_phase_diagram_marks_divergence():
     assert pd.diverges[1, 1] and np.isinf(pd.q_star[1, 1]) and np.isnan(pd.chi1[1, 1])
     assert pd.q_star[0, 1] == pytest.approx(0.01 / (1 - 0.5), rel=1e-14)
     assert not pd.diverges[0, 0]
+
+
+def test_phase_diagram_progress_blocks_give_the_same_grid(capsys):
+    sw, sb = np.linspace(0.5, 2.0, 9), np.linspace(0.0, 1.0, 23)
+    a = mf.phase_diagram("tanh", sw, sb, progress=True)
+    assert "23/23 rows" in capsys.readouterr().err
+    b = mf.phase_diagram("tanh", sw, sb)
+    np.testing.assert_array_equal(a.q_star, b.q_star)
+    np.testing.assert_array_equal(a.c_star, b.c_star)
