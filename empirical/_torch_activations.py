@@ -31,7 +31,8 @@ Tensor = torch.Tensor
 _SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)  # erf'(x) = (2/√π) e^{-x²}
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-# torch's F.selu constants are these (Klambauer et al. 2017, eq. 14); meanfield uses the same digits
+# torch's F.selu constants are these (Klambauer et al. 2017, "Self-normalizing neural networks"); meanfield has the
+# same digits
 _SELU_LAMBDA = 1.0507009873554804934193349852946
 _SELU_ALPHA = 1.6732632423543772848170429916717
 

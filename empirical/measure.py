@@ -5,15 +5,16 @@
   chain of D·W products, or its top singular values matrix-free by Lanczos (THEORY §2);
 * :func:`fisher_gram`, :func:`fisher_eigenvalues` — the exact non-zero spectrum of the Fisher information
   ``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` (unit-variance Gaussian likelihood) through the layerwise Gram identity
-  (THEORY §3; Karakida, Akaho & Amari 2019, "Universal statistics of Fisher information in deep neural networks", §3):
+  (THEORY §3; Karakida, Akaho & Amari 2019, "Universal statistics of Fisher information in deep neural networks: mean
+  field approach", AISTATS):
   one forward pass, one backward recursion ``δ^l = D_l W^{l+1ᵀ} δ^{l+1}`` batched over all inputs and outputs, and
   ``Θ = Σ_l (Δ_l Δ_lᵀ) ∘ (A_l + β)`` with ``Δ_l`` the (T·C, N_l) stack of δ^l and ``A_l = X^{l-1} X^{l-1 ᵀ}``;
   per-sample gradients are never formed;
 * :func:`conditional_fisher_eigenvalues` — the spectrum of ``F(θ|x) = J_θᵀJ_θ`` through the C×C matrix
   ``Φ = Σ_l a_l J_l J_lᵀ`` (THEORY §4; Hayase & Karakida 2021, "The spectrum of Fisher information of deep networks
-  achieving dynamical isometry", eq. 7);
+  achieving dynamical isometry", AISTATS);
 * :func:`sokol_park_bound` — ``λ_max(F) ≤ (1/T) Σ_t Σ_l (|x^{l-1}_t|² + 1) ‖J_l(x_t)‖₂²`` (THEORY §5; Sokol & Park 2020,
-  "Information geometry of orthogonal initializations and training", eq. 8, with H = I for the MSE loss).
+  "Information geometry of orthogonal initializations and training", ICLR; H = I for the MSE loss).
 
 Conventions: inputs are rows (``X`` of shape ``(T, N_0)``; a 1-D ``x`` is one input). The FIM Gram is indexed by
 ``(t, k) → t·C + k`` (input-major). ``biases=True`` counts the bias parameters in θ (the ``+1`` in ``a_l``);

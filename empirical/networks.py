@@ -9,7 +9,7 @@ Weights (σ_w, σ_b are standard deviations, not variances):
 * ``"gaussian"``: ``W_ij ~ N(0, σ_w²/N_{l-1})``;
 * ``"orthogonal"``: ``W = s·O`` with O Haar-distributed with orthonormal columns (N_l ≥ N_{l-1}) or rows (N_l < N_{l-1}),
   drawn by QR of a Gaussian matrix with the sign fix ``Q·diag(sign R_ii)`` (Mezzadri 2007, "How to generate random
-  matrices from the classical compact groups", §5), and ``s = σ_w·sqrt(max(N_l, N_{l-1})/N_{l-1})``, so that
+  matrices from the classical compact groups", Notices AMS 54), and ``s = σ_w·sqrt(max(N_l, N_{l-1})/N_{l-1})``, so that
   ``E|Wx|²/N_l = σ_w²|x|²/N_{l-1}`` exactly as for Gaussian weights (and ``E WᵀW = σ_w² N_l/N_{l-1} I``). For
   N_l ≥ N_{l-1} this is THEORY §0's ``σ_w sqrt(N_l/N_{l-1})·O``; for a narrowing layer (the readout with C < N above all)
   the factor is σ_w, because O with orthonormal rows already has ``E|Ox|² = (N_l/N_{l-1})|x|²``;
@@ -84,7 +84,7 @@ def _check_real(name, v, *, positive):
 def _haar(rows: int, cols: int, generator: torch.Generator, device) -> torch.Tensor:
     """A ``rows × cols`` Haar matrix with orthonormal columns (rows ≥ cols) or rows (rows < cols), in float64.
 
-    QR of a Gaussian matrix, then ``Q·diag(sign R_ii)`` (Mezzadri 2007, §5) so that the law is Haar, not biased by the
+    QR of a Gaussian matrix, then ``Q·diag(sign R_ii)`` (Mezzadri 2007) so that the law is Haar, not biased by the
     QR routine's sign convention.
     """
     tall = rows >= cols

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
-
 import sympy
+import torch
 
 from empirical import torch_activation
 from empirical._torch_activations import _compile
@@ -38,7 +37,7 @@ def _close(a, b):
     return np.all(np.abs(a - b) <= TOL * (1.0 + np.abs(b)))
 
 
-@pytest.mark.parametrize("name,params", NAMED, ids=lambda v: str(v) if not isinstance(v, dict) else "")
+@pytest.mark.parametrize("name,params", NAMED, ids=[n + "".join(f"-{k}={v}" for k, v in p.items()) for n, p in NAMED])
 def test_named_match_meanfield(name, params):
     act = get_activation(name, **params)
     ta = torch_activation(name, **params)
