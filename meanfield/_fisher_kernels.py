@@ -1,0 +1,302 @@
+"""Numba kernels of :mod:`meanfield.fisher` (one jit policy: ``cache=True, nogil=True``, float64 / complex128).
+
+They take plain arrays only (no activation dispatchers), so they compile once and are cached on disk:
+
+* :func:`series_pair` — the Mehler (Hermite) series of the two-point expectations at one layer;
+* :func:`depth_sums` — the layer sums Θ/N for every depth at once (the backward recursion folded into the forward one);
+* :func:`chain_*` — the real and complex "shooting" solutions of the subordination chain of the conditional FIM
+  (Hayase & Karakida 2021), see :mod:`meanfield.fisher` for the equations.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+JIT = dict(cache=True, nogil=True)
+
+
+# ------------------------------------------------------------------------------------------------- two-point series
+@njit(**JIT)
+def series_pair(a2, b2, n, c, out):
+    """``out = [Σ_k a2[k] c^k, Σ_k b2[k] c^k]`` (Horner, k < n): E φ(u1)φ(u2) and E φ'(u1)φ'(u2) by Mehler's formula."""
+    s0 = 0.0
+    s1 = 0.0
+    for k in range(n - 1, -1, -1):
+        s0 = s0 * c + a2[k]
+        s1 = s1 * c + b2[k]
+    out[0] = s0
+    out[1] = s1
+
+
+# ---------------------------------------------------------------------------------------------------- depth sums
+@njit(**JIT)
+def depth_sums(chi, a, out):
+    """``out[L] = Σ_{l=1}^{L+1} a[l] Π_{m=l}^{L} chi[m]`` for L = 0 … len(out)-1, by ``out[L] = chi[L] out[L-1] + a[L+1]``.
+
+    ``a[l]`` is the forward factor of weight layer l and ``chi[m]`` the backward gain of hidden layer m, so ``out[L]`` is
+    the layer sum of the NTK of the depth-L network (Karakida et al. 2019, eqs. 9–11, backward order parameters folded
+    in). ``out[0] = a[1]``.
+    """
+    out[0] = a[1]
+    for L in range(1, out.shape[0]):
+        out[L] = chi[L] * out[L - 1] + a[L + 1]
+
+
+# ------------------------------------------------------------------------------------------- discrete measure nu
+@njit(**JIT)
+def eta_nu(u, d, p):
+    """η_ν(u) = ψ/(1+ψ), ψ = Σ p_i u d_i/(1 - u d_i), and dη/du, for the discrete measure Σ p_i δ_{d_i} (complex u)."""
+    psi = 0.0 + 0.0j
+    dpsi = 0.0 + 0.0j
+    for i in range(d.shape[0]):
+        den = 1.0 - u * d[i]
+        psi += p[i] * u * d[i] / den
+        dpsi += p[i] * d[i] / (den * den)
+    inv = 1.0 / (1.0 + psi)
+    return psi * inv, dpsi * inv * inv
+
+
+@njit(**JIT)
+def eta_nu_real(u, d, p):
+    psi = 0.0
+    dpsi = 0.0
+    for i in range(d.shape[0]):
+        den = 1.0 - u * d[i]
+        psi += p[i] * u * d[i] / den
+        dpsi += p[i] * d[i] / (den * den)
+    inv = 1.0 / (1.0 + psi)
+    return psi * inv, dpsi * inv * inv
+
+
+@njit(**JIT)
+def cross_series(q, qx, a2, b2, nterms, row, scale, sw2, sb2, l_q, stop_rtol, qhx, gx):
+    """The covariance map through layers 1..L with Mehler series (layer l uses row ``row[l]`` of ``a2``, ``b2``).
+
+    ``qx[1]`` must be set; ``scale[l]`` multiplies E φφ (the linear regime below Q_TINY). Fills ``qhx[l] = E φφ``, ``gx[l] = E φ'φ'`` and ``qx[l+1] = sw2 qhx[l] + sb2``. Stops at the
+    first layer l > l_q whose step is below ``stop_rtol·q[l]`` and repeats it; returns that layer (L + 1 if none).
+    """
+    L = q.shape[0] - 2
+    buf = np.empty(2)
+    for l in range(1, L + 1):
+        ql = q[l]
+        c = qx[l] / ql if ql > 0.0 else 1.0
+        c = -1.0 if c < -1.0 else (1.0 if c > 1.0 else c)
+        j = row[l]
+        series_pair(a2[j], b2[j], nterms[j], c, buf)
+        qhx[l] = buf[0] * scale[l]
+        gx[l] = buf[1]
+        qx[l + 1] = sw2 * qhx[l] + sb2
+        if l > l_q and abs(qx[l + 1] - qx[l]) <= stop_rtol * ql:
+            for m in range(l + 1, L + 1):
+                qhx[m] = qhx[l]
+                gx[m] = gx[l]
+                qx[m + 1] = qx[l + 1]
+            return l
+    return L + 1
+
+
+@njit(**JIT)
+def backward(chi, L, out):
+    """``out[l] = Π_{m=l}^{L} chi[m]`` for l = 1 … L+1 (``out[L+1] = 1``; ``out[0]`` untouched)."""
+    out[L + 1] = 1.0
+    for l in range(L, 0, -1):
+        out[l] = chi[l] * out[l + 1]
+
+
+# ------------------------------------------------------------------------------------ the subordination chain
+# Levels l = 1 … L+1 of the recursion G_l = a_l I + W D_{l-1} G_{l-1} D_{l-1} Wᵀ (divided by N): s[l] = a_l/N, and the
+# law ν_{l-1} of σ_w² φ'(h^{l-1})² as atoms D[off[l-1]:off[l]] with masses P (levels index ν by the layer l-1 = 1 … L).
+# For a point w_1 where the bottom level is evaluated, the chain runs upward (see meanfield.fisher):
+#   H_l = 1 - (1 - H_{l-1})(1 - s_{l-1}/w_{l-1})          (η of level l-1 at 1/w_{l-1}; H_1 = 0)
+#   v_l = η_ν^{-1}(H_l),  u_l = v_l (orthogonal W) or (1 - H_l) v_l (Gaussian W: ν ⊠ Marchenko–Pastur)
+#   w_l = s_l + w_{l-1} H_l / u_l
+# and G(w_{L+1}) = 1/((w_{L+1} - s_{L+1})(1 - H_{L+1})).
+NEWTON_RTOL = 1e-14
+NEWTON_MAXIT = 60
+STALL_RTOL = 1e-10
+CHAIN_RTOL = 1e-13
+CHAIN_STALL = 1e-10
+
+
+@njit(**JIT)
+def _invert_eta(H, v, d, p):
+    """Complex Newton for η_ν(v) = H from the guess v; returns (v, η'(v), converged).
+
+    Converged when a step is below NEWTON_RTOL·|v|, or when the steps stop shrinking below STALL_RTOL·|v| (the
+    rounding floor: near ψ = -1, where |H| is large, η is computed with cancellation).
+    """
+    prev = math.inf
+    de = 0.0 + 0.0j
+    for it in range(NEWTON_MAXIT):
+        e, de = eta_nu(v, d, p)
+        if de == 0.0:
+            return v, de, False
+        step = (e - H) / de
+        # damp steps that would move v by more than half its size (a pole of η lies between)
+        a = abs(step)
+        if a > 0.5 * abs(v) and abs(v) > 0.0:
+            step *= 0.5 * abs(v) / a
+            a = abs(step)
+        v = v - step
+        if a <= NEWTON_RTOL * abs(v) or (a >= 0.5 * prev and a <= STALL_RTOL * abs(v)):
+            e, de = eta_nu(v, d, p)
+            return v, de, True
+        prev = a
+    return v, de, False
+
+
+@njit(**JIT)
+def chain_up(w1, s, D, P, off, gauss, v):
+    """Run the chain upward from the bottom point w_1 (complex).
+
+    ``v[l]`` (l = 2 … L+1) holds the guesses of η_ν^{-1}(H_l) and receives the solutions. Returns
+    (w_{L+1}, dw_{L+1}/dw_1, H_{L+1}, status) with status 0 = ok, 1 = an inversion failed, 2 = a level left the upper
+    half-plane (not the physical branch).
+    """
+    top = s.shape[0] - 1
+    w = w1
+    dw = 1.0 + 0.0j
+    H = 0.0 + 0.0j
+    dH = 0.0 + 0.0j
+    status = 0
+    for l in range(2, top + 1):
+        sp = s[l - 1]
+        r = 1.0 - sp / w
+        Hn = 1.0 - (1.0 - H) * r
+        dHn = dH * r - (1.0 - H) * sp / (w * w) * dw
+        d = D[off[l - 1] : off[l]]
+        p = P[off[l - 1] : off[l]]
+        vv, de, ok = _invert_eta(Hn, v[l], d, p)
+        if not ok:
+            return w, dw, Hn, 1
+        v[l] = vv
+        dv = dHn / de
+        if gauss:
+            u = (1.0 - Hn) * vv
+            du = -dHn * vv + (1.0 - Hn) * dv
+        else:
+            u = vv
+            du = dv
+        wn = s[l] + w * Hn / u
+        dw = (dw * Hn + w * dHn) / u - w * Hn * du / (u * u)
+        w = wn
+        H = Hn
+        dH = dHn
+        if w.imag < 0.0:
+            status = 2
+    return w, dw, H, status
+
+
+@njit(**JIT)
+def chain_solve(target, w1, s, D, P, off, gauss, v, maxit):
+    """Newton on w_1 so that the chain reaches ``target`` at the top; returns (w_1, w_{L+1}, H_{L+1}, status).
+
+    status 0 = converged on the physical branch, 1 = no convergence, 2 = converged off the physical branch. Converged
+    when the top point is within CHAIN_RTOL·scale of the target (scale = |target| + s_{L+1}), or within CHAIN_STALL·scale
+    once Newton stops gaining (the rounding floor of a deep chain, whose inner inversions are each exact to ~1e-14).
+    """
+    vsave = v.copy()
+    scale = abs(target) + s[s.shape[0] - 1]
+    prev = math.inf
+    for it in range(maxit):
+        w, dw, H, st = chain_up(w1, s, D, P, off, gauss, v)
+        if st == 1 or dw == 0.0:
+            v[:] = vsave
+            return w1, w, H, 1
+        res = abs(w - target)
+        if res <= CHAIN_RTOL * scale or (res >= 0.5 * prev and res <= CHAIN_STALL * scale):
+            return w1, w, H, (0 if st == 0 else 2)
+        prev = res
+        step = (w - target) / dw
+        # keep the bottom point in the upper half-plane and the step moderate
+        a = abs(step)
+        lim = 0.5 * abs(w1 - s[1])
+        if a > lim:
+            step *= lim / a
+        w1n = w1 - step
+        if w1n.imag <= 0.0:
+            w1n = complex(w1n.real, 0.5 * w1.imag)
+        w1 = w1n
+    v[:] = vsave
+    return w1, target, H, 1
+
+
+@njit(**JIT)
+def chain_ladder(x, y0, y_min, ratio, w1, s, D, P, off, gauss, v, maxit):
+    """Continue the solution from x + i·y0 (guess w1, v) down to x + i·y_min in steps y → ratio·y.
+
+    A failed step is retried with a smaller step in log y (down to ratio 0.9999). Returns (w_1, w_{L+1}, H_{L+1},
+    status).
+    """
+    y = y0
+    vc = v.copy()
+    w1c, wt, H, st = chain_solve(complex(x, y), w1, s, D, P, off, gauss, vc, maxit)
+    if st != 0:
+        return w1c, wt, H, st
+    r = ratio
+    while y > y_min:
+        yn = max(y * r, y_min)
+        vt = vc.copy()
+        w1t, wtt, Ht, st = chain_solve(complex(x, yn), w1c, s, D, P, off, gauss, vt, maxit)
+        if st == 0:
+            y = yn
+            w1c = w1t
+            wt = wtt
+            vc = vt
+            H = Ht
+            r = ratio
+        else:
+            r = math.sqrt(r)  # a smaller step in log y
+            if r > 0.9999:
+                return w1c, wt, H, st
+    v[:] = vc
+    return w1c, wt, H, 0
+
+
+# ----------------------------------------------------------------------------------------------- real axis
+@njit(**JIT)
+def _invert_eta_real(H, d, p, dmax):
+    """The v in (0, 1/dmax) with η_ν(v) = H ∈ (0, 1): safeguarded Newton on the bracket (η_ν increases there)."""
+    lo = 0.0
+    hi = 1.0 / dmax
+    m = 0.0
+    for i in range(d.shape[0]):
+        m += p[i] * d[i]
+    v = H / m  # η_ν(v) ≈ m v for small v
+    if not (lo < v < hi):
+        v = 0.5 * hi
+    for it in range(200):
+        e, de = eta_nu_real(v, d, p)
+        f = e - H
+        if f > 0.0:
+            hi = v
+        else:
+            lo = v
+        vn = v - f / de if de > 0.0 else 0.5 * (lo + hi)
+        if not (lo < vn < hi):
+            vn = 0.5 * (lo + hi)
+        if abs(vn - v) <= 1e-15 * v or hi - lo <= 1e-15 * v:
+            return vn
+        v = vn
+    return v
+
+
+@njit(**JIT)
+def chain_up_real(w1, s, D, P, off, gauss, dmax):
+    """The chain on the real axis right of every level's support: returns w_{L+1} (inf if the branch ends)."""
+    top = s.shape[0] - 1
+    w = w1
+    H = 0.0
+    for l in range(2, top + 1):
+        sp = s[l - 1]
+        Hn = 1.0 - (1.0 - H) * (1.0 - sp / w)
+        if not (0.0 < Hn < 1.0):
+            return math.inf
+        d = D[off[l - 1] : off[l]]
+        p = P[off[l - 1] : off[l]]
+        vv = _invert_eta_real(Hn, d, p, dmax[l - 1])
+        u = (1.0 - Hn) * vv if gauss else vv
+        w = s[l] + w * Hn / u
+        H = Hn
+    return w

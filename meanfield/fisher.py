@@ -1,0 +1,1038 @@
+"""Fisher information of deep networks at initialisation, in the mean-field limit (THEORY §3–5).
+
+Network and conventions (THEORY §0): ``depth`` L hidden layers ``h^l = W^l x^{l-1} + b^l``, ``x^l = φ(h^l)`` of width N
+(``width``), input ``x^0`` of width N_0 (``input_width``), and a readout ``f = W^{L+1} x^L + b^{L+1}`` with C outputs
+(``n_outputs``) drawn like the hidden layers: the model has L + 1 weight layers, so Karakida's "L" is our ``depth + 1``.
+``W_ij ~ N(0, σ_w²/N_{l-1})``, ``b_i ~ N(0, σ_b²)``; σ_w and σ_b are standard deviations (papers often quote σ_w², σ_b²).
+The Fisher information is that of a Gaussian likelihood with unit variance (squared loss),
+``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` over T inputs (``n_samples``) and C outputs.
+
+* :func:`fisher_statistics` — Karakida, Akaho & Amari 2019, "Universal statistics of Fisher information in deep neural
+  networks: mean field approach" (AISTATS; Theorems 1–4): κ_1, κ_2, the mean m_λ, second moment s_λ and largest
+  eigenvalue λ_max of the FIM, with the order parameters of every layer.
+* :func:`conditional_fisher_spectrum` — Hayase & Karakida 2021, "The spectrum of Fisher information of deep networks
+  achieving dynamical isometry" (AISTATS): the spectrum of the conditional FIM ``F(θ|x)`` for C = N outputs, divided by N:
+  exact mean and variance by recursion, density and edge by free probability (subordination).
+* :func:`sokol_park_bound` — Sokol & Park 2020, "Information geometry of orthogonal initializations and training"
+  (ICLR): ``λ_max(FIM) ≤ λ_max(H) Σ_l (|x^{l-1}|² + 1) ‖J_l‖₂²`` with the partial Jacobians' edges from
+  :func:`meanfield.spectra.jacobian_spectrum`.
+
+Finite depth: every trajectory starts from the inputs (``q̂^0 = |x|²/N_0 = input_norm``,
+``q̂^0_× = x·x'/N_0 = input_correlation·input_norm``), not from the fixed point.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import roots_hermitenorm
+
+from meanfield import _fisher_kernels as _fk
+from meanfield._validate import as_array, choice, correlation, integer, nonnegative, positive
+from meanfield.activations import get_activation
+from meanfield.errors import InvalidParameterError, NumericalError
+
+__all__ = [
+    "fisher_statistics",
+    "conditional_fisher_spectrum",
+    "sokol_park_bound",
+    "FisherStatistics",
+    "ConditionalFisherSpectrum",
+    "SokolParkBound",
+]
+
+WEIGHTS = ("gaussian", "orthogonal")
+
+# A layer-map step |Δ| ≤ STOP_RTOL·q is a fixed point to rounding: the remaining layers repeat the last one. With a
+# contraction rate r the neglected drift is at most STOP_RTOL·r/(1 - r) relative (1e-13 even for r = 0.999).
+STOP_RTOL = 4.0 * np.finfo(np.float64).eps
+# Below this variance the network is linear to rounding (E φ² = φ'(0)² q + O(q²)): moments are taken at Q_TINY and
+# rescaled, which avoids evaluating the rules at variances that underflow.
+Q_TINY = 1e-200
+# Mehler series of the two-point expectations (smooth φ): Gauss–Hermite sizes tried in turn, and the accepted error
+# estimate |E_q φ² - Q_n(φ²)| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`_mehler_coefficients`.
+HERMITE_SIZES = (32, 64, 128, 256, 512, 1024)
+HERMITE_RTOL = 1e-12
+
+
+# ======================================================================================================= layer maps
+def _moments_at(k, tab, q, out):
+    """(E φ², μ_1, μ_2) at q ≥ 0 as Python floats; below Q_TINY the linear regime (E φ² ∝ q, μ_k constant)."""
+    if q >= Q_TINY:
+        k.moments(q, tab, out)
+        return float(out[0]), float(out[2]), float(out[3])
+    k.moments(Q_TINY, tab, out)
+    return float(out[0]) * (q / Q_TINY), float(out[2]), float(out[3])
+
+
+_BASIS_LOCK = threading.Lock()
+_BASIS: dict[int, tuple] = {}
+# Products are taken in row blocks with rows·n·K below this: OpenBLAS then stays on one thread, whose hand-off to a second
+# one costs milliseconds on a busy machine (these products take ~0.1 ms).
+_BLOCK_WORK = 1 << 18
+
+
+def _hermite_basis(n):
+    """Positive Gauss–Hermite nodes z_i (n even; weight e^{-z²/2}/√(2π)) and the folded bases of even and odd degree.
+
+    ``Be[j, i] = w_i He_{2j}(z_i)/√((2j)!)`` and ``Bo[j, i] = w_i He_{2j+1}(z_i)/√((2j+1)!)`` for the positive nodes, so that
+    for any f, ``a_{2j} = Be[j]·(f(z) + f(-z))`` and ``a_{2j+1} = Bo[j]·(f(z) - f(-z))`` (the rule is symmetric).
+    Cached per n.
+    """
+    with _BASIS_LOCK:
+        got = _BASIS.get(n)
+        if got is None:
+            z, w = roots_hermitenorm(n)
+            # Hermite functions h_j = He_j(z) e^{-z²/4}/√(j!) by their (stable, bounded) normalised recurrence
+            # h_{j+1} = (z h_j - √j h_{j-1})/√(j+1); then w_i He_j(z_i)/√(j!) = h_j(z_i)·w_i e^{z_i²/4}
+            h = np.empty((n, n))
+            h[0] = np.exp(-0.25 * z * z)
+            h[1] = z * h[0]
+            for j in range(1, n - 1):
+                h[j + 1] = (z * h[j] - math.sqrt(j) * h[j - 1]) / math.sqrt(j + 1)
+            wt = np.zeros(n)
+            pos = w > 0.0
+            wt[pos] = np.exp(np.log(w[pos]) - 0.5 * math.log(2.0 * math.pi) + 0.25 * z[pos] ** 2)
+            B = h * wt
+            # entries this small only come from nodes far in the Gaussian tail; as subnormal numbers they would slow the
+            # products down a hundredfold, and they contribute nothing
+            B[np.abs(B) < 1e-200] = 0.0
+            half = n // 2
+            K = (3 * n) // 4  # coefficients kept (K even)
+            zp = np.ascontiguousarray(z[half:])
+            Be = np.ascontiguousarray(B[0:K:2, half:])
+            Bo = np.ascontiguousarray(B[1:K:2, half:])
+            got = _BASIS[n] = (zp, Be, Bo)
+        return got
+
+
+def _rows_product(X, Bt):
+    """``X @ Bt.T`` in row blocks small enough for a single BLAS thread (see :data:`_BLOCK_WORK`)."""
+    out = np.empty((X.shape[0], Bt.shape[0]))
+    step = max(1, _BLOCK_WORK // (X.shape[1] * Bt.shape[0]))
+    for i in range(0, X.shape[0], step):
+        np.matmul(X[i : i + step], Bt.T, out=out[i : i + step])
+    return out
+
+
+def _mehler_batch(k, n, qs, phi2, mu1):
+    """Squared coefficients a_k², b_k² (k < K = 3n/4) from the n-point rule, and whether each q meets the tolerance."""
+    zp, Be, Bo = _hermite_basis(n)
+    m = len(qs)
+    h = zp.size
+    u = (np.sqrt(qs)[:, None] * zp[None, :]).reshape(-1)
+    uu = np.concatenate((u, -u))
+    f = k.phi_array(uu, 0)
+    d = k.phi_array(uu, 1)
+    fp, fm = f[: m * h].reshape(m, h), f[m * h :].reshape(m, h)
+    dp, dm = d[: m * h].reshape(m, h), d[m * h :].reshape(m, h)
+    even = _rows_product(np.concatenate((fp + fm, dp + dm)), Be)
+    odd = _rows_product(np.concatenate((fp - fm, dp - dm)), Bo)
+    K = 2 * Be.shape[0]
+    ab = np.empty((2 * m, K))
+    ab[:, 0::2] = even
+    ab[:, 1::2] = odd
+    ab *= ab
+    a2, b2 = ab[:m], ab[m:]
+    finite = np.isfinite(a2).all(axis=1) & np.isfinite(b2).all(axis=1)
+    ok = (np.abs(phi2 - a2.sum(axis=1)) <= HERMITE_RTOL * phi2) & (np.abs(mu1 - b2.sum(axis=1)) <= HERMITE_RTOL * mu1)
+    return a2, b2, ok & finite
+
+
+def _mehler_coefficients(k, qs, phi2, mu1):
+    """Squared Hermite coefficients of φ(√q z) and φ'(√q z) for each variance in ``qs`` (a list of (a², b²) or None).
+
+    Mehler's formula: for ``u1, u2`` of variance q and correlation c,
+    ``E φ(u1)φ(u2) = Σ_k a_k² c^k`` and ``E φ'(u1)φ'(u2) = Σ_k b_k² c^k`` with ``a_k = E[φ(√q z) He_k(z)]/√(k!)``,
+    ``b_k`` the same for φ'. The first K = 3n/4 coefficients come from an n-point Gauss–Hermite rule, and the series is
+    accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²`` and the same for φ'² against μ_1: at c = 1 the
+    mismatch is exactly the error of the truncated, aliased series, and for |c| < 1 the omitted terms are smaller (all
+    a_k² ≥ 0). Rule sizes of :data:`HERMITE_SIZES` are tried in turn (a size is skipped when it fails the smallest q
+    still to do; the rest go on to the next size). Variances where even 512 nodes fail
+    (tanh beyond q ≈ 4, kinked φ) get ``None``: those layers use the two-dimensional quadrature.
+    """
+    m = len(qs)
+    result = [None] * m
+    todo = np.argsort(qs, kind="stable")  # ascending q, still without a series
+    for n in HERMITE_SIZES:
+        if todo.size == 0:
+            break
+        j = todo[:1]
+        if not _mehler_batch(k, n, qs[j], phi2[j], mu1[j])[2][0]:
+            continue  # not even the smallest q: the next size
+        a2, b2, ok = _mehler_batch(k, n, qs[todo], phi2[todo], mu1[todo])
+        for i in np.flatnonzero(ok):
+            result[todo[i]] = (a2[i], b2[i])
+        todo = todo[~ok]
+    return result
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """Forward order parameters of layers 0..L+1 (index = layer; L+1 is the readout) for one (φ, σ_w, σ_b, inputs)."""
+
+    q: np.ndarray  # pre-activation variance q^l (q[0] = input_norm)
+    q_cross: np.ndarray  # pre-activation covariance of the two inputs (q_cross[0] = input covariance)
+    q_hat: np.ndarray  # E φ(h^l)² (q_hat[0] = input_norm), NaN at L+1
+    q_hat_cross: np.ndarray  # E φ(h^l)φ(h'^l)
+    mu1: np.ndarray  # E φ'(h^l)²
+    mu2: np.ndarray  # E φ'(h^l)⁴
+    dphi_cross: np.ndarray  # E φ'(h^l)φ'(h'^l)
+    converged_layer: int  # first layer from which (q, q_cross) repeat to rounding (L + 1 if they never do)
+    cross_method: str
+
+
+def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
+    """Forward maps from the inputs through L hidden layers (THEORY §1, last bullet; Karakida et al. 2019 eq. 7).
+
+    ``q^1 = σ_w² q̂^0 + σ_b²``, ``q̂^l = E_{q^l} φ²``, ``q^{l+1} = σ_w² q̂^l + σ_b²``; the cross terms the same with
+    ``q̂^l_× = E φ(u)φ(u')`` at covariances (q^l, q^l, q^l_×). Iteration stops once both maps are at a fixed point to
+    rounding (:data:`STOP_RTOL`) and the remaining layers repeat the last. Two-point expectations: closed forms where the
+    activation has them, else Mehler series (:func:`_mehler_coefficients`) for smooth φ, else the package's
+    two-dimensional quadrature (~1 ms a layer: slow, but it too stops at convergence).
+    """
+    k = act.kernels
+    tab = act.table
+    sw2, sb2 = sw * sw, sb * sb
+    n = L + 2
+    q = np.empty(n)
+    qh = np.full(n, np.nan)
+    mu1 = np.full(n, np.nan)
+    mu2 = np.full(n, np.nan)
+    q[0] = qh[0] = q_in
+    q[1] = sw2 * q_in + sb2
+    out = np.empty(k.N_MOMENTS)
+    l_q = L + 1  # first layer whose q equals its successor's to rounding
+    ql = float(q[1])
+    for l in range(1, L + 1):
+        f0, f2, f3 = _moments_at(k, tab, ql, out)
+        qn = sw2 * f0 + sb2
+        qh[l], mu1[l], mu2[l], q[l + 1] = f0, f2, f3, qn
+        if not (math.isfinite(qn) and math.isfinite(f2)):
+            raise NumericalError(
+                f"{act.name}: the length map overflowed at layer {l + 1} (sigma_w={sw:.6g}, sigma_b={sb:.6g}); the"
+                " network is too deep for its chaotic growth to be represented"
+            )
+        if abs(qn - ql) <= STOP_RTOL * ql:
+            l_q = l
+            qh[l + 1 : L + 1] = f0
+            mu1[l + 1 : L + 1] = f2
+            mu2[l + 1 : L + 1] = f3
+            q[l + 1 :] = qn
+            break
+        ql = qn
+    if not cross:
+        nan = np.full(n, np.nan)
+        return _Layers(q, nan, qh, nan, mu1, mu2, nan, l_q, "none")
+
+    qx = np.empty(n)
+    qhx = np.full(n, np.nan)
+    gx = np.full(n, np.nan)
+    qx[0] = qhx[0] = qx_in
+    qx[1] = sw2 * qx_in + sb2
+    if qx_in == q_in:  # identical inputs: the cross terms are the diagonal ones
+        qx[:] = q
+        qhx[:] = qh
+        gx[:] = mu1
+        return _Layers(q, qx, qh, qhx, mu1, mu2, gx, l_q, "identical inputs")
+
+    if k.CLOSED_TWOPOINT:
+        method = "closed form"
+        series = None
+    elif len(act.kinks) == 0:
+        top = min(l_q, L)
+        qs = np.maximum(q[1 : top + 1], Q_TINY)
+        phi2 = qh[1 : top + 1].copy()
+        small = q[1 : top + 1] < Q_TINY
+        if small.any():
+            phi2[small] = _moments_at(k, tab, Q_TINY, out)[0]
+        series = _mehler_coefficients(k, qs, phi2, mu1[1 : top + 1])
+        n_ok = sum(s is not None for s in series)
+        method = "Mehler series" if n_ok == len(series) else ("quadrature" if n_ok == 0 else "Mehler series + quadrature")
+    else:
+        method = "quadrature"
+        series = None
+
+    qeff = np.maximum(q, Q_TINY)
+    scale = q / qeff
+    if series is not None and method == "Mehler series":
+        K = max(s[0].shape[0] for s in series)
+        a2 = np.zeros((len(series), K))
+        b2 = np.zeros((len(series), K))
+        nterms = np.empty(len(series), dtype=np.int64)
+        for j, (sa, sb_) in enumerate(series):
+            nterms[j] = sa.shape[0]
+            a2[j, : nterms[j]] = sa
+            b2[j, : nterms[j]] = sb_
+        row = np.minimum(np.arange(L + 2), l_q) - 1
+        l_x = _fk.cross_series(q, qx, a2, b2, nterms, row, scale, sw2, sb2, l_q, STOP_RTOL, qhx, gx)
+        if not np.all(np.isfinite(qx)):
+            raise NumericalError(f"{act.name}: the covariance map overflowed")
+        return _Layers(q, qx, qh, qhx, mu1, mu2, gx, l_x, method)
+
+    buf = np.empty(2)
+    l_x = L + 1
+    for l in range(1, L + 1):
+        ql = float(q[l])
+        qe = float(qeff[l])
+        c = min(1.0, max(-1.0, float(qx[l]) / ql)) if ql > 0.0 else 1.0
+        j = min(l, l_q) - 1
+        if series is not None and series[j] is not None:
+            sa, sb_ = series[j]
+            _fk.series_pair(sa, sb_, sa.shape[0], c, buf)
+        else:
+            k.twopoint(qe, qe, c * qe, buf)
+        qhx[l] = buf[0] * scale[l]
+        gx[l] = buf[1]
+        qx[l + 1] = sw2 * qhx[l] + sb2
+        if not math.isfinite(qx[l + 1]):
+            raise NumericalError(f"{act.name}: the covariance map overflowed at layer {l + 1}")
+        if l > l_q and abs(qx[l + 1] - qx[l]) <= STOP_RTOL * ql:
+            l_x = l
+            qhx[l + 1 : L + 1] = qhx[l]
+            gx[l + 1 : L + 1] = gx[l]
+            qx[l + 1 :] = qx[l + 1]
+            break
+    return _Layers(q, qx, qh, qhx, mu1, mu2, gx, l_x, method)
+
+
+# ============================================================================================== Karakida statistics
+DEGENERATE_RTOL = 1e-12  # |κ_2| T ≤ this·κ_1: the top and bulk eigenvalues coincide (odd φ, σ_b = 0, orthogonal inputs)
+
+
+@dataclass(frozen=True)
+class FisherStatistics:
+    """Mean-field statistics of the FIM eigenvalues (Karakida, Akaho & Amari 2019, Theorems 1–4; THEORY §3).
+
+    Scalars for a scalar ``depth``; arrays of the shape of ``depth`` for an array of depths [vec]. ``Θ`` is the NTK
+    (dual Gram) of one output; its non-zero eigenvalues divided by T are those of the FIM.
+
+    Attributes
+    ----------
+    kappa1 : ``Θ(x, x)/(αN) = Σ_{l=1}^{L+1} α_{l-1} q̃^l q̂^{l-1}/α`` (+ ``Σ_l q̃^l/(αN)`` with ``biases``).
+    kappa2 : the same for two inputs, with the cross order parameters (``Θ(x, x')/(αN)``).
+    alpha : ``Σ_{l=1}^{L} α_l α_{l-1} = N_0/N + L - 1`` with ``α_l = N_l/N``: hidden weight matrices in units of N²
+        (the readout is excluded, as in Karakida et al., where P ≈ αN²).
+    trace : ``Tr F = C·Θ(x, x)``.
+    n_parameters : number P of parameters in θ: ``N_0 N + (L-1) N² + N C`` weights, plus ``L N + C`` biases when
+        ``biases``.
+    mean_eigenvalue : ``m_λ = Tr F / P`` (leading order ``κ_1 C/N``; Theorem 1).
+    second_moment : ``s_λ = Tr F² / P = C N² [κ_1² + (T-1) κ_2²] α²/(T P)`` (leading order
+        ``αC[(T-1)/T κ_2² + κ_1²/T]``; Theorem 2).
+    lambda_max : ``αN[(T-1)/T κ_2 + κ_1/T]`` (Theorem 3), or the bulk value if that is larger (κ_2 < 0).
+    lambda_max_multiplicity : C (one per output); C(T-1) if the bulk is on top; CT when they coincide (κ_2 = 0).
+    bulk_eigenvalue : ``αN(κ_1 - κ_2)/T``, multiplicity ``bulk_multiplicity = C(T-1)`` (none for T = 1): where the
+        other eigenvalues sit (Theorem 4: the spectrum is pathologically concentrated near zero, with these C(T-1)
+        eigenvalues and C outliers carrying most of the trace).
+    learning_rate_bound : ``2/λ_max``: gradient descent on the squared loss ``(1/2T) Σ_t |f(x_t) - y_t|²`` decreases
+        the loss monotonically for learning rates below it (Karakida et al. 2019 §5); between this and ~3× it the loss
+        can spike, then settle.
+
+    Per-layer order parameters (arrays indexed by the layer number l = 0 … L+1 of the deepest network, L + 1 being the
+    readout; NaN where a quantity is not defined):
+    q, q_cross : pre-activation variance q^l and covariance of two inputs (``q[0] = input_norm``,
+        ``q_cross[0] = input_correlation·input_norm``, ``q[L+1]`` the readout's).
+    q_hat, q_hat_cross : forward ``q̂^l = E φ(h^l)²``, ``q̂^l_× = E φ(h^l)φ(h'^l)`` (index 0: the inputs; L+1: NaN).
+    q_tilde, q_tilde_cross : backward ``q̃^l = |∂f_k/∂h^l|²``, ``q̃^{L+1} = 1``,
+        ``q̃^l = σ_w² μ_1(q^l) q̃^{l+1}``; cross with ``σ_w² E φ'(h^l)φ'(h'^l)`` (index 0: NaN).
+    chi, chi_cross : ``σ_w² E φ'²`` and ``σ_w² E φ'φ'`` of hidden layer l.
+    layer_share : fraction of ``Θ(x, x)`` contributed by the weights (and biases) of layer l = 1 … L+1: which layers
+        dominate the curvature.
+    converged_layer : first layer from which the forward maps repeat to rounding (the iteration stopped there;
+        L + 1 if it did not).
+    cross_method : how the two-point expectations were computed ("closed form", "Mehler series", "quadrature", …).
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    depth: int | np.ndarray
+    width: int
+    input_width: int
+    n_samples: int
+    n_outputs: int
+    input_norm: float
+    input_correlation: float
+    biases: bool
+    weights: str
+    alpha: float | np.ndarray
+    kappa1: float | np.ndarray
+    kappa2: float | np.ndarray
+    trace: float | np.ndarray
+    n_parameters: int | np.ndarray
+    mean_eigenvalue: float | np.ndarray
+    second_moment: float | np.ndarray
+    lambda_max: float | np.ndarray
+    lambda_max_multiplicity: int | np.ndarray
+    bulk_eigenvalue: float | np.ndarray
+    bulk_multiplicity: int | np.ndarray
+    learning_rate_bound: float | np.ndarray
+    q: np.ndarray = field(repr=False)
+    q_cross: np.ndarray = field(repr=False)
+    q_hat: np.ndarray = field(repr=False)
+    q_hat_cross: np.ndarray = field(repr=False)
+    q_tilde: np.ndarray = field(repr=False)
+    q_tilde_cross: np.ndarray = field(repr=False)
+    chi: np.ndarray = field(repr=False)
+    chi_cross: np.ndarray = field(repr=False)
+    layer_share: np.ndarray = field(repr=False)
+    converged_layer: int = 0
+    cross_method: str = ""
+
+
+def _depths(depth):
+    """``depth`` as an int (scalar input) or an int array (each ≥ 1); returns (array, is_scalar)."""
+    if np.ndim(depth) == 0:
+        return np.asarray(integer(depth, "depth", 1)), True
+    arr = np.asarray(depth)
+    if arr.size == 0:
+        raise InvalidParameterError("depth must be a positive integer or a non-empty array of them")
+    flat = [integer(v.item() if isinstance(v, np.generic) else v, "depth", 1) for v in arr.reshape(-1)]
+    return np.asarray(flat, dtype=np.int64).reshape(arr.shape), False
+
+
+def _scalar(arr, name):
+    if np.ndim(arr) != 0:
+        raise InvalidParameterError(f"{name} must be a scalar (only depth is vectorised), got shape {np.shape(arr)}")
+    return float(arr)
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _backward(chi, L):
+    """``q̃^l = Π_{m=l}^{L} chi[m]`` for l = 1 … L+1 (index 0 NaN), by the backward recursion."""
+    qt = np.full(L + 2, np.nan)
+    _fk.backward(chi, L, qt)
+    return qt
+
+
+def _out(arr, scalar, kind=float):
+    return kind(arr) if scalar else arr
+
+
+def fisher_statistics(
+    phi,
+    sigma_w,
+    sigma_b,
+    depth,
+    width,
+    n_samples,
+    n_outputs=1,
+    input_width=None,
+    input_norm=1.0,
+    input_correlation=0.0,
+    biases=True,
+    weights="gaussian",
+) -> FisherStatistics:
+    """Mean-field statistics of the Fisher information of a random MLP (Karakida, Akaho & Amari 2019; THEORY §3).
+
+    Parameters
+    ----------
+    phi : activation (name, expression in ``x`` or :class:`~meanfield.Activation`).
+    sigma_w, sigma_b : weight and bias standard deviations (``W_ij ~ N(0, σ_w²/N_{l-1})``, ``b_i ~ N(0, σ_b²)``).
+    depth : number L of hidden layers (≥ 1), or an array of them [vec]: the layer maps are iterated once to the largest
+        depth and every depth's sums are read off the same trajectory. The model has L + 1 weight layers (Karakida's
+        "L" is ``depth + 1``).
+    width : hidden width N.
+    n_samples : number T of inputs in the FIM's average.
+    n_outputs : number C of outputs (readout rows).
+    input_width : N_0 (default ``width``); ``α_0 = N_0/N``.
+    input_norm : ``|x|²/N_0`` of every input (``q̂^0``).
+    input_correlation : ``x·x'/|x|²`` of every pair of inputs (``q̂^0_× = input_correlation·input_norm``); T inputs can
+        only have a common pairwise correlation ≥ -1/(T-1).
+    biases : include the bias parameters in θ (they add ``q̃^l/N`` per layer to κ: O(1/N) but 10% at N = 500). With
+        False the network still has its σ_b biases; they are just not trained.
+    weights : "gaussian" or "orthogonal". The statistics are the same to leading order: the order parameters only need
+        ``E|Wx|² = σ_w²|x|² N_l/N_{l-1}`` and its transpose, which both ensembles share (orthogonal rows make it exact
+        for every x). What differs lies beyond this theory: finite-width fluctuations (smaller for orthogonal weights),
+        the O(1/√N) corrections of the top eigenvalue, and the shape of the bulk beyond its first two moments
+        (see :func:`conditional_fisher_spectrum`).
+
+    Returns
+    -------
+    FisherStatistics
+        κ_1, κ_2, m_λ, s_λ, λ_max (multiplicity C), the bulk eigenvalue, 2/λ_max and the per-layer order parameters.
+
+    Notes
+    -----
+    The NTK of an MLP is exactly ``Θ(x, x') = Σ_{l=1}^{L+1} (δ^l·δ'^l)(x^{l-1}·x'^{l-1} + 1)`` with
+    ``δ^l = ∂f_k/∂h^l`` (the +1 for the biases). In the mean-field limit ``x^{l-1}·x'^{l-1} → N_{l-1} q̂^{l-1}_×`` and
+    ``δ^l·δ'^l → q̃^l_×`` (Karakida et al. 2019 eqs. 7–11; the gradient independence assumption for the backward
+    pass), hence ``Θ ≈ N[(ακ_1 - ακ_2) I_T + ακ_2 11ᵀ] ⊗ I_C`` whose eigenvalues give every statistic above.
+    Every depth L's sum follows from L - 1's as ``S_L = χ_L S_{L-1} + q̂^L + b/N`` (b = 1 with biases).
+    """
+    act = get_activation(phi)
+    sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
+    sb = _scalar(nonnegative(sigma_b, "sigma_b"), "sigma_b")
+    depths, scalar = _depths(depth)
+    N = integer(width, "width", 1)
+    T = integer(n_samples, "n_samples", 1)
+    C = integer(n_outputs, "n_outputs", 1)
+    N0 = N if input_width is None else integer(input_width, "input_width", 1)
+    q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
+    rho = _scalar(correlation(input_correlation, "input_correlation"), "input_correlation")
+    if T >= 2 and rho < -1.0 / (T - 1):
+        raise InvalidParameterError(
+            f"input_correlation={rho:.6g} is impossible for n_samples={T} inputs with a common pairwise correlation:"
+            f" it must be ≥ -1/(T-1) = {-1.0 / (T - 1):.6g}"
+        )
+    use_bias = _flag(biases, "biases")
+    choice(weights, "weights", WEIGHTS)
+
+    L_max = int(depths.max())
+    lay = _forward(act, sw, sb, q_in, rho * q_in, L_max, cross=T > 1)
+    sw2 = sw * sw
+    b = (1.0 if use_bias else 0.0) / N
+    a0 = N0 / N
+
+    def sums(qh, g):
+        a = np.empty(L_max + 2)
+        a[0] = np.nan
+        a[1] = a0 * qh[0] + b
+        a[2:] = qh[1 : L_max + 1] + b
+        chi = sw2 * g
+        s = np.empty(L_max + 1)
+        _fk.depth_sums(chi, a, s)
+        return a, chi, s
+
+    a, chi, S = sums(lay.q_hat, lay.mu1)
+    if T > 1:
+        ax, chix, Sx = sums(lay.q_hat_cross, lay.dphi_cross)
+    else:
+        ax = chix = np.full(L_max + 2, np.nan)
+        Sx = np.zeros(L_max + 1)
+    if not (np.all(np.isfinite(S)) and np.all(np.isfinite(Sx))):
+        raise NumericalError(
+            f"{act.name}: the NTK overflowed (sigma_w={sw:.6g}, sigma_b={sb:.6g}, depth up to {L_max}): the backward"
+            " gains grow too fast for this depth"
+        )
+
+    S_L = S[depths]
+    Sx_L = Sx[depths]
+    alpha = a0 + depths - 1.0
+    n_par = N0 * N + (depths - 1) * N * N + N * C + (depths * N + C if use_bias else 0)
+    trace = C * N * S_L
+    top = N * (S_L + (T - 1) * Sx_L) / T
+    bulk = N * (S_L - Sx_L) / T
+    if T == 1:
+        lam = top
+        mult = np.full(depths.shape, C)
+    else:
+        tie = np.abs(Sx_L) * T <= DEGENERATE_RTOL * S_L
+        lam = np.where(tie | (top >= bulk), top, bulk)
+        mult = np.where(tie, C * T, np.where(top > bulk, C, C * (T - 1)))
+    second = C * N * N * (S_L**2 + (T - 1) * Sx_L**2) / (T * n_par)
+
+    qt = _backward(chi, L_max)
+    qtx = _backward(chix, L_max) if T > 1 else np.full(L_max + 2, np.nan)
+    share = np.full(L_max + 2, np.nan)
+    share[1:] = a[1:] * qt[1:] / S[L_max]
+    chi_out = np.full(L_max + 2, np.nan)
+    chi_out[1 : L_max + 1] = chi[1 : L_max + 1]
+    chix_out = np.full(L_max + 2, np.nan)
+    if T > 1:
+        chix_out[1 : L_max + 1] = chix[1 : L_max + 1]
+
+    return FisherStatistics(
+        activation=act.name,
+        sigma_w=sw,
+        sigma_b=sb,
+        depth=_out(depths, scalar, int),
+        width=N,
+        input_width=N0,
+        n_samples=T,
+        n_outputs=C,
+        input_norm=q_in,
+        input_correlation=rho,
+        biases=use_bias,
+        weights=weights,
+        alpha=_out(alpha, scalar),
+        kappa1=_out(S_L / alpha, scalar),
+        kappa2=_out(Sx_L / alpha, scalar),
+        trace=_out(trace, scalar),
+        n_parameters=_out(n_par, scalar, int),
+        mean_eigenvalue=_out(trace / n_par, scalar),
+        second_moment=_out(second, scalar),
+        lambda_max=_out(lam, scalar),
+        lambda_max_multiplicity=_out(mult, scalar, int),
+        bulk_eigenvalue=_out(bulk, scalar),
+        bulk_multiplicity=_out(np.full(depths.shape, C * (T - 1)), scalar, int),
+        learning_rate_bound=_out(2.0 / lam, scalar),
+        q=lay.q,
+        q_cross=lay.q_cross,
+        q_hat=lay.q_hat,
+        q_hat_cross=lay.q_hat_cross,
+        q_tilde=qt,
+        q_tilde_cross=qtx,
+        chi=chi_out,
+        chi_cross=chix_out,
+        layer_share=share,
+        converged_layer=lay.converged_layer,
+        cross_method=lay.cross_method,
+    )
+
+
+# ====================================================================================== conditional FIM spectrum
+LADDER_RATIO = 0.5  # vertical continuation: y → 0.5·y from the start height down to the evaluation height
+NEWTON_MAXIT = 40
+Y_MIN_REL = 1e-7  # densities are taken at x + i·Y_MIN_REL·mean (the Cauchy smoothing this implies is negligible)
+Y_RETRY = (1e-6, 1e-5, 1e-4)  # where the chain cannot be solved that close to the axis (within ~1e-6 of the lower
+# end a_{L+1}/N of the support, where the law has next to no mass), these larger heights are tried in turn
+
+
+def _laws():
+    """The law of φ'² and its pushforward density from :mod:`meanfield.spectra` (the package's one implementation: atoms
+    on the pieces where φ' is constant, a real Gauss–Legendre rule for moments and edges, and a rule on a contour
+    deformed into the complex plane, which gives Stieltjes-type transforms up to the real axis without the spikes of
+    a discretised law). Imported lazily: the conditional spectrum is its only user here."""
+    try:
+        from meanfield.spectra import _d2_law, _pushforward_density
+    except ImportError as exc:  # pragma: no cover - the module ships with the package
+        raise ImportError(
+            "conditional_fisher_spectrum needs meanfield.spectra (the law of φ'²), which is not available"
+        ) from exc
+    return _d2_law, _pushforward_density
+
+
+def _nu_law(d2_law, act, q, sw2):
+    """ν = law of ``σ_w² φ'(h)²``, h ~ N(0, q): (real values, masses), (complex contour values, weights), atoms.
+
+    The real rule serves the real axis (moments, the edge), the contour rule the complex points of the chain (valid
+    for the half-plane the chain's ν-arguments live in, ``Im 1/u > 0``). Atoms (pieces where φ' is constant, e.g. ReLU's
+    0 and σ_w² with mass 1/2 each) are part of both.
+    """
+    law = d2_law(act, q)
+    av, am = sw2 * law.atom_vals, law.atom_mass
+    real_d = np.concatenate((av, sw2 * law.node_vals))
+    real_p = np.concatenate((am, law.node_wts))
+    cplx_d = np.concatenate((av.astype(np.complex128), sw2 * law.cnode_vals))
+    cplx_p = np.concatenate((am.astype(np.complex128), law.cnode_wts))
+    atoms = [(float(v), float(m)) for v, m in zip(av, am)]
+    return (real_d, real_p), (cplx_d, cplx_p), atoms, law
+
+
+def _product_atoms(atoms_y, atoms_nu, nu_zero):
+    """Atoms of ν ⊠ μ for measures on [0, ∞) (Belinschi 2003): at a·b with mass μ{a} + ν{b} - 1 where positive, and
+    at 0 with mass max(μ{0}, ν{0}) (μ here has no atom at 0)."""
+    out = []
+    if nu_zero > 0.0:
+        out.append((0.0, nu_zero))
+    for a, ma in atoms_y:
+        for b, mb in atoms_nu:
+            if b > 0.0 and ma + mb - 1.0 > 1e-12:
+                out.append((a * b, ma + mb - 1.0))
+    return out
+
+
+@dataclass(frozen=True)
+class ConditionalFisherSpectrum:
+    """Spectrum of the conditional FIM ``F(θ|x)/N`` for one input and C = N outputs (Hayase & Karakida 2021; THEORY §4).
+
+    Its non-zero eigenvalues are those of ``Φ/N``, ``Φ = Σ_{l=1}^{L+1} a_l J_l J_lᵀ``, ``a_l = |x^{l-1}|² + 1``,
+    ``J_l = ∂f/∂h^l`` (C × N).
+
+    Attributes
+    ----------
+    mean, variance : exact moments of the limiting law (the recursion of THEORY §4).
+    lambda_max : upper edge of the support (free probability, on the real axis).
+    atoms : ((location, mass), …) point masses of the law (e.g. at ``a_{L+1}/N`` when φ' vanishes on a set of positive
+        probability, as for ReLU); :meth:`density` is the absolutely continuous part.
+    layer_mean, layer_variance : mean and variance of ``G_l/N`` for l = 1 … L+1 (index 0 NaN): the law after each layer.
+    shift : ``a_l/N = q̂^{l-1} + 1/N`` (index 0 NaN; with ``biases=False`` without the 1/N).
+    q : pre-activation variance q^l of the input's trajectory (``q[0] = input_norm``).
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    depth: int
+    width: int
+    weights: str
+    input_norm: float
+    biases: bool
+    mean: float
+    variance: float
+    lambda_max: float
+    atoms: tuple
+    layer_mean: np.ndarray = field(repr=False)
+    layer_variance: np.ndarray = field(repr=False)
+    shift: np.ndarray = field(repr=False)
+    q: np.ndarray = field(repr=False)
+    _levels: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def stieltjes(self, z):
+        """``G(z) = ∫ρ(t)/(z - t) dt`` (atoms included) at points of the upper half-plane [vec]."""
+        za = np.asarray(z, dtype=np.complex128)
+        if np.any(za.imag <= 0.0):
+            raise InvalidParameterError("stieltjes needs Im z > 0 (use density() on the real axis)")
+        out = np.array([_stieltjes_point(self._levels, complex(v)) for v in za.reshape(-1)]).reshape(za.shape)
+        return complex(out) if za.ndim == 0 else out
+
+    def density(self, x):
+        """Density of the absolutely continuous part at real points x [vec] (atoms excluded: see ``atoms``)."""
+        xa = as_array(x, "x")
+        flat = xa.reshape(-1)
+        out = _density(self._levels, flat, self.atoms)
+        return float(out[0]) if xa.ndim == 0 else out.reshape(xa.shape)
+
+
+def _initial_guess(lev, target):
+    """Bottom point w_1 and inverse values v_l from the large-|w| asymptotics (w_{l-1} ≈ (w_l - s_l)/m_ν)."""
+    s, mnu = lev["s"], lev["m_nu"]
+    top = s.shape[0] - 1
+    w = np.empty(top + 1, dtype=np.complex128)
+    w[top] = target
+    for l in range(top, 1, -1):
+        w[l - 1] = (w[l] - s[l]) / mnu[l - 1]
+    v = np.zeros(top + 1, dtype=np.complex128)
+    H = 0.0
+    for l in range(2, top + 1):
+        H = 1.0 - (1.0 - H) * (1.0 - s[l - 1] / w[l - 1])
+        v[l] = H / mnu[l - 1]
+    return w[1], v
+
+
+def _solve_at(lev, x, y, guess=None):
+    """(w_1, w_{L+1}, H, v) at x + i·y: from ``guess`` directly if given and it works, else by the vertical ladder.
+
+    Returns None where the chain cannot be solved."""
+    s, D, P, off, gauss = lev["s"], lev["D"], lev["P"], lev["off"], lev["gauss"]
+    if guess is not None:
+        w1, v = guess[0], guess[1].copy()
+        w1n, wt, H, st = _fk.chain_solve(complex(x, y), w1, s, D, P, off, gauss, v, NEWTON_MAXIT)
+        if st == 0:
+            return w1n, wt, H, v
+    y0 = lev["y0"]
+    for _ in range(4):
+        w1, v = _initial_guess(lev, complex(x, y0))
+        w1n, wt, H, st = _fk.chain_ladder(x, y0, y, LADDER_RATIO, w1, s, D, P, off, gauss, v, NEWTON_MAXIT)
+        if st == 0:
+            return w1n, wt, H, v
+        y0 *= 4.0
+    return None
+
+
+def _g_top(lev, w_top, H):
+    """G(w_{L+1}) = 1/((w_{L+1} - s_{L+1})(1 - H_{L+1})) at the chain's own top point (consistent with H)."""
+    return 1.0 / ((w_top - lev["s"][-1]) * (1.0 - H))
+
+
+def _stieltjes_point(lev, z):
+    if lev.get("pushforward") is not None:
+        return lev["pushforward"].stieltjes(z)
+    got = _solve_at(lev, z.real, z.imag)
+    if got is None:
+        raise NumericalError(f"the subordination chain did not converge at z = {z!r}")
+    return _g_top(lev, got[1], got[2])
+
+
+def _density(lev, xs, atoms):
+    if lev.get("pushforward") is not None:
+        return lev["pushforward"].density(xs)
+    s_top = lev["s"][-1]
+    out = np.zeros(xs.size)
+    order = np.argsort(xs, kind="stable")
+    guess = None
+    for i in order:
+        x = float(xs[i])
+        if x <= s_top or x >= lev["lambda_max"]:  # Φ/N ≥ a_{L+1}/N (an atom there is reported separately)
+            continue
+        for y in (lev["y_min"],) + tuple(r * lev["scale"] for r in Y_RETRY):
+            got = _solve_at(lev, x, y, guess)
+            if got is not None:
+                break
+        else:
+            raise NumericalError(f"the subordination chain did not converge at x = {x:.6g}")
+        w1, wt, H, v = got
+        g = _g_top(lev, wt, H)
+        for loc, mass in atoms:
+            g -= mass / (wt - loc)
+        out[i] = max(0.0, -g.imag / math.pi)
+        guess = (w1, v) if y == lev["y_min"] else None
+    return out
+
+
+class _Pushforward:
+    """Law of ``s2 + s1·σ_w² φ'(h)²``, h ~ N(0, q): the depth-1 orthogonal spectrum (no free convolution is involved)."""
+
+    def __init__(self, act, law, sw2, s1, s2, pushforward_density):
+        self.act, self.law, self.c, self.s2 = act, law, s1 * sw2, s2
+        self._pd = pushforward_density
+
+    def density(self, xs):
+        t = (np.asarray(xs, dtype=np.float64) - self.s2) / self.c
+        return self._pd(self.act, self.law, t) / self.c
+
+    def stieltjes(self, z):
+        lam = self.s2 + self.c * np.concatenate((self.law.atom_vals, self.law.node_vals))
+        w = np.concatenate((self.law.atom_mass, self.law.node_wts))
+        return complex(np.sum(w / (z - lam)) / np.sum(w))
+
+    def edge(self):
+        return self.s2 + self.c * self.law.top
+
+
+def _edge(lev):
+    """Upper edge λ_max = min over w_1 > s_1 of the real chain's top point w_{L+1}(w_1) (the fold of the physical
+    branch, the analogue of THEORY §2's ``λ_max = min_m M^{-1}(m)``): scanned down from large w_1 to the first
+    minimum, then refined by bounded golden-section search."""
+    from scipy.optimize import minimize_scalar
+
+    s, D, P, off, gauss, dmax = lev["s"], lev["D_real"], lev["P_real"], lev["off_real"], lev["gauss"], lev["dmax"]
+    s1 = s[1]
+
+    def top(t):
+        return _fk.chain_up_real(s1 * (1.0 + math.exp(t)), s, D, P, off, gauss, dmax)
+
+    ts = np.arange(20.0, -36.0, -0.25)
+    vals = np.array([top(t) for t in ts])
+    i_min = None
+    for i in range(1, ts.size):
+        if not np.isfinite(vals[i]) or vals[i] > vals[i - 1]:
+            i_min = i - 1
+            break
+    if i_min is None:  # still decreasing at w_1 → s_1: the edge is the end of the branch
+        return float(vals[-1])
+    lo = ts[min(i_min + 1, ts.size - 1)]
+    hi = ts[max(i_min - 1, 0)]
+    r = minimize_scalar(top, bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
+    return float(min(r.fun, vals[i_min]))
+
+
+def conditional_fisher_spectrum(
+    phi, sigma_w, sigma_b, depth, width, weights="orthogonal", input_norm=1.0, biases=True
+) -> ConditionalFisherSpectrum:
+    """Spectrum of the conditional FIM ``F(θ|x)/N`` with C = N outputs (Hayase & Karakida 2021; THEORY §4).
+
+    For one input x, ``F(θ|x) = J_θᵀ J_θ`` has the non-zero spectrum of the C × C matrix ``Φ = Σ_{l=1}^{L+1} a_l J_l J_lᵀ``
+    with ``a_l = |x^{l-1}|² + 1`` and ``J_l = ∂f/∂h^l``; a continuous spectrum needs C ∝ N, and C = N here (square
+    readout). Φ obeys ``G_1 = a_1 I``, ``G_l = a_l I + W^l D_{l-1} G_{l-1} D_{l-1} W^{lᵀ}``, ``Φ = G_{L+1}``: with Haar
+    (orthogonal) W the law of ``G_l/N`` is the shifted free multiplicative convolution
+    ``δ_{a_l/N} ⊞ (ν_{l-1} ⊠ law(G_{l-1}/N))``, ν_l the law of ``σ_w² φ'(h^l)²``; Gaussian W add a Marchenko–Pastur factor
+    (``S_{WWᵀ} = 1/(σ_w²(1+z))``, THEORY §2).
+
+    Parameters
+    ----------
+    phi, sigma_w, sigma_b : activation and standard deviations (THEORY §0).
+    depth : hidden layers L (the model has L + 1 weight layers).
+    width : N (= C = N_0; ``a_l/N = q̂^{l-1} + 1/N`` with ``q̂^0 = input_norm``).
+    weights : "orthogonal" (default, dynamical isometry) or "gaussian".
+    input_norm : ``|x|²/N``; the trajectory q^l starts there (finite depth, not the fixed point).
+    biases : count the bias parameters (the ``+1`` in ``a_l``).
+
+    Returns
+    -------
+    ConditionalFisherSpectrum
+        ``mean``, ``variance`` exact by the moment recursion (divided by N)
+        ``e_l = a_l/N + σ_w² μ_1(q^{l-1}) e_{l-1}``,
+        ``v_l = σ_w⁴[μ_1² v_{l-1} + (μ_2 - μ_1²) e_{l-1}²]`` (+ ``σ_w⁴ μ_1² e_{l-1}²`` for Gaussian W), ``e_1 = a_1/N``,
+        ``v_1 = 0``; ``density(x)``, ``stieltjes(z)``, ``lambda_max`` and ``atoms`` by free probability.
+
+    Notes
+    -----
+    Free probability, by subordination (Belinschi & Bercovici 2007): ``η_{μ⊠ν}(z) = η_μ(ω_1) = η_ν(ω_2)``,
+    ``ω_1ω_2 = z η_{μ⊠ν}(z)`` with ``η(z) = ψ/(1+ψ)``, ``ψ(z) = ∫zt/(1-zt)dμ(t)``. Writing ``ω_1 = 1/w_{l-1}`` (the point
+    where the level below is evaluated) and ``H_l = η`` of level l's product, the levels chain as
+    ``H_l = 1 - (1 - H_{l-1})(1 - s_{l-1}/w_{l-1})``, ``H_l = η_ν(u_l)``, ``w_l = s_l + w_{l-1}H_l/u_l`` (s_l = a_l/N;
+    Gaussian W: ``u_l = (1 - H_l) η_ν^{-1}(H_l)``, the S-transform's Marchenko–Pastur factor) and
+    ``G(w_{L+1}) = 1/((w_{L+1} - s_{L+1})(1 - H_{L+1}))``. Given the bottom point w_1 everything above is explicit up to
+    inverting each η_ν, so the chain is solved by shooting: Newton on w_1, continued from large Im w down to the real
+    axis. ν is the law of φ'² of :mod:`meanfield.spectra`: a real rule (moments exact to rounding) for the real axis
+    and a rule on a deformed contour for the complex points, so that the boundary values on the axis carry no trace of
+    the discretisation. The edge is the
+    fold of the real branch, ``λ_max = min_{w_1 > s_1} w_{L+1}(w_1)``. Depth 1 with orthogonal weights is no convolution
+    at all: the law of ``a_2/N + (a_1/N)σ_w²φ'(h)²``, computed directly.
+    """
+    act = get_activation(phi)
+    sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
+    sb = _scalar(nonnegative(sigma_b, "sigma_b"), "sigma_b")
+    L = integer(depth, "depth", 1)
+    N = integer(width, "width", 1)
+    choice(weights, "weights", WEIGHTS)
+    q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
+    use_bias = _flag(biases, "biases")
+    gauss = weights == "gaussian"
+    sw2 = sw * sw
+    lay = _forward(act, sw, sb, q_in, 0.0, L, cross=False)
+    b = (1.0 if use_bias else 0.0) / N
+
+    top = L + 1
+    s = np.full(top + 1, np.nan)
+    s[1] = q_in + b
+    s[2:] = lay.q_hat[1 : L + 1] + b
+    e = np.full(top + 1, np.nan)
+    v = np.full(top + 1, np.nan)
+    e[1], v[1] = s[1], 0.0
+    for l in range(2, top + 1):
+        m1, m2 = lay.mu1[l - 1], lay.mu2[l - 1]
+        e[l] = s[l] + sw2 * m1 * e[l - 1]
+        v[l] = sw2 * sw2 * (m1 * m1 * v[l - 1] + (m2 - m1 * m1) * e[l - 1] ** 2)
+        if gauss:
+            v[l] += sw2 * sw2 * m1 * m1 * e[l - 1] ** 2
+    if not (math.isfinite(e[top]) and math.isfinite(v[top])):
+        raise NumericalError(f"{act.name}: the conditional FIM moments overflowed at depth {L}")
+
+    # the laws ν_l (l = 1 … L) and the atoms of every level
+    d2_law, pushforward_density = _laws()
+    Ds, Ps, Drs, Prs, offs, offs_r = [], [], [], [], [0, 0], [0, 0]
+    m_nu, dmax = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
+    atoms = [(s[1], 1.0)]
+    cache = {}
+    for l in range(1, L + 1):
+        ql = float(lay.q[l])
+        if ql not in cache:
+            cache[ql] = _nu_law(d2_law, act, ql, sw2)
+        (dr, pr), (dc, pc), nu_atoms, law = cache[ql]
+        Ds.append(dc)
+        Ps.append(pc)
+        Drs.append(dr)
+        Prs.append(pr)
+        offs.append(offs[-1] + dc.size)
+        offs_r.append(offs_r[-1] + dr.size)
+        m_nu[l] = float(np.dot(pr, dr))
+        dmax[l] = float(dr.max())
+        nu_zero = sum(mass for val, mass in nu_atoms if val == 0.0)
+        if gauss:  # Marchenko–Pastur (ratio 1) has no atoms: only the zero atom of ν survives
+            prod = [(0.0, nu_zero)] if nu_zero > 0.0 else []
+        else:
+            prod = _product_atoms(atoms, nu_atoms, nu_zero)
+        atoms = [(s[l + 1] + loc, mass) for loc, mass in prod]
+    atoms = tuple((float(loc), float(mass)) for loc, mass in atoms if mass > 1e-12)
+
+    lev = dict(
+        s=np.ascontiguousarray(s),
+        D=np.ascontiguousarray(np.concatenate(Ds)),
+        P=np.ascontiguousarray(np.concatenate(Ps)),
+        D_real=np.ascontiguousarray(np.concatenate(Drs)),
+        P_real=np.ascontiguousarray(np.concatenate(Prs)),
+        off=np.asarray(offs, dtype=np.int64),
+        off_real=np.asarray(offs_r, dtype=np.int64),
+        gauss=gauss,
+        m_nu=m_nu,
+        dmax=dmax,
+        y_min=Y_MIN_REL * e[top],
+        scale=e[top],
+        y0=4.0 * (e[top] + 3.0 * math.sqrt(v[top])),
+        pushforward=None,
+        lambda_max=math.inf,
+    )
+    if L == 1 and not gauss:
+        pf = _Pushforward(act, cache[float(lay.q[1])][3], sw2, s[1], s[2], pushforward_density)
+        lev["pushforward"] = pf
+        lam = pf.edge()
+    else:
+        lam = _edge(lev)
+    lev["lambda_max"] = lam
+
+    return ConditionalFisherSpectrum(
+        activation=act.name,
+        sigma_w=sw,
+        sigma_b=sb,
+        depth=L,
+        width=N,
+        weights=weights,
+        input_norm=q_in,
+        biases=use_bias,
+        mean=float(e[top]),
+        variance=float(v[top]),
+        lambda_max=lam,
+        atoms=atoms,
+        layer_mean=e,
+        layer_variance=v,
+        shift=s,
+        q=lay.q,
+        _levels=lev,
+    )
+
+
+# ============================================================================================= Sokol–Park bound
+@dataclass(frozen=True)
+class SokolParkBound:
+    """Upper bound on the largest eigenvalue of the conditional FIM through the partial Jacobians (Sokol & Park 2020).
+
+    Attributes
+    ----------
+    bound : ``λ_max(H) Σ_{l=1}^{L+1} (a_l/N) ‖J_l‖₂²`` ≥ λ_max(F(θ|x))/N, the normalisation of
+        :func:`conditional_fisher_spectrum` (multiply by ``width`` for λ_max of F(θ|x) itself). It also bounds the FIM of a
+        batch of inputs of this norm (an average of such matrices).
+    jacobian_norms : ``‖J_l‖₂²`` for l = 1 … L+1 (index 0 NaN; ``‖J_{L+1}‖ = 1``): the upper spectral edge of
+        ``J_lJ_lᵀ``, a product of L + 1 - l pairs D·W, from :func:`meanfield.spectra.jacobian_spectrum`.
+    terms : ``λ_max(H)(a_l/N)‖J_l‖₂²``, each layer's share of the bound.
+    shift : ``a_l/N = q̂^{l-1} + 1/N``.
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    depth: int
+    width: int
+    weights: str
+    input_norm: float
+    hessian_max: float
+    bound: float
+    jacobian_norms: np.ndarray = field(repr=False)
+    terms: np.ndarray = field(repr=False)
+    shift: np.ndarray = field(repr=False)
+
+
+def sokol_park_bound(
+    phi, sigma_w, sigma_b, depth, width, weights="orthogonal", input_norm=1.0, hessian_max=1.0, biases=True
+) -> SokolParkBound:
+    """Theory-side bound on λ_max of the FIM by the partial Jacobians' spectral norms (Sokol & Park 2020; THEORY §5).
+
+    For one input with output Hessian H (the identity for the squared loss; ``diag p - ppᵀ`` for softmax
+    cross-entropy, whose λ_max ≤ 1/2), ``F(θ|x) = J_θᵀ H J_θ = Σ_l (x^{l-1}x^{l-1ᵀ} + 1) ⊗ J_lᵀ H J_l`` restricted to
+    each layer's block, and the triangle inequality for PSD sums gives
+    ``λ_max(F(θ|x)) ≤ λ_max(H) Σ_{l=1}^{L+1} (|x^{l-1}|² + 1) ‖J_l‖₂²``, ``J_l = ∂f/∂h^l``
+    (Sokol & Park 2020, §3: the FIM's curvature is controlled by the Jacobians, hence flat for isometric networks).
+
+    Assumptions, as in :func:`conditional_fisher_spectrum`: C = N outputs (square readout), large N (the Jacobians' norms
+    are the upper edges of their limiting spectra, which finite-N top singular values exceed by O(N^{-2/3})), and
+    ``|x^{l-1}|²/N = q̂^{l-1}`` from the input's trajectory. ``J_lJ_lᵀ`` has the law of the input-output ``JJᵀ`` of the
+    sub-network of layers l … L (L + 1 - l pairs; cyclic rotation does not change a free product), taken with
+    ``q0 = q̂^{l-1}`` so that its layers follow the same trajectory. Returns the bound divided by N (see
+    :class:`SokolParkBound`).
+    """
+    from meanfield.spectra import jacobian_spectrum  # lazily: the bound is the only user here
+
+    act = get_activation(phi)
+    sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
+    sb = _scalar(nonnegative(sigma_b, "sigma_b"), "sigma_b")
+    L = integer(depth, "depth", 1)
+    N = integer(width, "width", 1)
+    choice(weights, "weights", WEIGHTS)
+    q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
+    hmax = _scalar(nonnegative(hessian_max, "hessian_max"), "hessian_max")
+    use_bias = _flag(biases, "biases")
+    lay = _forward(act, sw, sb, q_in, 0.0, L, cross=False)
+    b = (1.0 if use_bias else 0.0) / N
+    shift = np.full(L + 2, np.nan)
+    shift[1] = q_in + b
+    shift[2:] = lay.q_hat[1 : L + 1] + b
+    norms = np.full(L + 2, np.nan)
+    norms[L + 1] = 1.0
+    for l in range(1, L + 1):
+        norms[l] = jacobian_spectrum(act, sw, sb, L + 1 - l, weights=weights, q0=float(lay.q_hat[l - 1])).edge
+    terms = np.full(L + 2, np.nan)
+    terms[1:] = hmax * shift[1:] * norms[1:]
+    return SokolParkBound(
+        activation=act.name,
+        sigma_w=sw,
+        sigma_b=sb,
+        depth=L,
+        width=N,
+        weights=weights,
+        input_norm=q_in,
+        hessian_max=hmax,
+        bound=float(np.sum(terms[1:])),
+        jacobian_norms=norms,
+        terms=terms,
+        shift=shift,
+    )
