@@ -73,6 +73,31 @@ def test_fisher_top_k_dense_and_lanczos_agree():
         assert _rel(top, full[:5]) < 1e-10
 
 
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        (dict(top_k=0), "top_k"),
+        (dict(method="eig"), "method"),
+        (dict(method="lanczos"), "needs top_k"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(chunk_size=1.5), "chunk_size"),
+    ],
+)
+def test_fisher_bad_arguments(kw, needle):
+    with pytest.raises(InvalidParameterError, match=needle):
+        emp.fisher_eigenvalues(_small(), _inputs(3, 8), **kw)
+    with pytest.raises(InvalidParameterError, match=r"\(n_inputs, 8\)"):
+        emp.fisher_eigenvalues(_small(), _inputs(3, 7))
+
+
+def test_sokol_park_large_gram_uses_lanczos():
+    net = emp.RandomMLP(30, 30, 3, 8, "tanh", 1.5, 0.2, generator=4)
+    X = _inputs(80, 30)  # Gram 640 × 640
+    sp = emp.sokol_park_bound(net, X)
+    assert math.isclose(sp.lambda_max, float(emp.fisher_eigenvalues(net, X, method="dense")[0]), rel_tol=1e-12)
+    assert sp.lambda_max <= sp.bound
+
+
 def test_fisher_single_input_and_numpy_inputs():
     net = _small(C=2)
     x = _inputs(1, 8)
