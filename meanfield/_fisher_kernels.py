@@ -35,8 +35,8 @@ def depth_sums(chi, a, out):
     """``out[L] = Σ_{l=1}^{L+1} a[l] Π_{m=l}^{L} chi[m]`` for L = 0 … len(out)-1, by ``out[L] = chi[L] out[L-1] + a[L+1]``.
 
     ``a[l]`` is the forward factor of weight layer l and ``chi[m]`` the backward gain of hidden layer m, so ``out[L]`` is
-    the layer sum of the NTK of the depth-L network (Karakida et al. 2019, eqs. 9–11, backward order parameters folded
-    in). ``out[0] = a[1]``.
+    the layer sum of the NTK of the depth-L network (Karakida et al. 2019, §3, with the backward order parameters
+    folded in). ``out[0] = a[1]``.
     """
     out[0] = a[1]
     for L in range(1, out.shape[0]):

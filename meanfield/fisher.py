@@ -8,7 +8,7 @@ The Fisher information is that of a Gaussian likelihood with unit variance (squa
 ``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` over T inputs (``n_samples``) and C outputs.
 
 * :func:`fisher_statistics` — Karakida, Akaho & Amari 2019, "Universal statistics of Fisher information in deep neural
-  networks: mean field approach" (AISTATS; Theorems 1–4): κ_1, κ_2, the mean m_λ, second moment s_λ and largest
+  networks: mean field approach" (AISTATS; the theorem on m_λ, s_λ, λ_max and its order parameters κ_1, κ_2): the mean m_λ, second moment s_λ and largest
   eigenvalue λ_max of the FIM, with the order parameters of every layer.
 * :func:`conditional_fisher_spectrum` — Hayase & Karakida 2021, "The spectrum of Fisher information of deep networks
   achieving dynamical isometry" (AISTATS): the spectrum of the conditional FIM ``F(θ|x)`` for C = N outputs, divided by N:
@@ -47,13 +47,13 @@ __all__ = [
 WEIGHTS = ("gaussian", "orthogonal")
 
 # A layer-map step |Δ| ≤ STOP_RTOL·q is a fixed point to rounding: the remaining layers repeat the last one. With a
-# contraction rate r the neglected drift is at most STOP_RTOL·r/(1 - r) relative (1e-13 even for r = 0.999).
+# contraction rate r the neglected drift is at most STOP_RTOL·r/(1 - r) relative (below 1e-12 for r ≤ 0.999).
 STOP_RTOL = 4.0 * np.finfo(np.float64).eps
 # Below this variance the network is linear to rounding (E φ² = φ'(0)² q + O(q²)): moments are taken at Q_TINY and
 # rescaled, which avoids evaluating the rules at variances that underflow.
 Q_TINY = 1e-200
 # Mehler series of the two-point expectations (smooth φ): Gauss–Hermite sizes tried in turn, and the accepted error
-# estimate |E_q φ² - Q_n(φ²)| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`_mehler_coefficients`.
+# estimate |E_q φ² - Σ_k a_k²| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`_mehler_coefficients`.
 HERMITE_SIZES = (32, 64, 128, 256, 512, 1024)
 HERMITE_RTOL = 1e-12
 
@@ -151,8 +151,8 @@ def _mehler_coefficients(k, qs, phi2, mu1):
     accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²`` and the same for φ'² against μ_1: at c = 1 the
     mismatch is exactly the error of the truncated, aliased series, and for |c| < 1 the omitted terms are smaller (all
     a_k² ≥ 0). Rule sizes of :data:`HERMITE_SIZES` are tried in turn (a size is skipped when it fails the smallest q
-    still to do; the rest go on to the next size). Variances where even 512 nodes fail
-    (tanh beyond q ≈ 4, kinked φ) get ``None``: those layers use the two-dimensional quadrature.
+    still to do; the rest go on to the next size). Variances where even 1024 nodes fail (tanh beyond q ≈ 6, kinked φ)
+    get ``None``: those layers use the two-dimensional quadrature.
     """
     m = len(qs)
     result = [None] * m
@@ -186,7 +186,7 @@ class _Layers:
 
 
 def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
-    """Forward maps from the inputs through L hidden layers (THEORY §1, last bullet; Karakida et al. 2019 eq. 7).
+    """Forward maps from the inputs through L hidden layers (THEORY §1, last bullet; Karakida et al. 2019's q̂^l, q̂^l_×).
 
     ``q^1 = σ_w² q̂^0 + σ_b²``, ``q̂^l = E_{q^l} φ²``, ``q^{l+1} = σ_w² q̂^l + σ_b²``; the cross terms the same with
     ``q̂^l_× = E φ(u)φ(u')`` at covariances (q^l, q^l, q^l_×). Iteration stops once both maps are at a fixed point to
@@ -305,7 +305,7 @@ DEGENERATE_RTOL = 1e-12  # |κ_2| T ≤ this·κ_1: the top and bulk eigenvalues
 
 @dataclass(frozen=True)
 class FisherStatistics:
-    """Mean-field statistics of the FIM eigenvalues (Karakida, Akaho & Amari 2019, Theorems 1–4; THEORY §3).
+    """Mean-field statistics of the FIM eigenvalues (Karakida, Akaho & Amari 2019; THEORY §3).
 
     Scalars for a scalar ``depth``; arrays of the shape of ``depth`` for an array of depths [vec]. ``Θ`` is the NTK
     (dual Gram) of one output; its non-zero eigenvalues divided by T are those of the FIM.
@@ -319,20 +319,20 @@ class FisherStatistics:
     trace : ``Tr F = C·Θ(x, x)``.
     n_parameters : number P of parameters in θ: ``N_0 N + (L-1) N² + N C`` weights, plus ``L N + C`` biases when
         ``biases``.
-    mean_eigenvalue : ``m_λ = Tr F / P`` (leading order ``κ_1 C/N``; Theorem 1).
+    mean_eigenvalue : ``m_λ = Tr F / P`` (leading order ``κ_1 C/N``).
     second_moment : ``s_λ = Tr F² / P = C N² [κ_1² + (T-1) κ_2²] α²/(T P)`` (leading order
-        ``αC[(T-1)/T κ_2² + κ_1²/T]``; Theorem 2).
-    lambda_max : ``αN[(T-1)/T κ_2 + κ_1/T]`` (Theorem 3), or the bulk value if that is larger (κ_2 < 0).
+        ``αC[(T-1)/T κ_2² + κ_1²/T]``).
+    lambda_max : ``αN[(T-1)/T κ_2 + κ_1/T]``, or the bulk value if that is larger (κ_2 < 0).
     lambda_max_multiplicity : C (one per output); C(T-1) if the bulk is on top; CT when they coincide (κ_2 = 0).
     bulk_eigenvalue : ``αN(κ_1 - κ_2)/T``, multiplicity ``bulk_multiplicity = C(T-1)`` (none for T = 1): where the
-        other eigenvalues sit (Theorem 4: the spectrum is pathologically concentrated near zero, with these C(T-1)
-        eigenvalues and C outliers carrying most of the trace).
+        other eigenvalues sit (Karakida et al.: the spectrum is pathologically concentrated near zero, these C(T-1)
+        eigenvalues and the C outliers carrying the whole trace).
     learning_rate_bound : ``2/λ_max``: gradient descent on the squared loss ``(1/2T) Σ_t |f(x_t) - y_t|²`` decreases
         the loss monotonically for learning rates below it (Karakida et al. 2019 §5); between this and ~3× it the loss
         can spike, then settle.
 
     Per-layer order parameters (arrays indexed by the layer number l = 0 … L+1 of the deepest network, L + 1 being the
-    readout; NaN where a quantity is not defined):
+    readout; NaN where a quantity is not defined, and the cross ones for T = 1, which needs none):
     q, q_cross : pre-activation variance q^l and covariance of two inputs (``q[0] = input_norm``,
         ``q_cross[0] = input_correlation·input_norm``, ``q[L+1]`` the readout's).
     q_hat, q_hat_cross : forward ``q̂^l = E φ(h^l)²``, ``q̂^l_× = E φ(h^l)φ(h'^l)`` (index 0: the inputs; L+1: NaN).
@@ -464,7 +464,7 @@ def fisher_statistics(
     -----
     The NTK of an MLP is exactly ``Θ(x, x') = Σ_{l=1}^{L+1} (δ^l·δ'^l)(x^{l-1}·x'^{l-1} + 1)`` with
     ``δ^l = ∂f_k/∂h^l`` (the +1 for the biases). In the mean-field limit ``x^{l-1}·x'^{l-1} → N_{l-1} q̂^{l-1}_×`` and
-    ``δ^l·δ'^l → q̃^l_×`` (Karakida et al. 2019 eqs. 7–11; the gradient independence assumption for the backward
+    ``δ^l·δ'^l → q̃^l_×`` (Karakida et al. 2019, §3; the gradient independence assumption for the backward
     pass), hence ``Θ ≈ N[(ακ_1 - ακ_2) I_T + ακ_2 11ᵀ] ⊗ I_C`` whose eigenvalues give every statistic above.
     Every depth L's sum follows from L - 1's as ``S_L = χ_L S_{L-1} + q̂^L + b/N`` (b = 1 with biases).
     """
@@ -771,9 +771,11 @@ class _Pushforward:
         return self._pd(self.act, self.law, t) / self.c
 
     def stieltjes(self, z):
-        lam = self.s2 + self.c * np.concatenate((self.law.atom_vals, self.law.node_vals))
-        w = np.concatenate((self.law.atom_mass, self.law.node_wts))
-        return complex(np.sum(w / (z - lam)) / np.sum(w))
+        # 1/(z - s2 - c·d) is analytic in d off the pole at (z - s2)/c, which lies above the axis: the contour rule
+        # (deformed away from that half-plane) holds right down to the real axis
+        lam = self.s2 + self.c * np.concatenate((self.law.atom_vals, self.law.cnode_vals))
+        w = np.concatenate((self.law.atom_mass, self.law.cnode_wts))
+        return complex(np.sum(w / (z - lam)))
 
     def edge(self):
         return self.s2 + self.c * self.law.top
@@ -991,7 +993,7 @@ def sokol_park_bound(
     cross-entropy, whose λ_max ≤ 1/2), ``F(θ|x) = J_θᵀ H J_θ = Σ_l (x^{l-1}x^{l-1ᵀ} + 1) ⊗ J_lᵀ H J_l`` restricted to
     each layer's block, and the triangle inequality for PSD sums gives
     ``λ_max(F(θ|x)) ≤ λ_max(H) Σ_{l=1}^{L+1} (|x^{l-1}|² + 1) ‖J_l‖₂²``, ``J_l = ∂f/∂h^l``
-    (Sokol & Park 2020, §3: the FIM's curvature is controlled by the Jacobians, hence flat for isometric networks).
+    (Sokol & Park 2020: the FIM's curvature is controlled by the Jacobians, hence flat for isometric networks).
 
     Assumptions, as in :func:`conditional_fisher_spectrum`: C = N outputs (square readout), large N (the Jacobians' norms
     are the upper edges of their limiting spectra, which finite-N top singular values exceed by O(N^{-2/3})), and
