@@ -125,4 +125,11 @@ def analyse(expr: sp.Expr, name: str):
     """(source, Numba bodies of φ, φ', φ'', kinks) of an expression in x."""
     d1 = sp.diff(expr, X)
     d2 = sp.diff(d1, X)
-    return sp.srepr(expr), (_body(expr), _body(d1), _body(d2)), _find_kinks(expr)
+    try:
+        bodies = (_body(expr), _body(d1), _body(d2))
+    except Exception as exc:  # sympy has no scalar-Python printer for it (gamma, floor, Ei, ...)
+        raise UnknownActivationError(
+            f"activation expression {name!r} uses a function that cannot be compiled ({type(exc).__name__}: {exc}); "
+            "use elementary functions, erf, Max/Min/Abs/Heaviside/Piecewise"
+        ) from None
+    return sp.srepr(expr), bodies, _find_kinks(expr)

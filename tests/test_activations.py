@@ -90,7 +90,7 @@ def test_unknown_name_suggests_close_names():
         mf.get_activation("reluu")
 
 
-@pytest.mark.parametrize("bad", ["x**", "tanh(x", "x + y", "foo(x) +"])
+@pytest.mark.parametrize("bad", ["x**", "tanh(x", "x + y", "foo(x) +", "gamma(x)", "floor(x)"])
 def test_unparsable_expression(bad):
     with pytest.raises(mf.UnknownActivationError, match=re_escape(bad)):
         mf.get_activation(bad)
