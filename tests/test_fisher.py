@@ -605,3 +605,26 @@ def test_sokol_park_bound_vs_simulation():
             for _ in range(2)]
     b = sokol_park_bound("tanh", sw, sb, 4, 300)
     assert max(tops) <= b.bound * 1.02
+
+
+@requires_spectra
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+def test_chain_edge_reproduces_jacobian_spectrum_edges(weights):
+    """Two free-probability codes, one answer: the conditional-FIM chain with a unit shift at the bottom and none above
+    is the law of J_lJ_lᵀ, so its real-axis fold must give jacobian_spectrum's edge of the same partial product."""
+    import meanfield.fisher as F
+
+    sw, sb = TANH_CRIT_1_2
+    L = 4
+    r = conditional_fisher_spectrum("tanh", sw, sb, L, 300, weights=weights, input_norm=0.7)
+    b = sokol_park_bound("tanh", sw, sb, L, 300, weights=weights, input_norm=0.7)
+    lev = r._levels
+    for l in range(1, L):  # J_l: the layers l … L (l = L is the "hard" depth-1 edge for orthogonal weights)
+        k = L + 1 - l
+        sub = slice(lev["off_real"][l], lev["off_real"][L + 1])
+        off = lev["off_real"][l : L + 2] - lev["off_real"][l]
+        s = np.r_[np.nan, 1.0, np.zeros(k)]
+        dmax = np.r_[np.nan, lev["dmax"][l : L + 1], np.nan]
+        chain = dict(s=s, D_real=lev["D_real"][sub], P_real=lev["P_real"][sub], off_real=np.r_[0, off],
+                     gauss=lev["gauss"], dmax=dmax)
+        assert F._edge(chain) == pytest.approx(b.jacobian_norms[l], rel=1e-6), l
