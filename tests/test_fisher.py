@@ -429,10 +429,15 @@ def _density_moments(r, n=2000):
         ("tanh", *TANH_CRIT_1_2, 3, "gaussian", 1.0),
         ("tanh", *TANH_CRIT_1_64, 8, "orthogonal", 1.0),
         ("relu", SQRT2, 0.0, 3, "gaussian", 1.0),  # an atom of mass 1/2 at a_{L+1}/N, a hard edge next to it
+        # three atoms: at a_4/N (φ' = 0 in layer 3), and two more where the masses of the atoms of ν and of the level
+        # below add up to more than one (Belinschi's rule for ⊠)
+        ("hard_tanh", 1.1, 0.1, 3, "orthogonal", 1.0),
     ],
 )
 def test_density_integrates_to_the_exact_moments(phi, sw, sb, L, weights, q_in):
     r = conditional_fisher_spectrum(phi, sw, sb, L, 400, weights=weights, input_norm=q_in)
+    if phi == "hard_tanh":
+        assert len(r.atoms) == 3
     mass, mean, var = _density_moments(r)
     assert mass == pytest.approx(1.0, abs=1e-3)
     assert mean == pytest.approx(r.mean, rel=1e-3)
