@@ -15,6 +15,14 @@ from meanfield.errors import (
     NumericalError,
     UnknownActivationError,
 )
+from meanfield.fisher import (
+    ConditionalFisherSpectrum,
+    FisherStatistics,
+    SokolParkBound,
+    conditional_fisher_spectrum,
+    fisher_statistics,
+    sokol_park_bound,
+)
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
 from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
 from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
@@ -45,6 +53,13 @@ __all__ = [
     "critical_sigma_b",
     "critical_point",
     "phase_diagram",
+    # Fisher information
+    "fisher_statistics",
+    "conditional_fisher_spectrum",
+    "sokol_park_bound",
+    "FisherStatistics",
+    "ConditionalFisherSpectrum",
+    "SokolParkBound",
     # results
     "Estimate",
     "GaussianMoments",
