@@ -1,0 +1,935 @@
+"""Free-probability spectrum of the input-output Jacobian ``J = D_L W_L ⋯ D_1 W_1`` (THEORY §0, §2).
+
+Sources: Pennington, Schoenholz & Ganguli 2017, "Resurrecting the sigmoid in deep learning through dynamical isometry:
+theory and practice" (NeurIPS; S-transforms eqs. 7-11, moments eqs. 12-14 and their §4); Pennington, Schoenholz &
+Ganguli 2018, "The emergence of spectral universality in deep networks" (AISTATS; general D², eqs. 10-17, the moments
+of their Table 1, the Bernoulli/ReLU laws of their §4).
+
+Conventions where they bite (THEORY §2, "The power-series convention ψ(z) = Σ m_k z^k gives a different-looking S: do
+not mix them"):
+
+* ``G(z) = ∫ρ(t)/(z - t) dt``, ``ρ(λ) = -Im G(λ + i0)/π``, ``M(z) = zG(z) - 1 = Σ_k m_k z^{-k}``,
+  ``S(z) = (1 + z)/(z M^{-1}(z))``, and for free factors ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}``.
+* ``S_{WWᵀ} = 1/(σ_w²(1 + z))`` (Gaussian) or ``σ_w^{-2}`` (orthogonal); σ_w is a standard deviation.
+* ``D_l² = diag φ'(h^l)²`` with ``h^l ~ N(0, q^l)``: ``M_{D²}(y) = E_q[φ'²/(y - φ'²)]``. Its law is represented exactly
+  where φ' is piecewise constant (ReLU, hard-tanh, leaky ReLU, linear: atoms with their exact Gaussian masses) and by
+  the composite Gauss–Legendre rule of :mod:`meanfield._quad` elsewhere (panels split at the kinks and graded
+  geometrically around the stationary points of φ'², where the law of φ'² has inverse-square-root singularities). The
+  rule covers |u| ≤ 9√q (Gaussian mass 2e-19 dropped): the law's support, hence ``support``, is that of the truncated
+  Gaussian.
+* ``depth`` L counts the D·W pairs (Pennington's L). Every layer sits at the fixed point q* by default; with ``q0`` the
+  layers follow the length map from ``q^0 = q0`` (THEORY §1) and ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}`` with each
+  layer's own law.
+
+Everything is computed for the spectrum divided by its mean ``m_1 = Π_l σ_w² μ_1(q^l)`` (``χ_1^L`` at the fixed point)
+and the laws of D² divided by their means; the scale is carried as ``log_mean``, so depth 10,000 neither overflows nor
+underflows (``mean``/``moment``/``edge`` themselves are ``inf`` or ``0.0`` when they leave float64's range).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from math import comb
+
+import numpy as np
+from scipy import special
+
+from meanfield import _quad
+from meanfield import _spectra_kernels as _k
+from meanfield._validate import as_array, choice, integer, nonnegative, positive
+from meanfield.activations import get_activation
+from meanfield.errors import ConvergenceError, InvalidParameterError, NoFixedPointError, NumericalError
+from meanfield.propagation import propagate, q_star
+
+__all__ = [
+    "JacobianSpectrum",
+    "jacobian_spectrum",
+    "fuss_catalan_moment",
+    "fuss_catalan_edge",
+    "fuss_catalan_density",
+    "marchenko_pastur_density",
+    "bernoulli_edge",
+]
+
+WEIGHTS = ("orthogonal", "gaussian")
+MAX_MOMENT = 8  # exact moments m_1 … m_8 from the S-transform series
+Z_MAX = _quad.Z_MAX  # the laws of φ'² are those of u = √q z with |z| ≤ Z_MAX
+GRADE_MIN = 1e-4  # graded panels around stationary points of φ'² reach down to this width (in z = u/√q)
+GRID = 2049  # sign scan of (φ'²)' per piece when looking for stationary points
+Q_CLUSTER_RTOL = 1e-13  # layers whose q^l agree to this relative tolerance share one law (the q-table is ~1e-12 accurate)
+EDGE_A_MAX = 30.0  # the edge search gives up on an interior minimum beyond m = e^30 (rounding: F' ~ 1/m²)
+ATOM_GAP = 1e-6  # the continuous density is not resolved this close (relative) to a non-zero atom: reported 0
+STOPPED_NOISE = 1e-6  # see density(): |Im m| ≤ STOPPED_NOISE |m| where the continuation stopped above the axis
+THREADS = max(1, min(8, os.cpu_count() or 1))  # threads for density() on many points
+H_FACTOR = 10.0  # the continuation starts at Im z = H_FACTOR × max(1, normalised edge) (THEORY §2: "from λ + 10i")
+_LOG_MAX = math.log(np.finfo(float).max)
+
+
+def _exp(x: float) -> float:
+    """exp without OverflowError: inf beyond float64 (the log is always available)."""
+    if x > _LOG_MAX:
+        return math.inf
+    return math.exp(x)
+
+
+# ------------------------------------------------------------------------------------------------------ law of φ'²
+# The density solver needs M_D(y) for y close to the law's support (Im y → 0 inside the bulk of JJᵀ: deep in the bulk
+# |m| is large and arg y ≈ arg-angle of [-1, 0] seen from m is small). A real quadrature rule then sits next to the
+# pole of φ'²/(y - φ'²) and loses all accuracy. The integral over each monotone piece of φ'² is therefore taken along
+# a contour deformed into the complex u-plane, on the side away from the poles of Im y > 0 (the pole u* of
+# g(u) = y moves by i Im y/g'(u*): below the axis where g decreases, above where it increases), pinned at the piece's
+# ends (stationary points, kinks, the truncation). By Cauchy's theorem the integral is unchanged for Im y > 0 and its
+# continuation to the real axis is the boundary value M_D(y + i0). g on the contour comes from the Chebyshev
+# interpolant of its real values on each panel (no complex evaluation of φ' is needed); the contour is a polygon at
+# height CONTOUR_KAPPA × the smaller adjacent panel half-width, so interpolation points stay inside a Bernstein
+# ellipse of parameter ≈ 1.6 and a pole on the real axis is at least that far from every Gauss–Legendre segment.
+CONTOUR_KAPPA = 0.6
+CONTOUR_NODES = 32  # Gauss–Legendre nodes per contour segment (error ~ 1.8^-64 for a pole on the real axis)
+CONTOUR_SAMPLES = 16  # Chebyshev–Lobatto samples of φ'² per panel for the interpolant
+_XC, _WC = np.polynomial.legendre.leggauss(CONTOUR_NODES)
+_CHEB = np.cos(np.pi * np.arange(CONTOUR_SAMPLES) / (CONTOUR_SAMPLES - 1))
+_BARY = (-1.0) ** np.arange(CONTOUR_SAMPLES)
+_BARY[0] *= 0.5
+_BARY[-1] *= 0.5
+_CHEB_MID = np.cos(np.pi * (np.arange(CONTOUR_SAMPLES - 1) + 0.5) / (CONTOUR_SAMPLES - 1))  # between the samples
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True, eq=False)
+class _Law:
+    """Law of ``φ'(u)²``, ``u ~ N(0, q)`` truncated at |u| ≤ Z_MAX√q: atoms plus weighted node lists."""
+
+    q: float
+    atom_vals: np.ndarray  # values of φ'² on pieces where φ' is constant
+    atom_mass: np.ndarray  # their exact Gaussian masses
+    node_vals: np.ndarray  # continuous part, real rule: φ'(u_i)² at the nodes (moments, edges)
+    node_wts: np.ndarray
+    cnode_vals: np.ndarray  # continuous part, deformed contour: complex φ'² and weights (density solver)
+    cnode_wts: np.ndarray
+    top: float  # largest value of the (truncated) law
+    bottom: float  # smallest value
+    raw_moments: np.ndarray  # E[φ'^{2k}], k = 0..MAX_MOMENT
+    rel_var: float  # Var(φ'²)/μ_1², computed centred
+    zero_mass: float  # P(φ'² = 0): the atom at 0 plus nodes where φ' rounds to 0 (saturated tails)
+    pieces: tuple = ()  # monotone pieces (u_a, u_b) of the continuous part (u ≥ 0 only when ``mirror``)
+    mirror: bool = False  # φ'² even: only u ≥ 0 is represented, with doubled weights
+    bottom_positive: float = 0.0  # smallest non-zero value (the left end of the support of M_D's poles)
+    cont_bottom: float = 0.0  # smallest value of the continuous part
+
+    @property
+    def mean(self) -> float:
+        return float(self.raw_moments[1])
+
+    @property
+    def is_point(self) -> bool:
+        return self.node_vals.size == 0 and self.atom_vals.size == 1
+
+
+def _g(act, u):
+    return act.dphi(u) ** 2
+
+
+def _gprime_sign(act, u):
+    return np.sign(act.dphi(u) * act.d2phi(u))
+
+
+def _stationary_points(act, a, b):
+    """Zeros of (φ'²)' = 2φ'φ'' in (a, b): sign changes on GRID points, refined by bisection.
+
+    Exact zeros of the sign are skipped when scanning (φ' rounds to 0 where φ saturates, e.g. tanh beyond |u| ≈ 19),
+    so only changes between non-zero signs count; an exact zero between opposite signs is found by the bisection.
+    """
+    u = np.linspace(a, b, GRID)[1:-1]
+    s = _gprime_sign(act, u)
+    nz = np.nonzero(s)[0]
+    idx = nz[:-1][s[nz[:-1]] * s[nz[1:]] < 0]
+    nxt = nz[1:][s[nz[:-1]] * s[nz[1:]] < 0]
+    out = []
+    if idx.size:
+        lo, hi = u[idx].copy(), u[nxt].copy()
+        slo = s[idx]
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            sm = _gprime_sign(act, mid)
+            zero = sm == 0.0
+            lo = np.where(zero, mid, np.where(sm == slo, mid, lo))
+            hi = np.where(zero, mid, np.where(sm == slo, hi, mid))
+        out.extend(0.5 * (lo + hi))
+    return sorted(out)
+
+
+def _pieces(act, U):
+    """Pieces of [-U, U] between kinks: list of (a, b, constant?)."""
+    kinks = [k for k in act.kinks if -U < k < U]
+    bounds = [-U, *kinks, U]
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        t = a + (b - a) * np.array([0.03, 0.2, 0.41, 0.5, 0.67, 0.85, 0.97])
+        const = bool(np.all(act.d2phi(t) == 0.0))
+        out.append((a, b, const))
+    return out
+
+
+def _piece_mass(a, b, sq):
+    """Gaussian mass of the u-interval (a, b) for u ~ N(0, sq²), accurate in both tails."""
+    za, zb = a / sq, b / sq
+    if za >= 0.0:
+        return float(special.ndtr(-za) - special.ndtr(-zb))
+    return float(special.ndtr(zb) - special.ndtr(za))
+
+
+def _is_even(act, U):
+    """φ'² even (tanh, erf, hard-tanh, …): then only u ≥ 0 is integrated, with doubled weights."""
+    k = np.sort(np.asarray(act.kinks, dtype=np.float64))
+    if k.size and not np.array_equal(k, np.sort(-k)):
+        return False
+    u = U * np.linspace(0.013, 1.0, 41)
+    g1, g2 = _g(act, u), _g(act, -u)
+    return bool(np.all(np.abs(g1 - g2) <= 1e-15 * np.maximum(np.abs(g1), 1e-300)))
+
+
+def _limit_ratio(br):
+    """Split panels until neighbouring widths differ by at most a factor 2 (the contour heights follow the widths)."""
+    br = np.asarray(br, dtype=np.float64)
+    for _ in range(60):
+        w = np.diff(br)
+        if w.size < 2:
+            return br
+        left = np.r_[np.inf, w[:-1]]
+        right = np.r_[w[1:], np.inf]
+        split = (w > 2.0 * left) | (w > 2.0 * right)
+        if not np.any(split):
+            return br
+        br = np.sort(np.r_[br, 0.5 * (br[:-1] + br[1:])[split]])
+    return br
+
+
+def _real_rule(panels):
+    """Gauss–Legendre (16 nodes/panel) on z-panels (a, b), standard normal density included."""
+    a, b = panels[:, 0:1], panels[:, 1:2]
+    h = 0.5 * (b - a)
+    z = 0.5 * (a + b) + h * _quad.X16
+    w = h * _quad.W16 * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+    return z.ravel(), w.ravel()
+
+
+def _bary(samples, x):
+    """Barycentric (second kind) interpolation from the Chebyshev–Lobatto samples (P, n_s) at points x (P, k) or (k,)."""
+    xx = np.broadcast_to(x, (samples.shape[0],) + np.shape(x)[-1:])
+    inv = _BARY / (xx[:, :, None] - _CHEB)
+    return (inv * samples[:, None, :]).sum(axis=2) / inv.sum(axis=2)
+
+
+def _contour_rule(act, sq, br, sigma):
+    """Complex rule for one monotone piece with z-breakpoints ``br`` (ends pinned), deformed towards ``sigma``·i.
+
+    Returns (values of φ'² on the contour, weights ``w_GL · dξ · N(ξ)``) so that Σ w F(v) ≈ ∫ F(φ'(√q z)²) dN(z) for
+    F analytic away from the poles of Im y ≥ 0 (see the comment above :data:`CONTOUR_KAPPA`).
+    """
+    br = _limit_ratio(br)
+    h = 0.5 * np.diff(br)
+    c = 0.5 * (br[:-1] + br[1:])
+    s = np.zeros(br.size)
+    s[1:-1] = CONTOUR_KAPPA * np.minimum(h[:-1], h[1:])
+    pa = br[:-1] + 1j * sigma * s[:-1]
+    pb = br[1:] + 1j * sigma * s[1:]
+    mid, half = 0.5 * (pa + pb), 0.5 * (pb - pa)
+    xi = mid[:, None] + half[:, None] * _XC  # (P, n) contour points (z units)
+    xs = (xi - c[:, None]) / h[:, None]  # standardised: |Im xs| ≤ CONTOUR_KAPPA
+    samples = _g(act, sq * (c[:, None] + h[:, None] * _CHEB))  # (P, n_s) real values on the panels
+    # interpolate φ'² or log φ'², whichever reproduces φ'² better between the samples: log φ'² where φ'² spans decades
+    # (Gaussian-like tails, e.g. erf: log φ'² is a quadratic), φ'² itself next to its zeros (GELU, SiLU)
+    check = _g(act, sq * (c[:, None] + h[:, None] * _CHEB_MID))
+    positive = np.all(samples > 0.0, axis=1)
+    logs = np.log(np.where(samples > 0.0, samples, 1.0))
+    err_lin = np.max(np.abs(_bary(samples, _CHEB_MID) - check), axis=1)
+    with np.errstate(over="ignore"):
+        err_log = np.max(np.abs(np.exp(_bary(logs, _CHEB_MID)) - check), axis=1)
+    use_log = positive & (err_log < err_lin)
+    vals = _bary(samples, xs)
+    if np.any(use_log):
+        vals[use_log] = np.exp(_bary(logs[use_log], xs[use_log]))
+    wts = _WC * half[:, None] * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
+    return vals.ravel(), wts.ravel()
+
+
+def _d2_law(act, q: float) -> _Law:
+    """The law of φ'(u)², u ~ N(0, q), as atoms (constant pieces of φ') plus quadrature nodes (the rest)."""
+    empty = np.zeros(0)
+    if q == 0.0:
+        # limit q → 0+: the one-sided slopes at 0, each with mass 1/2 (a kink at 0), else φ'(0)²
+        left, right = float(act.dphi(-1e-300)) ** 2, float(act.dphi(1e-300)) ** 2
+        vals = np.array([left, right]) if left != right else np.array([right])
+        mass = np.full(vals.size, 1.0 / vals.size)
+        return _law_from_parts(act, 0.0, vals, mass, empty, empty, empty.astype(complex), empty.astype(complex), (), False)
+    sq = math.sqrt(q)
+    U = Z_MAX * sq
+    pieces = _pieces(act, U)
+    # atoms: constant pieces, with their full-line Gaussian masses
+    atoms: dict[float, float] = {}
+    for i, (a, b, const) in enumerate(pieces):
+        if const:
+            lo = -math.inf if i == 0 else a
+            hi = math.inf if i == len(pieces) - 1 else b
+            v = float(act.dphi(0.5 * (a + b))) ** 2
+            atoms[v] = atoms.get(v, 0.0) + _piece_mass(lo, hi, sq)
+    avals = np.array(sorted(atoms), dtype=np.float64)
+    amass = np.array([atoms[v] for v in avals], dtype=np.float64)
+    mirror = _is_even(act, U)
+    u_lo = 0.0 if mirror else -U
+    nonconst = [(max(a, u_lo), b) for a, b, c in pieces if not c and b > u_lo]
+    if not nonconst:
+        return _law_from_parts(act, q, avals, amass, empty, empty, empty.astype(complex), empty.astype(complex), (), False)
+    # monotone pieces: the non-constant pieces split at the stationary points of φ'²
+    mono = []
+    for a, b in nonconst:
+        cuts = [a, *[c for c in _stationary_points(act, a, b) if a < c < b], b]
+        mono.extend(zip(cuts[:-1], cuts[1:]))
+    # breakpoints in z: the Gaussian's and φ's scales (meanfield._quad), graded towards every pinned end
+    buf = np.empty(_quad.MAX_BREAKS)
+    n = _quad.add_breaks(0.0, sq, np.asarray(act.kinks, dtype=np.float64), buf, 0)
+    ends = sorted({e / sq for piece in mono for e in piece})
+    for cz in ends:
+        if -Z_MAX < cz < Z_MAX and n < _quad.MAX_BREAKS - 1:
+            buf[n] = cz
+            n = _quad.add_kink_grading(cz, GRADE_MIN, buf, n + 1)
+
+    n = _quad.sort_unique(buf, n)
+    br_all = buf[:n]
+    factor = 2.0 if mirror else 1.0
+    rz, rw, cz_, cw_ = [], [], [], []
+    for a, b in mono:
+        za, zb = a / sq, b / sq
+        br = np.r_[za, br_all[(br_all > za + 1e-13 * (1 + abs(za))) & (br_all < zb - 1e-13 * (1 + abs(zb)))], zb]
+        z, w = _real_rule(np.column_stack([br[:-1], br[1:]]))
+        rz.append(z)
+        rw.append(factor * w)
+        sigma = -float(_gprime_sign(act, np.array([0.5 * (a + b)]))[0])  # contour moves up where φ'² decreases
+        v, w = _contour_rule(act, sq, br, sigma if sigma != 0.0 else 1.0)
+        cz_.append(v)
+        cw_.append(factor * w)
+    g = _g(act, sq * np.concatenate(rz))
+    if not np.all(np.isfinite(g)):
+        raise NumericalError(f"{act.name}: φ'(u)² is not finite for |u| ≤ {U:.3g} (q = {q:.6g})")
+    vals, inv = np.unique(g, return_inverse=True)
+    wts = np.bincount(inv, weights=np.concatenate(rw))
+    return _law_from_parts(act, q, avals, amass, vals, wts, np.concatenate(cz_), np.concatenate(cw_), tuple(mono), mirror)
+
+
+def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror) -> _Law:
+    cont = [*vals]
+    for a, b in mono:  # the ends of every monotone piece, nudged inside (one-sided values at kinks)
+        h = 1e-13 * (b - a)
+        cont.extend(_g(act, np.array([a + h, b - h])))
+    ext = [*avals, *cont]
+    cont_bottom = float(min(cont)) if cont else math.inf
+    top, bottom = float(max(ext)), float(min(ext))
+    k = np.arange(MAX_MOMENT + 1)
+    raw = (wts[:, None] * vals[:, None] ** k).sum(axis=0) + (amass[:, None] * avals[:, None] ** k).sum(axis=0)
+    mu = raw[1]
+    if not mu > 0.0:
+        raise NumericalError(f"E[φ'²] = {mu!r} at q = {q!r}: the Jacobian vanishes (φ' = 0 almost everywhere)")
+    rel_var = float((wts * (vals / mu - 1.0) ** 2).sum() + (amass * (avals / mu - 1.0) ** 2).sum())
+    zero = float(amass[avals == 0.0].sum() + wts[vals == 0.0].sum())  # φ' rounding to 0 in saturated tails counts
+    ext = np.asarray(ext)
+    positive_min = float(ext[ext > 0.0].min()) if np.any(ext > 0.0) else 0.0
+    return _Law(q, avals, amass, vals, wts, cvals, cwts, top, bottom, raw, rel_var, zero, mono, mirror, positive_min,
+                cont_bottom)
+
+
+# ------------------------------------------------------------------------------------------------------ power series
+def _mul(a, b):
+    return np.convolve(a, b)[: MAX_MOMENT + 1]
+
+
+def _revert(f):
+    """Compositional inverse g of f (f[0] = 0, f[1] ≠ 0) to order MAX_MOMENT: f(g(x)) = x."""
+    K = MAX_MOMENT
+    g = np.zeros(K + 1)
+    g[1] = 1.0 / f[1]
+    for n in range(2, K + 1):
+        comp = np.zeros(K + 1)
+        pw = np.zeros(K + 1)
+        pw[0] = 1.0
+        for j in range(1, K + 1):
+            pw = _mul(pw, g)
+            comp += f[j] * pw
+        g[n] = -comp[n] / f[1]
+    return g
+
+
+def _log_series(s):
+    """log s for s[0] = 1."""
+    x = s.copy()
+    x[0] = 0.0
+    out = np.zeros(MAX_MOMENT + 1)
+    pw = np.zeros(MAX_MOMENT + 1)
+    pw[0] = 1.0
+    for j in range(1, MAX_MOMENT + 1):
+        pw = _mul(pw, x)
+        out += (-1.0) ** (j + 1) * pw / j
+    return out
+
+
+def _exp_series(x):
+    """exp x for x[0] = 0."""
+    out = np.zeros(MAX_MOMENT + 1)
+    out[0] = 1.0
+    pw = out.copy()
+    for j in range(1, MAX_MOMENT + 1):
+        pw = _mul(pw, x) / j
+        out += pw
+    return out
+
+
+def _log_s_transform(law: _Law):
+    """Series of log S̃(m) for the law divided by its mean: ``S̃ = (1 + m) ψ^{-1}(m)/m``, ψ(w) = Σ_k m_k w^k."""
+    mu = law.mean
+    psi = np.zeros(MAX_MOMENT + 1)
+    psi[1:] = law.raw_moments[1:] / mu ** np.arange(1, MAX_MOMENT + 1)
+    inv = _revert(psi)
+    s = _mul(np.array([1.0, 1.0]), np.append(inv[1:], 0.0))  # (1 + m) · ψ^{-1}(m)/m
+    return _log_series(s)
+
+
+def _normalised_moments(laws, counts, depth, gaussian):
+    """m̃_k = m_k/m_1^k, k = 1..8, by Lagrange inversion: m̃_k = [m^{k-1}] h(m)^k / k with h = (1 + m)/S̃_J(m).
+
+    ``log h = (1 + L·[Gaussian]) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` (THEORY §2; Pennington et al. 2018 eq. 16 ff.).
+    """
+    log1p = np.zeros(MAX_MOMENT + 1)
+    for j in range(1, MAX_MOMENT + 1):
+        log1p[j] = (-1.0) ** (j + 1) / j
+    logh = (1.0 + (depth if gaussian else 0)) * log1p
+    for law, n in zip(laws, counts):
+        logh = logh - n * _log_s_transform(law)
+    out = np.empty(MAX_MOMENT)
+    for k in range(1, MAX_MOMENT + 1):
+        out[k - 1] = _exp_series(k * logh)[k - 1] / k
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ atoms
+def _product_atoms(laws, counts, log_sw2, depth, gaussian):
+    """Atoms of the free multiplicative convolution (Bercovici & Voiculescu 1993; Belinschi 2003).
+
+    μ⊠ν has an atom at 0 of mass max(μ{0}, ν{0}), and one at ab ≠ 0 iff μ{a} + ν{b} > 1, of mass μ{a} + ν{b} - 1.
+    A Gaussian WWᵀ (Marchenko–Pastur, ratio 1) has no atoms, so only the atom at 0 survives there; an orthogonal one
+    is the point mass σ_w².
+    """
+    zero = max(float(law.atom_mass[law.atom_vals == 0.0].sum()) for law in laws)  # genuine atoms only
+    out = []
+    if zero > 0.0:
+        out.append((0.0, float(zero)))
+    if gaussian:
+        return out
+    choices = []  # per group: [(log a, deficit 1 - μ{a})], most massive first
+    for law in laws:
+        nz = [(math.log(v), 1.0 - m) for v, m in zip(law.atom_vals, law.atom_mass) if v > 0.0]
+        choices.append(sorted(nz, key=lambda t: t[1]))
+    found: list[tuple[float, float]] = []
+
+    def rec(g, log_loc, deficit):
+        if deficit >= 1.0 - 1e-14:
+            return
+        if g == len(laws):
+            found.append((log_loc, 1.0 - deficit))
+            return
+        opts, n = choices[g], counts[g]
+        if not opts:
+            return
+
+        def compose(j, left, log_loc, deficit):  # distribute the `left` layers of group g over atoms j, j+1, …
+            if deficit >= 1.0 - 1e-14:
+                return
+            if j == len(opts) - 1:
+                la, d = opts[j]
+                rec(g + 1, log_loc + left * la, deficit + left * d)
+                return
+            la, d = opts[j]
+            for kk in range(left, -1, -1):
+                if deficit + kk * d >= 1.0 - 1e-14 and kk > 0:
+                    continue
+                compose(j + 1, left - kk, log_loc + kk * la, deficit + kk * d)
+
+        compose(0, n, log_loc, deficit)
+
+    rec(0, depth * log_sw2, 0.0)
+    for log_loc, mass in sorted(found):
+        out.append((_exp(log_loc), float(mass)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ push-forward
+def _pushforward_density(act, law: _Law, t):
+    """Density of φ'(u)², u ~ N(0, q) (its continuous part) at t [array], by the change of variables
+    ``ρ(t) = Σ_{u: φ'(u)² = t} N(u; 0, q)/|(φ'²)'(u)|`` over the monotone pieces."""
+    out = np.zeros_like(t)
+    sq = math.sqrt(law.q)
+    for a, b in law.pieces:
+        h = 1e-13 * (b - a)
+        ga, gb = _g(act, np.array([a + h, b - h]))
+        lo_v, hi_v = min(ga, gb), max(ga, gb)
+        sel = (t > lo_v) & (t < hi_v)
+        if not np.any(sel) or ga == gb:
+            continue
+        tt = t[sel]
+        ua = np.full(tt.shape, a)
+        ub = np.full(tt.shape, b)
+        inc = gb > ga
+        for _ in range(64):
+            mid = 0.5 * (ua + ub)
+            below = (_g(act, mid) < tt) == inc
+            ua = np.where(below, mid, ua)
+            ub = np.where(below, ub, mid)
+        u = 0.5 * (ua + ub)
+        gp = np.abs(2.0 * act.dphi(u) * act.d2phi(u))
+        pdf = np.exp(-0.5 * (u / sq) ** 2) / (sq * math.sqrt(2.0 * math.pi))
+        with np.errstate(divide="ignore"):
+            out[sel] += np.where(gp > 0.0, pdf / gp, 0.0)
+    return 2.0 * out if law.mirror else out
+
+
+# ------------------------------------------------------------------------------------------------------ the result
+@dataclass(frozen=True, eq=False)
+class JacobianSpectrum:
+    """Spectrum of JJᵀ for ``J = D_L W_L ⋯ D_1 W_1`` in the large-width limit (THEORY §2).
+
+    Attributes
+    ----------
+    activation, sigma_w, sigma_b, depth, weights : the network (σ_w, σ_b standard deviations; ``depth`` = L pairs D·W).
+    q : q^l, l = 1..L, the pre-activation variance of each layer (all q* by default).
+    log_mean : log m_1 = Σ_l log(σ_w² μ_1(q^l)) (= L log χ_1 at the fixed point); finite at any depth.
+    mean : m_1 = χ_1^L at the fixed point (Pennington et al. 2017 eq. 12); ``inf`` beyond float64.
+    variance : σ²_{JJᵀ} = m_1² [Σ_l (μ_2/μ_1² - 1) - L s_1] with s_1 = -1 (Gaussian), 0 (orthogonal)
+        (THEORY §2; Pennington et al. 2018, Table 1).
+    edge : largest eigenvalue of JJᵀ: the square-root edge ``min_{m>0} M_J^{-1}(m)`` (THEORY §2), or, when that
+        infimum sits at m → ∞ (orthogonal weights), σ_w^{2L} Π_l max φ'², a hard edge or an atom (``edge_kind``).
+    log_edge : log of ``edge``.
+    edge_kind : "sqrt", "hard" (the law of σ_w²φ'² at L = 1, orthogonal) or "atom".
+    support : (lo, hi), the smallest interval holding the spectrum (atoms included; lo = 0 for Gaussian weights or
+        when some D² law reaches 0).
+    atoms : list of (location, mass): an atom at 0 of mass max_l P(φ'(h^l) = 0) and, for orthogonal weights, those of
+        the free multiplicative convolution (orthogonal ReLU: mass 1/2 at 0; orthogonal Bernoulli(p) with
+        L(1 - p) < 1: mass 1 - L(1 - p) at σ_w^{2L}).
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    depth: int
+    weights: str
+    q: np.ndarray
+    log_mean: float
+    mean: float
+    variance: float
+    edge: float
+    log_edge: float
+    edge_kind: str
+    support: tuple
+    atoms: list
+    _moments: np.ndarray = field(repr=False)  # m̃_k = m_k/m_1^k, k = 1..8
+    _solver: dict = field(repr=False)
+
+    @property
+    def max_singular_value(self) -> float:
+        """Largest singular value of J: sqrt(edge)."""
+        return _exp(0.5 * self.log_edge)
+
+    @property
+    def continuous_mass(self) -> float:
+        """1 - Σ atom masses: the integral of :meth:`density`."""
+        return 1.0 - sum(m for _, m in self.atoms)
+
+    def log_moment(self, k: int) -> float:
+        """log m_k (exact, k ≤ 8)."""
+        k = integer(k, "k", 0)
+        if k > MAX_MOMENT:
+            raise InvalidParameterError(f"k must be an integer in 0..{MAX_MOMENT} (exact moments), got {k}")
+        if k == 0:
+            return 0.0
+        return math.log(self._moments[k - 1]) + k * self.log_mean
+
+    def moment(self, k: int) -> float:
+        """m_k = ∫ λ^k ρ(dλ) (atoms included), exact for k ≤ 8 via the S-transform series (Lagrange inversion of
+        ``M_J^{-1}``; Pennington et al. 2018 eqs. 15-17). ``inf`` beyond float64."""
+        return _exp(self.log_moment(k))
+
+    def density(self, x):
+        """Density of the continuous part of the spectrum of JJᵀ at x [vec]; 0 outside ``support`` (atoms: ``atoms``).
+
+        Solves the S-transform equations (THEORY §2) by Newton in log form, continuing from z = x + iH down to the real
+        axis (:mod:`meanfield._spectra_kernels`); ρ = -Im[(1 + m)/x]/π.
+        """
+        xa = as_array(x, "x")
+        flat = np.ascontiguousarray(xa, dtype=np.float64).reshape(-1)
+        out = np.zeros(flat.shape)
+        s = self._solver
+        lo, hi = s["cont_lo"], s["cont_hi"]
+        with np.errstate(divide="ignore"):
+            logx = np.log(np.where(flat > 0.0, flat, 1.0)) - self.log_mean
+        inside = (flat > 0.0) & (logx > lo) & (logx < hi)
+        if s["kind"] == "point" or not np.any(inside):
+            pass
+        elif s["kind"] == "pushforward":
+            sw2 = self.sigma_w**2
+            out[inside] = _pushforward_density(s["act"], s["laws"][0], flat[inside] / sw2) / sw2
+        else:
+            xs = flat[inside]
+            order = np.argsort(xs, kind="stable")  # sorted: neighbours continue from each other
+            ll = logx[inside][order]
+            m, status = _solve_sorted(ll, s, self._moments, float(self.depth))
+            # below LAM_TINY × the mean an unresolved point is reported as 0 (see the kernels' status 3)
+            tiny = ll < math.log(_k.LAM_TINY)
+            m = np.where((status < 0) & tiny, 0.0, m)
+            bad = (status < 0) & ~tiny
+            if np.any(bad):
+                raise ConvergenceError(
+                    f"density: the S-transform continuation failed at x = {float(xs[order][bad][0])!r} "
+                    f"({self.activation}, {self.weights}, depth {self.depth})"
+                )
+            rho = np.empty(ll.shape)
+            # stopped above the axis (status > 0: a gap, next to an atom or a singular edge): an imaginary part at
+            # the rounding level of |m| (huge next to an atom) is no density
+            noise = ((status > 0) & (np.abs(m.imag) <= STOPPED_NOISE * np.abs(m))) | (status == 4)
+            for a, _ in s["poles"]:  # closer than ATOM_GAP to an atom, m ~ P/(z - a) drowns the continuous part
+                noise |= (status > 0) & (np.abs(np.exp(ll) - a) <= ATOM_GAP * a)
+            rho[order] = np.where(noise, 0.0, np.maximum(-m.imag / (math.pi * xs[order]), 0.0))
+            out[inside] = rho
+        out = out.reshape(xa.shape)
+        return float(out) if np.ndim(x) == 0 else out
+
+    def singular_value_density(self, s):
+        """Density of the singular values of J at s [vec]: 2s ρ(s²)."""
+        sa = as_array(s, "s")
+        out = np.where(sa > 0.0, 2.0 * sa * self.density(np.where(sa > 0.0, sa * sa, 0.0)), 0.0)
+        return float(out) if np.ndim(s) == 0 else out
+
+
+# ------------------------------------------------------------------------------------------------------ solver driver
+_POOL: list = []
+_POOL_LOCK = threading.Lock()
+CHUNK_MIN = 64  # below this many points per thread the density runs in the calling thread
+
+
+def _pool():
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="meanfield-spectra"))
+        return _POOL[0]
+
+
+def _solve_sorted(ll, s, moments, depth):
+    """Run the Numba solver on sorted normalised log-λ; contiguous chunks in parallel threads (the kernels release
+    the GIL), each chunk continuing along its own points."""
+    n = ll.size
+    m = np.empty(n, np.complex128)
+    status = np.empty(n, np.int64)
+    eps = np.zeros(n)
+    args = (s["H"], moments, s["s1"], s["vals"], s["wts"], s["off"], s["cnt"], s["zm"], depth, s["gauss"])
+    k = min(THREADS, n // CHUNK_MIN)
+    if k <= 1:
+        _k.solve_many(ll, *args, m, status, eps)
+    else:
+        bounds = np.linspace(0, n, k + 1).astype(int)
+        futs = [
+            _pool().submit(_k.solve_many, ll[a:b], *args, m[a:b], status[a:b], eps[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:])
+        ]
+        for f in futs:
+            f.result()
+    return _remove_atom_tails(m, status, eps, ll, s), status
+
+
+def _remove_atom_tails(m, status, eps, ll, s):
+    """Remove what the atoms put into m where the continuation stopped at a height ε > 0 (status 1-3).
+
+    An atom at a with mass p adds the pole P/(z - a), P = p a, to M_J(z). Stopped at z = λ + iε it leaves the Cauchy
+    tail -Pε/(d² + ε²) in Im m (d = λ - a), extrapolated along the tangent -2Pε³/(d² + ε²)² : next to an atom both
+    exceed the continuous density. They are subtracted exactly (normalised units).
+    """
+    poles = s["poles"]
+    if not poles or not np.any(status > 0):
+        return m
+    lam = np.exp(ll)
+    out = m.copy()
+    for a, P in poles:
+        d = lam - a
+        e = eps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at_height = P / (d + 1j * e) - P / d
+            extrapolated = P * (d + 2j * e) / (d + 1j * e) ** 2 - P / d
+        corr = np.where(status == 2, at_height, np.where((status == 1) | (status == 3), extrapolated, 0.0))
+        out = out - np.where(np.isfinite(corr), corr, 0.0)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ public entry
+def _cluster(q):
+    """Groups of layers whose q^l agree to Q_CLUSTER_RTOL: (representative q, count) in order of first appearance."""
+    order = np.argsort(q, kind="stable")
+    qs = q[order]
+    reps, counts = [], []
+    start = 0
+    for i in range(1, len(qs) + 1):
+        if i == len(qs) or qs[i] - qs[start] > Q_CLUSTER_RTOL * max(abs(qs[start]), 1e-300):
+            reps.append(float(qs[start]))
+            counts.append(i - start)
+            start = i
+    return reps, counts
+
+
+def _pack(laws, normalise, contour=False):
+    """Concatenated (values/normalise, weights, offsets) of the laws; the contour rule for the density solver."""
+    vals, wts, off = [], [], [0]
+    for law, c in zip(laws, normalise):
+        nv, nw = (law.cnode_vals, law.cnode_wts) if contour else (law.node_vals, law.node_wts)
+        v = np.concatenate([law.atom_vals, nv]) / c
+        w = np.concatenate([law.atom_mass, nw])
+        nz = v != 0.0  # the atom at 0 enters through P(φ' = 0) (``zero_mass``), not as a node
+        vals.append(v[nz])
+        wts.append(w[nz])
+        off.append(off[-1] + int(nz.sum()))
+    dt = np.complex128 if contour else np.float64
+    return np.concatenate(vals).astype(dt), np.concatenate(wts).astype(dt), np.asarray(off, dtype=np.int64)
+
+
+def _upper_edge_normalised(laws, counts, depth, gaussian):
+    """log of the upper edge of the normalised spectrum, and its kind ("sqrt" or "limit")."""
+    mus = [law.mean for law in laws]
+    vals, wts, off = _pack(laws, mus)
+    tops = np.array([law.top / mu for law, mu in zip(laws, mus)])
+    cnt = np.asarray(counts, dtype=np.float64)
+    log_e, a, found = _k.upper_edge(vals, wts, off, cnt, tops, float(depth), gaussian, EDGE_A_MAX)
+    if found:
+        return float(log_e), "sqrt"
+    if gaussian:
+        raise ConvergenceError("edge: no minimum of M_J^{-1}(m) on m > 0 (Gaussian weights always have one)")
+    return float(np.dot(cnt, np.log(tops))), "limit"
+
+
+def _inverse_law(law: _Law) -> _Law:
+    """Law of 1/φ'² (no atom at 0): (JJᵀ)^{-1} is the free product of the inverses (orthogonal W^{-1} = W^T/σ_w²)."""
+    avals, nvals = 1.0 / law.atom_vals, 1.0 / law.node_vals
+    k = np.arange(MAX_MOMENT + 1)
+    raw = (law.node_wts[:, None] * nvals[:, None] ** k).sum(axis=0)
+    raw = raw + (law.atom_mass[:, None] * avals[:, None] ** k).sum(axis=0)
+    none = np.zeros(0, complex)
+    return _Law(law.q, avals, law.atom_mass, nvals, law.node_wts, none, none, 1.0 / law.bottom, 1.0 / law.top, raw, 0.0, 0.0)
+
+
+def _lower_edge_normalised(laws, counts, depth, gaussian):
+    """log of the lower edge of the continuous part of the normalised spectrum, if it is separated from 0.
+
+    Orthogonal weights and φ'² bounded away from 0: the upper edge of (JJᵀ)^{-1}, the free product of the inverse laws
+    (exact, including the limit case where the edge is approached as m → ∞). Otherwise the first turning point of the
+    real branch of M_J^{-1} below the spectrum (:func:`meanfield._spectra_kernels.lower_edge`).
+    """
+    if not gaussian and all(law.zero_mass == 0.0 and law.bottom > 0.0 for law in laws):
+        inv = [_inverse_law(law) for law in laws]
+        log_inv, _ = _upper_edge_normalised(inv, counts, depth, False)
+        # raw lower edge = 1/(raw edge of Π σ_w^{-2} D_l^{-2}); subtract log_mean = Σ n log(σ_w² μ) to normalise
+        return -log_inv - sum(n * math.log(il.mean * law.mean) for il, law, n in zip(inv, laws, counts)), True
+    mus = [law.mean for law in laws]
+    vals, wts, off = _pack(laws, mus)
+    bottoms = np.array([law.bottom_positive / mu for law, mu in zip(laws, mus)])
+    zmass = np.array([law.zero_mass for law in laws])
+    cnt = np.asarray(counts, dtype=np.float64)
+    log_lo, found = _k.lower_edge(vals, wts, off, cnt, bottoms, zmass, float(depth), gaussian)
+    return float(log_lo), bool(found)
+
+
+def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=None) -> JacobianSpectrum:
+    """Spectrum of JJᵀ for the input-output Jacobian of a deep random network (THEORY §2).
+
+    Parameters
+    ----------
+    phi : activation (name, expression in ``x`` or :class:`~meanfield.Activation`).
+    sigma_w, sigma_b : weight and bias standard deviations (not variances).
+    depth : L ≥ 1, the number of layers (pairs D_l W_l) in J.
+    weights : "orthogonal" (S_{WWᵀ} = σ_w^{-2}) or "gaussian" (S_{WWᵀ} = 1/(σ_w²(1 + z))).
+    q0 : None (every layer at the fixed point q*; raises NoFixedPointError where q diverges, except for positively
+        homogeneous φ — ReLU, leaky ReLU, linear — whose law of φ'(h)² does not depend on q) or the input's
+        |x|²/N_0, in which case layer l uses its own q^l from the length map (:func:`meanfield.propagate`).
+
+    The S-transform of the product is ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}`` (Pennington, Schoenholz & Ganguli 2017
+    eq. 9; 2018 eq. 10), hence ``M_J^{-1}(m) = σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)^{1-L}`` (orthogonal) or
+    ``σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)`` (Gaussian) with ``M_{D_l²}(y_l) = m``.
+    """
+    act = get_activation(phi)
+    sw = float(positive(sigma_w, "sigma_w"))
+    sb = float(nonnegative(sigma_b, "sigma_b"))
+    L = integer(depth, "depth", 1)
+    weights = choice(weights, "weights", WEIGHTS)
+    gaussian = weights == "gaussian"
+    if q0 is None:
+        try:
+            qs = np.full(L, float(q_star(act, sw, sb)))
+        except NoFixedPointError:
+            if not act.is_homogeneous:
+                raise
+            qs = np.full(L, 1.0)  # φ(au) = aφ(u): the law of φ'(h)² does not depend on q
+    else:
+        qs = np.asarray(propagate(act, sw, sb, L, q0=float(positive(q0, "q0"))).q[1:], dtype=np.float64)
+    reps, counts = _cluster(qs)
+    laws = [_d2_law(act, q) for q in reps]
+    log_sw2 = 2.0 * math.log(sw)
+    log_mean = float(sum(n * (log_sw2 + math.log(law.mean)) for law, n in zip(laws, counts)))
+    mom = _normalised_moments(laws, counts, L, gaussian)
+    rel_var = sum(n * law.rel_var for law, n in zip(laws, counts)) + (L if gaussian else 0)
+    atoms = _product_atoms(laws, counts, log_sw2, L, gaussian)
+
+    # upper edge
+    log_e, kind = _upper_edge_normalised(laws, counts, L, gaussian)
+    log_edge = log_mean + log_e
+    if kind == "limit":
+        kind = "atom" if any(abs(math.log(loc) - log_edge) < 1e-12 for loc, _ in atoms if loc > 0.0) else "hard"
+    point = all(law.is_point for law in laws) and not gaussian
+    if point:
+        solver_kind = "point"
+    elif L == 1 and not gaussian:
+        solver_kind = "pushforward"
+    else:
+        solver_kind = "newton"
+    mus = [law.mean for law in laws]
+    vals, wts, off = _pack(laws, mus, contour=True)
+    solver = dict(
+        kind=solver_kind,
+        act=act,
+        laws=laws,
+        vals=vals,
+        wts=wts,
+        off=off,
+        cnt=np.asarray(counts, dtype=np.float64),
+        zm=np.array([law.zero_mass for law in laws]),
+        s1=np.array([-law.rel_var for law in laws]),  # S̃_g(m) = 1 - (Var/μ²) m + …
+        gauss=gaussian,
+        H=H_FACTOR * max(1.0, _exp(log_e)),
+        cont_lo=-math.inf,
+        cont_hi=log_e,
+        poles=[(loc / _exp(log_mean), mass * loc / _exp(log_mean)) for loc, mass in atoms if 0.0 < loc < math.inf],
+    )
+    # lower end of the continuous part (normalised log units) and the support
+    if point:
+        solver["cont_lo"] = log_e
+    elif solver_kind == "pushforward":  # the law of σ_w²φ'² itself: its continuous part starts at its smallest value
+        law = laws[0]
+        solver["cont_lo"] = math.log(law.cont_bottom / law.mean) if law.node_vals.size else log_e
+    else:
+        log_lo, found = _lower_edge_normalised(laws, counts, L, gaussian)
+        if found and log_lo < log_e and solver_kind == "newton":
+            # the real branch below the spectrum is the physical one only if there is a gap: confirm m is real at
+            # half the candidate edge by following the physical branch down from the upper half-plane
+            m, st = _solve_sorted(np.array([log_lo - math.log(2.0)]), solver, mom, float(L))
+            found = st[0] == 1 or (st[0] == 0 and abs(m[0].imag) <= _k.REAL_TOL * (1.0 + abs(m[0])))
+        if found and log_lo < log_e:
+            solver["cont_lo"] = log_lo
+    cont_lo = solver["cont_lo"]
+    has_cont = 1.0 - sum(mass for _, mass in atoms) > 1e-14
+    lo = math.inf
+    if has_cont:
+        lo = 0.0 if cont_lo == -math.inf else _exp(log_mean + cont_lo)
+    if atoms:
+        lo = min(lo, min(loc for loc, _ in atoms))
+    support = (lo, _exp(log_edge))
+    return JacobianSpectrum(
+        activation=act.name,
+        sigma_w=sw,
+        sigma_b=sb,
+        depth=L,
+        weights=weights,
+        q=qs,
+        log_mean=log_mean,
+        mean=_exp(log_mean),
+        variance=_exp(2.0 * log_mean + math.log(rel_var)) if rel_var > 0.0 else 0.0,
+        edge=_exp(log_edge),
+        log_edge=log_edge,
+        edge_kind=kind,
+        support=support,
+        atoms=atoms,
+        _moments=mom,
+        _solver=solver,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ closed forms
+def fuss_catalan_moment(k: int, depth: int) -> float:
+    """Moments of the Fuss–Catalan law, ``C((L+1)k, k)/(Lk + 1)`` (THEORY §2): JJᵀ of a linear Gaussian network at
+    σ_w = 1 (L = 1: Marchenko–Pastur, the Catalan numbers)."""
+    k = integer(k, "k", 0)
+    L = integer(depth, "depth", 1)
+    return comb((L + 1) * k, k) / (L * k + 1)
+
+
+def fuss_catalan_edge(depth: int) -> float:
+    """Upper edge ``(L+1)^{L+1}/L^L`` of the Fuss–Catalan law (THEORY §2: 4, 6.75, 9.48148, 12.20703 for L = 1..4)."""
+    L = integer(depth, "depth", 1)
+    return math.exp((L + 1) * math.log(L + 1) - L * math.log(L))
+
+
+def fuss_catalan_density(x, depth):
+    """Fuss–Catalan density [vec] from its parametrisation (Haagerup & Möller 2012; Neuschel 2014), s = L + 1:
+    ``x(φ) = sin(sφ)^s / (sin φ sin((s-1)φ)^{s-1})``, ``ρ = sin²φ sin((s-1)φ)^{s-2} / (π sin(sφ)^{s-1})``, 0 < φ < π/s.
+
+    Independent of the S-transform solver: the tests check :func:`jacobian_spectrum` ("linear", Gaussian, σ_w = 1)
+    against it.
+    """
+    L = integer(depth, "depth", 1)
+    xa = as_array(x, "x")
+    s = L + 1.0
+    flat = xa.reshape(-1)
+    out = np.zeros(flat.shape)
+    inside = (flat > 0.0) & (flat < fuss_catalan_edge(L))
+    t = flat[inside]
+
+    def logx(p):
+        return s * np.log(np.sin(s * p)) - np.log(np.sin(p)) - (s - 1.0) * np.log(np.sin((s - 1.0) * p))
+
+    lo = np.zeros(t.shape)  # x(φ) decreases from the edge (φ → 0) to 0 (φ → π/s)
+    hi = np.full(t.shape, math.pi / s)
+    lt = np.log(t)
+    for _ in range(70):
+        mid = 0.5 * (lo + hi)
+        big = logx(mid) > lt
+        lo = np.where(big, mid, lo)
+        hi = np.where(big, hi, mid)
+    p = 0.5 * (lo + hi)
+    out[inside] = np.sin(p) ** 2 * np.sin((s - 1.0) * p) ** (s - 2.0) / (math.pi * np.sin(s * p) ** (s - 1.0))
+    out = out.reshape(xa.shape)
+    return float(out) if np.ndim(x) == 0 else out
+
+
+def marchenko_pastur_density(x):
+    """Marchenko–Pastur density with ratio 1 and unit mean, ``sqrt(x(4 - x))/(2πx)`` on (0, 4) [vec]: the L = 1
+    Fuss–Catalan law (the tests assert the identity)."""
+    xa = as_array(x, "x")
+    inside = (xa > 0.0) & (xa < 4.0)
+    safe = np.where(inside, xa, 1.0)
+    out = np.where(inside, np.sqrt(safe * (4.0 - safe)) / (2.0 * math.pi * safe), 0.0)
+    return float(out) if np.ndim(x) == 0 else out
+
+
+def bernoulli_edge(p, depth, weights="gaussian") -> float:
+    """Upper edge of JJᵀ for a Bernoulli(p) D² (ReLU: p = 1/2; hard-tanh: p = erf(1/√(2q*))) at criticality σ_w² = 1/p
+    (THEORY §2; Pennington et al. 2018 §4).
+
+    Gaussian: ``M^{-1}(m) = (1 + m)(1 + m/p)^L/m``, minimal at the root of ``L m² + (L - 1) m - p = 0``.
+    Orthogonal: ``M^{-1}(m) = (p + m)^L/(p^L m (1 + m)^{L-1})``, minimal at ``m = p/(L(1 - p) - 1)`` when
+    L(1 - p) > 1 (ReLU, L ≥ 3: L^L/(L - 1)^{L-1}); otherwise the edge is the atom at p^{-L}.
+    """
+    pv = float(positive(p, "p"))
+    if pv > 1.0:
+        raise InvalidParameterError(f"p must lie in (0, 1], got {pv}")
+    L = integer(depth, "depth", 1)
+    weights = choice(weights, "weights", WEIGHTS)
+    if weights == "gaussian":
+        m = (-(L - 1) + math.sqrt((L - 1) ** 2 + 4.0 * L * pv)) / (2.0 * L)
+        return math.exp(math.log1p(m) + L * math.log1p(m / pv) - math.log(m))
+    if L * (1.0 - pv) <= 1.0:
+        return pv ** (-L)
+    m = pv / (L * (1.0 - pv) - 1.0)
+    return math.exp(L * math.log(pv + m) - L * math.log(pv) - math.log(m) - (L - 1) * math.log1p(m))
