@@ -2,26 +2,26 @@
 
 Conventions (THEORY §2): ``G(z) = ∫ρ(t)/(z - t) dt``, ``M(z) = zG(z) - 1``, ``S(z) = (1 + z)/(z M^{-1}(z))``. Every
 kernel works with the *normalised* spectrum (JJᵀ divided by its mean ``m_1 = Π_l σ_w² μ_1(q^l)``) and with the laws of
-``D_l²`` divided by their means, so nothing overflows at any depth. A law is a weighted list of values ``d_i``
-(atoms of φ'², and the nodes of a quadrature rule of its continuous part; complex nodes on a deformed contour for the
-density, see :mod:`meanfield.spectra`), so ``G_D(y) = Σ_i w_i/(y - d_i)`` and ``M_D(y) = y G_D(y) - 1``. The layers
-come in ``G`` groups of identical laws with multiplicities ``n_g`` (``Σ n_g = L``); group g owns the slice
-``off[g]:off[g + 1]`` of ``vals``/``wts``.
+``D_l²`` divided by their means, so nothing overflows at any depth. A law is a weighted list of non-zero values
+``d_i`` (atoms of φ'², and the nodes of a quadrature rule of its continuous part; complex nodes on a deformed contour
+for the density, see :mod:`meanfield.spectra`) plus its mass ``P(φ'² = 0)``, so ``G_nz(y) = Σ_i w_i/(y - d_i)`` and
+``M_D(y) = y G_nz(y) - (1 - P(φ'² = 0))``. The layers come in ``G`` groups of identical laws with multiplicities
+``n_g`` (``Σ n_g = L``); group g owns the slice ``off[g]:off[g + 1]`` of ``vals``/``wts``.
 
-The equations (Pennington, Schoenholz & Ganguli 2018, "The emergence of spectral universality in deep networks",
-eqs. 10-14, in THEORY §2's form): unknowns ``m = M_J(z)`` and ``y_g`` with ``M_{D_g}(y_g) = m`` and
+The equations (Pennington, Schoenholz & Ganguli 2018, "The emergence of spectral universality in deep networks", the
+master equations for M_{JJᵀ}; here in THEORY §2's form): unknowns ``m = M_J(z)`` and ``y_g`` with ``M_{D_g}(y_g) = m`` and
 
 * orthogonal: ``log z = Σ_g n_g log y_g + (L - 1)[log m - log(1 + m)]``;
 * Gaussian:   ``log z = Σ_g n_g log y_g + (L - 1) log m + log(1 + m)``.
 
 For Im z > 0 on the physical branch Im m < 0 and Im y_g > 0 (a Stieltjes transform maps the upper half-plane to the
 lower one), and Im(1 + m) = Im m, so the principal logarithms are continuous and the identity holds exactly (it does
-as z → ∞, where m ~ 1/z and y ~ 1/m). Newton works in log form with unknowns ``c = log(1 + m)`` and ``b_g = log y_g``,
-and the layer equations are written ``log y_g + log G_g(y_g) = c`` (i.e. ``1 + M_g(y_g) = 1 + m``): both stay
-well conditioned where m → -1 (λ → 0 without an atom at 0, where ``log m`` cannot resolve 1 + m) and where m → 0
-(large |z|; ``m = expm1(c)``). The logarithms (:func:`log_lower`, :func:`log_upper`) move the branch cut onto the
-imaginary axis so that the equations stay analytic on and near the real axis, where the solution becomes real in gaps
-and beyond the edges.
+as z → ∞, where m ~ 1/z and y ~ 1/m). Newton works in log form with unknowns ``ω = log(1 + m - a0)`` (a0 = P(λ = 0),
+the largest of the layers' P(φ'² = 0)) and ``b_g = log y_g``; the layer equations are written through
+``y G_nz(y) + P_g(0) - a0 = 1 + m - a0``, which stays well conditioned where λ → 0 (then m → a0 - 1 and, for the layers
+with P_g(0) = a0, y → 0), where ``log m`` could not resolve 1 + m. The logarithms (:func:`log_lower`) move the branch cut
+onto the imaginary axis so that the equations stay analytic on and near the real axis, where the solution becomes
+real in gaps and beyond the edges.
 """
 
 import cmath
@@ -32,19 +32,19 @@ from numba import njit
 
 JIT = dict(cache=True, nogil=True)
 
-NEWTON_TOL = 1e-13  # |Δ log m|, |Δ log y| at convergence (log variables: a relative tolerance)
+NEWTON_TOL = 1e-13  # |Δω|, |Δ log y| at convergence (log variables: a relative tolerance)
 RES_TOL = 1e-14  # ... or a residual below RES_TOL·(1 + |log m| + |log z|) together with a step below RES_STEP
 RES_STEP = 1e-6
 STALL_TOL = 1e-6  # ... or one iteration after a step below STALL_TOL (see :func:`newton`)
-NOISE_STEP = 1e-4
+NOISE_STEP = 1e-4  # ... or, from the third iteration, a step below NOISE_STEP that stops shrinking (rounding noise)
 REAL_TOL = 1e-10  # |Im m| below REAL_TOL·(1 + |m|): m is real (a gap); the real-axis continuation keeps m real ...
 TANGENT_TOL = 0.2  # ... or, elsewhere, when Newton corrects the tangent predictor by less than this fraction
-ARG_TOL = 1e-9  # slack on Im log m ≤ 0, Im log y ≥ 0 when checking that a solution is on the physical branch
+ARG_TOL = 1e-9  # slack on Im ω ≤ 0, Im log y ≥ 0 when checking that a solution is on the physical branch
 MAX_STEP = 0.5  # Newton steps in the log variables are cut to this length (keeps the iterate on its branch)
 JUMP_RATIO = 0.1  # try the real axis once the predicted change of m is below this fraction of |Im m|
-EPS_ACCEPT = 1e-8  # a continuation stuck below Im z = EPS_ACCEPT·λ returns its last solution (status 2)
+EPS_ACCEPT = 1e-6  # a continuation stuck below Im z = EPS_ACCEPT·λ returns its last solution (status 2)
 MAX_STEPS = 2000  # continuation steps per point
-GAP_TOL = 1e-10  # a continuation stuck with |Im m| ≤ GAP_TOL |m| is in a gap (status 4, density 0)
+GAP_TOL = 1e-8  # a continuation stuck with |Im m| ≤ GAP_TOL |m| is in a gap (status 4, density 0)
 LAM_TINY = 1e-30  # see :func:`continue_down` (status 3)
 EPS_MIN = 1e-15  # the continuation stops at Im z = EPS_MIN·|z| (the density there differs by O(EPS_MIN))
 
@@ -56,14 +56,6 @@ def log_lower(w):
     if w.real >= 0.0:
         return cmath.log(w)
     return cmath.log(-w) - 1j * math.pi
-
-
-@njit(**JIT)
-def log_upper(w):
-    """log w, equal to the principal log on the closed upper half-plane and continuous across the negative axis."""
-    if w.real >= 0.0:
-        return cmath.log(w)
-    return cmath.log(-w) + 1j * math.pi
 
 
 @njit(**JIT)
@@ -175,10 +167,10 @@ def _schur(A, kap, cnt, L):
 
 @njit(**JIT)
 def newton(c, b, lz, vals, wts, off, cnt, zm, L, gauss, maxit, E, kap, db):
-    """Newton on the log-form equations at fixed log z, in place on b; returns (c, iterations, converged, D).
+    """Newton on the log-form equations at fixed log z in (ω, b), b in place; returns (ω, iterations, converged, D).
 
     The linear system is solved by eliminating δb_g = (δc - E_g)/κ_g (block-arrow structure, O(G) per step);
-    D = ∂E_0/∂c + Σ_g n_g/(L κ_g) is the Schur complement, so dc/d log z = 1/(L D) (the continuation's tangent).
+    D = ∂E_0/∂ω + Σ_g n_g/(L κ_g) is the Schur complement, so dω/d log z = 1/(L D) (the continuation's tangent).
     """
     D = 1.0 + 0j
     prev = math.inf
@@ -220,7 +212,7 @@ def newton(c, b, lz, vals, wts, off, cnt, zm, L, gauss, maxit, E, kap, db):
 
 @njit(**JIT)
 def _physical(c, b):
-    """Im(1 + m) ≤ 0 and Im y_g ≥ 0 (up to ARG_TOL in the arguments)."""
+    """Im(1 + m - a0) = Im m ≤ 0 and Im y_g ≥ 0 (up to ARG_TOL in the arguments)."""
     if c.imag > ARG_TOL or c.imag < -math.pi - ARG_TOL:
         return False
     for g in range(b.shape[0]):
@@ -246,15 +238,16 @@ def _start(lam, H, mom, s1, a0, a_b):
 
 @njit(**JIT)
 def continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt, db, bt):
-    """From the solution (a = log(1 + m), b) at z = λ + iH, follow the physical branch down to the real axis.
+    """From the solution (a = ω, b) at z = λ + iH, follow the physical branch down to the real axis.
 
-    Predictor (tangent d log m/d log z = 1/(L·D), d log y_g = d log m/κ_g) and Newton corrector at each height ε; the
-    step ratio adapts (×0.1 → ×0.01 while Newton converges fast, halved in log on failure). Once the predicted change of
-    m down to the real axis is below JUMP_RATIO·|Im m|, the real axis is tried directly (accepted only if Newton
-    converges there, on the physical branch, close to the prediction). On return (a, b, kap, D) hold the solution.
-    Returns (a, D, status, ε): status 0 on the real axis, 1 stopped at Im z = EPS_MIN·λ and extrapolated along the tangent
-    to the axis (a gap, or a density below the resolution of the jump test), 2 stuck at a height ε ≤ EPS_ACCEPT·λ (rounding next to a singular edge), 3 stuck at ε ≤ λ < LAM_TINY
-    (extrapolated along the tangent), 4 stuck in a gap (|Im m| ≤ GAP_TOL |m|), -1 failure.
+    Predictor (tangent dω/d log z = 1/(L·D), d log y_g = dω/κ_g) and Newton corrector at each height ε; the step ratio
+    adapts (×0.1, squared down to ×1e-4 while Newton converges fast, its square root on failure). Once the predicted
+    change of m down to the real axis is below JUMP_RATIO·|Im m|, the real axis is tried directly (accepted only if
+    Newton converges there, on the physical branch, close to the prediction). On return (b, kap) hold the solution.
+    Returns (ω, D, status, ε): status 0 on the real axis; 1 stopped at Im z = EPS_MIN·λ and extrapolated along the
+    tangent to the axis (a gap, or a density below the resolution of the jump test); 2 stuck at a height
+    ε ≤ EPS_ACCEPT·λ (rounding next to a singular edge, m → ∞); 3 stuck at ε ≤ λ < LAM_TINY, extrapolated along the
+    tangent; 4 stuck with m real to GAP_TOL (a gap); -1 failure.
     """
     G = cnt.shape[0]
     a0 = zero_mass(zm)
@@ -457,8 +450,10 @@ def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
 
     F'(a) < 0 as m → 0; scan upwards in steps of 1 for the first sign change (the first local minimum: the laws' top
     values only create spurious ones at m ~ 1/rounding) and refine by safeguarded secant (Illinois). Returns
-    (log λ_max, a*, found): found is False when F decreases all the way to a_max (orthogonal weights, infimum at
-    m → ∞: a hard edge or an atom at Π top_g^{n_g}, which the caller supplies).
+    (log λ_max, a*, code): code 0 a minimum (square-root edge); 1 F decreases all the way to a_max (orthogonal weights,
+    infimum at m → ∞: a hard edge or an atom at Π top_g^{n_g}, which the caller supplies); 2 F decreases until m
+    leaves the range of M_D on (top, ∞) (a law with vanishing density at its top, e.g. reached only in the Gaussian
+    tail): the edge is F there, y = top.
     """
     a_lo = 0.0
     F, d_lo, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
@@ -466,15 +461,32 @@ def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
         a_lo -= 2.0
         F, d_lo, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
         if a_lo < -700.0:
-            return math.nan, a_lo, False
+            return math.nan, a_lo, 1
     a_hi = a_lo
     while True:
         a_hi += 1.0
         if a_hi > a_max:
-            return math.nan, a_hi, False
+            return math.nan, a_hi, 1
         F, d_hi, ok = edge_objective(a_hi, vals, wts, off, cnt, tops, L, gauss)
         if not ok:
-            return math.nan, a_hi, False
+            # the boundary of the reachable m, by bisection on feasibility
+            for _ in range(100):
+                a = 0.5 * (a_lo + a_hi)
+                F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
+                if ok and d > 0.0:  # a minimum after all, before the boundary
+                    a_hi, d_hi = a, d
+                    break
+                if ok:
+                    a_lo, d_lo = a, d
+                else:
+                    a_hi = a
+                if a_hi - a_lo < 1e-14 * max(1.0, abs(a_lo)):
+                    F, d, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
+                    return L * F, a_lo, 2
+            else:
+                F, d, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
+                return L * F, a_lo, 2
+            break
         if d_hi > 0.0:
             break
         a_lo, d_lo = a_hi, d_hi
@@ -498,7 +510,7 @@ def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
         if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
             break
     F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
-    return L * F, a, True
+    return L * F, a, 0
 
 
 # ------------------------------------------------------------------------------------------------------ lower edge

@@ -1,9 +1,11 @@
 """Free-probability spectrum of the input-output Jacobian ``J = D_L W_L ⋯ D_1 W_1`` (THEORY §0, §2).
 
 Sources: Pennington, Schoenholz & Ganguli 2017, "Resurrecting the sigmoid in deep learning through dynamical isometry:
-theory and practice" (NeurIPS; S-transforms eqs. 7-11, moments eqs. 12-14 and their §4); Pennington, Schoenholz &
-Ganguli 2018, "The emergence of spectral universality in deep networks" (AISTATS; general D², eqs. 10-17, the moments
-of their Table 1, the Bernoulli/ReLU laws of their §4).
+theory and practice" (NeurIPS: the S-transforms of WWᵀ and D², their product for JJᵀ, the mean χ_1^L and the variance of
+the spectrum, Gaussian vs orthogonal weights); Pennington, Schoenholz & Ganguli 2018, "The emergence of spectral
+universality in deep networks" (AISTATS: the master equations for M_{JJᵀ} with a general law of D², the moments from
+the S-transform series, the Bernoulli (ReLU, hard-tanh) spectra). Atoms: Bercovici & Voiculescu 1993, Belinschi 2003.
+THEORY §2 writes the equations in the form used here.
 
 Conventions where they bite (THEORY §2, "The power-series convention ψ(z) = Σ m_k z^k gives a different-looking S: do
 not mix them"):
@@ -11,15 +13,16 @@ not mix them"):
 * ``G(z) = ∫ρ(t)/(z - t) dt``, ``ρ(λ) = -Im G(λ + i0)/π``, ``M(z) = zG(z) - 1 = Σ_k m_k z^{-k}``,
   ``S(z) = (1 + z)/(z M^{-1}(z))``, and for free factors ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}``.
 * ``S_{WWᵀ} = 1/(σ_w²(1 + z))`` (Gaussian) or ``σ_w^{-2}`` (orthogonal); σ_w is a standard deviation.
-* ``D_l² = diag φ'(h^l)²`` with ``h^l ~ N(0, q^l)``: ``M_{D²}(y) = E_q[φ'²/(y - φ'²)]``. Its law is represented exactly
-  where φ' is piecewise constant (ReLU, hard-tanh, leaky ReLU, linear: atoms with their exact Gaussian masses) and by
-  the composite Gauss–Legendre rule of :mod:`meanfield._quad` elsewhere (panels split at the kinks and graded
-  geometrically around the stationary points of φ'², where the law of φ'² has inverse-square-root singularities). The
-  rule covers |u| ≤ 9√q (Gaussian mass 2e-19 dropped): the law's support, hence ``support``, is that of the truncated
-  Gaussian.
+* ``D_l² = diag φ'(h^l)²`` with ``h^l ~ N(0, q^l)``: ``M_{D²}(y) = E_q[φ'²/(y - φ'²)]``. The law of φ'² is exact where
+  φ' is piecewise constant (ReLU, hard-tanh, leaky ReLU, linear: atoms with their Gaussian masses); elsewhere it is a
+  composite Gauss–Legendre rule (panels of :mod:`meanfield._quad`, split at the kinks and graded geometrically around
+  the stationary points of φ'², where its law has inverse-square-root singularities) for moments and edges, and the
+  same integral along a contour deformed into the complex plane for the density (see the comment above
+  :data:`CONTOUR_KAPPA`). The rules cover |u| ≤ 9√q (Gaussian mass 2e-19 dropped): the law's support, hence
+  ``support``, is that of the truncated Gaussian.
 * ``depth`` L counts the D·W pairs (Pennington's L). Every layer sits at the fixed point q* by default; with ``q0`` the
   layers follow the length map from ``q^0 = q0`` (THEORY §1) and ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}`` with each
-  layer's own law.
+  layer's own law (layers whose q^l agree to 1e-13 share one).
 
 Everything is computed for the spectrum divided by its mean ``m_1 = Π_l σ_w² μ_1(q^l)`` (``χ_1^L`` at the fixed point)
 and the laws of D² divided by their means; the scale is carried as ``log_mean``, so depth 10,000 neither overflows nor
@@ -89,13 +92,13 @@ def _exp(x: float) -> float:
 # ellipse of parameter ≈ 1.6 and a pole on the real axis is at least that far from every Gauss–Legendre segment.
 CONTOUR_KAPPA = 0.6
 CONTOUR_NODES = 32  # Gauss–Legendre nodes per contour segment (error ~ 1.8^-64 for a pole on the real axis)
-CONTOUR_SAMPLES = 16  # Chebyshev–Lobatto samples of φ'² per panel for the interpolant
+CONTOUR_SAMPLES = 16  # Chebyshev samples of φ'² per panel for the interpolant
 _XC, _WC = np.polynomial.legendre.leggauss(CONTOUR_NODES)
-_CHEB = np.cos(np.pi * np.arange(CONTOUR_SAMPLES) / (CONTOUR_SAMPLES - 1))
-_BARY = (-1.0) ** np.arange(CONTOUR_SAMPLES)
-_BARY[0] *= 0.5
-_BARY[-1] *= 0.5
-_CHEB_MID = np.cos(np.pi * (np.arange(CONTOUR_SAMPLES - 1) + 0.5) / (CONTOUR_SAMPLES - 1))  # between the samples
+# Chebyshev points of the first kind (interior: a panel's ends can be kinks, where φ' takes the other side's value)
+_THETA = np.pi * (np.arange(CONTOUR_SAMPLES) + 0.5) / CONTOUR_SAMPLES
+_CHEB = np.cos(_THETA)
+_BARY = (-1.0) ** np.arange(CONTOUR_SAMPLES) * np.sin(_THETA)
+_CHEB_MID = np.cos(np.pi * np.arange(1, CONTOUR_SAMPLES) / CONTOUR_SAMPLES)  # between the samples
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
@@ -218,7 +221,7 @@ def _real_rule(panels):
 
 
 def _bary(samples, x):
-    """Barycentric (second kind) interpolation from the Chebyshev–Lobatto samples (P, n_s) at points x (P, k) or (k,)."""
+    """Barycentric (second kind) interpolation from the Chebyshev samples (P, n_s) at points x (P, k) or (k,)."""
     xx = np.broadcast_to(x, (samples.shape[0],) + np.shape(x)[-1:])
     inv = _BARY / (xx[:, :, None] - _CHEB)
     return (inv * samples[:, None, :]).sum(axis=2) / inv.sum(axis=2)
@@ -399,7 +402,7 @@ def _log_s_transform(law: _Law):
 def _normalised_moments(laws, counts, depth, gaussian):
     """m̃_k = m_k/m_1^k, k = 1..8, by Lagrange inversion: m̃_k = [m^{k-1}] h(m)^k / k with h = (1 + m)/S̃_J(m).
 
-    ``log h = (1 + L·[Gaussian]) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` (THEORY §2; Pennington et al. 2018 eq. 16 ff.).
+    ``log h = (1 + L·[Gaussian]) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` (THEORY §2; Pennington et al. 2018, the moments from the S-transform).
     """
     log1p = np.zeros(MAX_MOMENT + 1)
     for j in range(1, MAX_MOMENT + 1):
@@ -504,15 +507,18 @@ class JacobianSpectrum:
     activation, sigma_w, sigma_b, depth, weights : the network (σ_w, σ_b standard deviations; ``depth`` = L pairs D·W).
     q : q^l, l = 1..L, the pre-activation variance of each layer (all q* by default).
     log_mean : log m_1 = Σ_l log(σ_w² μ_1(q^l)) (= L log χ_1 at the fixed point); finite at any depth.
-    mean : m_1 = χ_1^L at the fixed point (Pennington et al. 2017 eq. 12); ``inf`` beyond float64.
+    mean : m_1 = Π_l σ_w² μ_1(q^l) = χ_1^L at the fixed point (Pennington et al. 2017); ``inf`` beyond float64.
     variance : σ²_{JJᵀ} = m_1² [Σ_l (μ_2/μ_1² - 1) - L s_1] with s_1 = -1 (Gaussian), 0 (orthogonal)
-        (THEORY §2; Pennington et al. 2018, Table 1).
+        (THEORY §2; Pennington et al. 2017, 2018).
     edge : largest eigenvalue of JJᵀ: the square-root edge ``min_{m>0} M_J^{-1}(m)`` (THEORY §2), or, when that
         infimum sits at m → ∞ (orthogonal weights), σ_w^{2L} Π_l max φ'², a hard edge or an atom (``edge_kind``).
     log_edge : log of ``edge``.
     edge_kind : "sqrt", "hard" (the law of σ_w²φ'² at L = 1, orthogonal) or "atom".
-    support : (lo, hi), the smallest interval holding the spectrum (atoms included; lo = 0 for Gaussian weights or
-        when some D² law reaches 0).
+    support : (lo, hi) holding the whole spectrum, atoms included: hi = ``edge``; lo = the lower edge where the
+        spectrum is separated from 0 — orthogonal weights with φ'² bounded away from 0 (from the upper edge of
+        (JJᵀ)^{-1}; for tanh-like φ the truncated law's tiny lower edge), or a gap found on the real axis below the
+        bulk (Gaussian ReLU at L = 1: σ_w²(1 - √p)²) — else 0. The continuous part may have gaps inside (e.g. below an
+        atom at the edge).
     atoms : list of (location, mass): an atom at 0 of mass max_l P(φ'(h^l) = 0) and, for orthogonal weights, those of
         the free multiplicative convolution (orthogonal ReLU: mass 1/2 at 0; orthogonal Bernoulli(p) with
         L(1 - p) < 1: mass 1 - L(1 - p) at σ_w^{2L}).
@@ -556,14 +562,19 @@ class JacobianSpectrum:
 
     def moment(self, k: int) -> float:
         """m_k = ∫ λ^k ρ(dλ) (atoms included), exact for k ≤ 8 via the S-transform series (Lagrange inversion of
-        ``M_J^{-1}``; Pennington et al. 2018 eqs. 15-17). ``inf`` beyond float64."""
+        ``M_J^{-1}``; Pennington et al. 2018). ``inf`` beyond float64."""
         return _exp(self.log_moment(k))
 
     def density(self, x):
         """Density of the continuous part of the spectrum of JJᵀ at x [vec]; 0 outside ``support`` (atoms: ``atoms``).
 
-        Solves the S-transform equations (THEORY §2) by Newton in log form, continuing from z = x + iH down to the real
-        axis (:mod:`meanfield._spectra_kernels`); ρ = -Im[(1 + m)/x]/π.
+        Solves the S-transform equations (THEORY §2) by Newton in log form, continuing from z = x + iH (H = 10 × the
+        normalised edge) down to the real axis and then along the sorted x (:mod:`meanfield._spectra_kernels`);
+        ρ = -Im[(1 + m)/x]/π. Reported as 0: gaps (m real), points closer than ATOM_GAP (relative) to a non-zero atom,
+        and the rare point below 1e-30 × ``mean`` the continuation cannot resolve. Accuracy: ~1e-10 relative in the
+        bulk for piecewise-linear φ (exact laws), ~1e-8 for smooth φ (contour rule, checked against the exact moments);
+        next to an edge where ρ diverges, limited by rounding (~1e-6 within 1e-12 of it). Raises ConvergenceError
+        where the continuation fails elsewhere.
         """
         xa = as_array(x, "x")
         flat = np.ascontiguousarray(xa, dtype=np.float64).reshape(-1)
@@ -699,14 +710,17 @@ def _pack(laws, normalise, contour=False):
 
 
 def _upper_edge_normalised(laws, counts, depth, gaussian):
-    """log of the upper edge of the normalised spectrum, and its kind ("sqrt" or "limit")."""
+    """log of the upper edge of the normalised spectrum, and its kind: "sqrt" (a minimum of M_J^{-1}), "hard" (the
+    minimum sits where m leaves the range of M_D above the law's top) or "limit" (infimum as m → ∞)."""
     mus = [law.mean for law in laws]
     vals, wts, off = _pack(laws, mus)
     tops = np.array([law.top / mu for law, mu in zip(laws, mus)])
     cnt = np.asarray(counts, dtype=np.float64)
-    log_e, a, found = _k.upper_edge(vals, wts, off, cnt, tops, float(depth), gaussian, EDGE_A_MAX)
-    if found:
+    log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(depth), gaussian, EDGE_A_MAX)
+    if code == 0:
         return float(log_e), "sqrt"
+    if code == 2:
+        return float(log_e), "hard"
     if gaussian:
         raise ConvergenceError("edge: no minimum of M_J^{-1}(m) on m > 0 (Gaussian weights always have one)")
     return float(np.dot(cnt, np.log(tops))), "limit"
@@ -756,9 +770,21 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
         homogeneous φ — ReLU, leaky ReLU, linear — whose law of φ'(h)² does not depend on q) or the input's
         |x|²/N_0, in which case layer l uses its own q^l from the length map (:func:`meanfield.propagate`).
 
-    The S-transform of the product is ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}`` (Pennington, Schoenholz & Ganguli 2017
-    eq. 9; 2018 eq. 10), hence ``M_J^{-1}(m) = σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)^{1-L}`` (orthogonal) or
-    ``σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)`` (Gaussian) with ``M_{D_l²}(y_l) = m``.
+    The S-transform of the product is ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}`` (Pennington, Schoenholz & Ganguli 2017,
+    2018), hence ``M_J^{-1}(m) = σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)^{1-L}`` (orthogonal) or
+    ``σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)`` (Gaussian) with ``M_{D_l²}(y_l) = m`` (THEORY §2).
+
+    Cost: the object (laws of φ'², moments, edges, atoms) takes a few ms at any depth when every layer sits at q*;
+    with ``q0`` it grows with the number of distinct q^l (about 1,000 for tanh near criticality: seconds), and so does
+    :meth:`JacobianSpectrum.density`.
+
+    Examples
+    --------
+    >>> import meanfield as mf
+    >>> sw, sb = mf.critical_point("tanh", 1 / 64)
+    >>> s = jacobian_spectrum("tanh", sw, sb, depth=16)   # orthogonal weights
+    >>> round(s.mean, 12), round(s.edge, 6)
+    (1.0, 1.276885)
     """
     act = get_activation(phi)
     sw = float(positive(sigma_w, "sigma_w"))
@@ -915,7 +941,7 @@ def marchenko_pastur_density(x):
 
 def bernoulli_edge(p, depth, weights="gaussian") -> float:
     """Upper edge of JJᵀ for a Bernoulli(p) D² (ReLU: p = 1/2; hard-tanh: p = erf(1/√(2q*))) at criticality σ_w² = 1/p
-    (THEORY §2; Pennington et al. 2018 §4).
+    (THEORY §2; Pennington et al. 2018, the Bernoulli D² of ReLU-type networks).
 
     Gaussian: ``M^{-1}(m) = (1 + m)(1 + m/p)^L/m``, minimal at the root of ``L m² + (L - 1) m - p = 0``.
     Orthogonal: ``M^{-1}(m) = (p + m)^L/(p^L m (1 + m)^{L-1})``, minimal at ``m = p/(L(1 - p) - 1)`` when
