@@ -78,6 +78,8 @@ def integrate_spectrum(spec, f, pieces=8):
     if spec._solver["cont_lo"] > -math.inf:
         lo = max(lo, math.exp(spec.log_mean + spec._solver["cont_lo"]))
     hi = _continuous_top(spec)
+    if lo < 1e-250 * hi:  # a lower edge in the far tail (truncated laws of φ'²): the density there is nil
+        lo = 0.0
     r, w = _ts_rule()
     cuts = np.linspace(0.0, 1.0, pieces + 1)
     u = np.concatenate([a + (b - a) * r for a, b in zip(cuts[:-1], cuts[1:])])
