@@ -9,7 +9,8 @@ for the density, see :mod:`meanfield.spectra`) plus its mass ``P(φ'² = 0)``, s
 ``n_g`` (``Σ n_g = L``); group g owns the slice ``off[g]:off[g + 1]`` of ``vals``/``wts``.
 
 The equations (Pennington, Schoenholz & Ganguli 2018, "The emergence of spectral universality in deep networks", the
-master equations for M_{JJᵀ}; here in THEORY §2's form): unknowns ``m = M_J(z)`` and ``y_g`` with ``M_{D_g}(y_g) = m`` and
+master equations for M_{JJᵀ}; here in THEORY §2's form): unknowns ``m = M_J(z)`` and ``y_g`` with ``M_{D_g}(y_g) = m``
+and
 
 * orthogonal: ``log z = Σ_g n_g log y_g + (L - 1)[log m - log(1 + m)]``;
 * Gaussian:   ``log z = Σ_g n_g log y_g + (L - 1) log m + log(1 + m)``.
@@ -19,8 +20,8 @@ lower one), and Im(1 + m) = Im m, so the principal logarithms are continuous and
 as z → ∞, where m ~ 1/z and y ~ 1/m). Newton works in log form with unknowns ``ω = log(1 + m - a0)`` (a0 = P(λ = 0),
 the largest of the layers' P(φ'² = 0)) and ``b_g = log y_g``; the layer equations are written through
 ``y G_nz(y) + P_g(0) - a0 = 1 + m - a0``, which stays well conditioned where λ → 0 (then m → a0 - 1 and, for the layers
-with P_g(0) = a0, y → 0), where ``log m`` could not resolve 1 + m. The logarithms (:func:`log_lower`) move the branch cut
-onto the imaginary axis so that the equations stay analytic on and near the real axis, where the solution becomes
+with P_g(0) = a0, y → 0), where ``log m`` could not resolve 1 + m. The logarithms (:func:`log_lower`) move the branch
+cut onto the imaginary axis so that the equations stay analytic on and near the real axis, where the solution becomes
 real in gaps and beyond the edges.
 """
 
@@ -318,9 +319,10 @@ def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, sta
     Each point first tries the previous point's real-axis solution as the start (horizontal continuation: one Newton
     solve), accepted only where the predicted and the actual change of m stay below a fraction of |Im m| — inside the
     bulk, away from the edges, where the branch cannot switch — or where Newton barely corrects the tangent predictor
-    and m stays real (a gap) or complex (the bulk): at an edge the tangent turns vertical and the test fails. Otherwise it starts afresh at z = λ + iH (H ≥ 10 × the
-    normalised edge, where the moment series converges) and continues down (:func:`continue_down`).
-    status: 0 real axis, 1 stopped just above it (a gap), -1 failure.
+    and m stays real (a gap) or complex (the bulk): at an edge the tangent turns vertical and the test fails.
+    Otherwise it starts afresh at z = λ + iH (H ≥ 10 × the normalised edge, where the moment series converges) and
+    continues down (:func:`continue_down`). status_out: the codes of :func:`continue_down` (0 on the real axis);
+    eps_out: the height where the continuation stopped (0 on the axis).
     """
     G = cnt.shape[0]
     E = np.empty(G, np.complex128)
@@ -555,7 +557,7 @@ def y_below(m, vals, wts, lo, hi, bottom, zmass):
 
 @njit(**JIT)
 def lower_objective(tau, m0, vals, wts, off, cnt, bottoms, zmass, L, gauss):
-    """log x and d log x/dτ along the real branch m = m0 - e^τ below the spectrum; ok False where x ≤ 0 or unsolvable."""
+    """log x and d log x/dτ along the real branch m = m0 - e^τ below the spectrum (ok False: x ≤ 0 or unsolvable)."""
     e = math.exp(tau)
     m = m0 - e
     lx = 0.0

@@ -63,7 +63,7 @@ MAX_MOMENT = 8  # exact moments m_1 … m_8 from the S-transform series
 Z_MAX = _quad.Z_MAX  # the laws of φ'² are those of u = √q z with |z| ≤ Z_MAX
 GRADE_MIN = 1e-4  # graded panels around stationary points of φ'² reach down to this width (in z = u/√q)
 GRID = 2049  # sign scan of (φ'²)' per piece when looking for stationary points
-Q_CLUSTER_RTOL = 1e-13  # layers whose q^l agree to this relative tolerance share one law (the q-table is ~1e-12 accurate)
+Q_CLUSTER_RTOL = 1e-13  # layers whose q^l agree to this (relative) share one law; the q-table is ~1e-12 accurate
 EDGE_A_MAX = 30.0  # the edge search gives up on an interior minimum beyond m = e^30 (rounding: F' ~ 1/m²)
 ATOM_GAP = 1e-6  # the continuous density is not resolved this close (relative) to a non-zero atom: reported 0
 STOPPED_NOISE = 1e-6  # see density(): |Im m| ≤ STOPPED_NOISE |m| where the continuation stopped above the axis
@@ -263,12 +263,13 @@ def _contour_rule(act, sq, br, sigma):
 def _d2_law(act, q: float) -> _Law:
     """The law of φ'(u)², u ~ N(0, q), as atoms (constant pieces of φ') plus quadrature nodes (the rest)."""
     empty = np.zeros(0)
+    cempty = np.zeros(0, complex)
     if q == 0.0:
         # limit q → 0+: the one-sided slopes at 0, each with mass 1/2 (a kink at 0), else φ'(0)²
         left, right = float(act.dphi(-1e-300)) ** 2, float(act.dphi(1e-300)) ** 2
         vals = np.array([left, right]) if left != right else np.array([right])
         mass = np.full(vals.size, 1.0 / vals.size)
-        return _law_from_parts(act, 0.0, vals, mass, empty, empty, empty.astype(complex), empty.astype(complex), (), False)
+        return _law_from_parts(act, 0.0, vals, mass, empty, empty, cempty, cempty, (), False)
     sq = math.sqrt(q)
     U = Z_MAX * sq
     pieces = _pieces(act, U)
@@ -286,7 +287,7 @@ def _d2_law(act, q: float) -> _Law:
     u_lo = 0.0 if mirror else -U
     nonconst = [(max(a, u_lo), b) for a, b, c in pieces if not c and b > u_lo]
     if not nonconst:
-        return _law_from_parts(act, q, avals, amass, empty, empty, empty.astype(complex), empty.astype(complex), (), False)
+        return _law_from_parts(act, q, avals, amass, empty, empty, cempty, cempty, (), False)
     # monotone pieces: the non-constant pieces split at the stationary points of φ'²
     mono = []
     for a, b in nonconst:
@@ -320,7 +321,8 @@ def _d2_law(act, q: float) -> _Law:
         raise NumericalError(f"{act.name}: φ'(u)² is not finite for |u| ≤ {U:.3g} (q = {q:.6g})")
     vals, inv = np.unique(g, return_inverse=True)
     wts = np.bincount(inv, weights=np.concatenate(rw))
-    return _law_from_parts(act, q, avals, amass, vals, wts, np.concatenate(cz_), np.concatenate(cw_), tuple(mono), mirror)
+    cvals, cwts = np.concatenate(cz_), np.concatenate(cw_)
+    return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror)
 
 
 def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror) -> _Law:
@@ -402,7 +404,8 @@ def _log_s_transform(law: _Law):
 def _normalised_moments(laws, counts, depth, gaussian):
     """m̃_k = m_k/m_1^k, k = 1..8, by Lagrange inversion: m̃_k = [m^{k-1}] h(m)^k / k with h = (1 + m)/S̃_J(m).
 
-    ``log h = (1 + L·[Gaussian]) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` (THEORY §2; Pennington et al. 2018, the moments from the S-transform).
+    ``log h = (1 + L·[Gaussian]) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` (THEORY §2; Pennington et al. 2018, the moments
+    from the S-transform).
     """
     log1p = np.zeros(MAX_MOMENT + 1)
     for j in range(1, MAX_MOMENT + 1):
@@ -733,7 +736,8 @@ def _inverse_law(law: _Law) -> _Law:
     raw = (law.node_wts[:, None] * nvals[:, None] ** k).sum(axis=0)
     raw = raw + (law.atom_mass[:, None] * avals[:, None] ** k).sum(axis=0)
     none = np.zeros(0, complex)
-    return _Law(law.q, avals, law.atom_mass, nvals, law.node_wts, none, none, 1.0 / law.bottom, 1.0 / law.top, raw, 0.0, 0.0)
+    return _Law(law.q, avals, law.atom_mass, nvals, law.node_wts, none, none, 1.0 / law.bottom, 1.0 / law.top, raw,
+                0.0, 0.0)
 
 
 def _lower_edge_normalised(laws, counts, depth, gaussian):
