@@ -960,10 +960,14 @@ def fisher_depth(
 # relative (orthogonal q* = 1/64, L = 16: +8.7 % at N = 100, +4.2 % at N = 200). The largest eigenvalue sat below the
 # limiting edge by up to 28 % for deep Gaussian networks (heavy-tailed spectra with a tiny density near the edge),
 # which the theory accounts for itself: the largest of N eigenvalues sits near γ_N, ∫_{γ_N}^{edge} ρ = 1/N; the
-# measured deficits were 0.5-0.9 × (edge − γ_N). Allowances: mean CONDITIONAL_MEAN_BIAS/N relative; variance
-# CONDITIONAL_VARIANCE_BIAS·L/N relative (at most 0.5); λ_max edge − γ_N (top_eigenvalue_location).
+# measured deficits were 0.5-0.9 × (edge − γ_N). Per draw, the mean and λ_max spread by 0.29-0.5 × √(v/N) relative
+# (v = finite_width_variance of the network: the shifts a_l/N and the backward gains fluctuate together) and the
+# variance by 0.1-2.7 × √(2/N). Allowances: mean CONDITIONAL_MEAN_BIAS/N relative; variance
+# CONDITIONAL_VARIANCE_BIAS·L/N relative (at most 0.5); λ_max edge − γ_N (top_eigenvalue_location). Floors
+# CONDITIONAL_FLOOR·√(v/N) (mean, λ_max) and 0.1·√(2/N) (variance), relative.
 CONDITIONAL_MEAN_BIAS = 2.0
 CONDITIONAL_VARIANCE_BIAS = 2.0
+CONDITIONAL_FLOOR = 0.25
 
 
 def _conditional_task(spec: dict) -> dict:
@@ -1000,10 +1004,11 @@ def conditional_fisher(
     grows by q̂* + 1/N per layer and the spectrum stays concentrated, so λ_max ∝ depth (hence a learning rate ∝ 1/L for
     online training).
 
-    Tolerances: ``k_sigma·spread/√n`` plus mean ``2/N`` relative; variance ``2·L/N`` relative (at most 0.5); λ_max
-    ``edge − γ_N`` with γ_N where the theory puts the largest of N eigenvalues (``∫_{γ_N}^{edge} ρ = 1/N``,
-    :func:`top_eigenvalue_location`): a sample of N eigenvalues does not reach the edge, least of all for the
-    heavy-tailed spectra of deep Gaussian networks.
+    Tolerances: ``k_sigma·max(spread, floor)/√n`` plus allowances — mean: ``2/N`` relative; variance: ``2·L/N``
+    relative (at most 0.5); λ_max: ``edge − γ_N`` with γ_N where the theory puts the largest of N eigenvalues
+    (``∫_{γ_N}^{edge} ρ = 1/N``, :func:`top_eigenvalue_location`): a sample of N eigenvalues does not reach the edge,
+    least of all for the heavy-tailed spectra of deep Gaussian networks. Floors: ``0.25·√(v/N)`` of the value for the
+    mean and λ_max (v = :func:`finite_width_variance` of the network), ``0.1·√(2/N)`` of it for the variance.
 
     ``data["conditional_fisher"]``: per point and ensemble, mean and λ_max vs depth (theory and per seed) and, at the
     largest depth, a histogram of log₁₀ of the eigenvalues pooled over seeds with the theory density of log₁₀ λ
@@ -1033,14 +1038,18 @@ def conditional_fisher(
     records, series = [], {}
     for (p, sw, sb, q, q_in, w, L), res in zip(configs, results):
         th = mf.conditional_fisher_spectrum(act, sw * scale, sb, L, N, weights=w, input_norm=q_in)
+        sv = math.sqrt(finite_width_variance(act, sw, sb, L, w, q_in) / N)
         base = dict(activation=act.name, point=p, q_star=q, sigma_w=sw, sigma_b=sb, weights=w, width=N, depth=L)
         records.append(make_record(name, "mean", base, th.mean, [r["mean"] for r in res], k_sigma=k_sigma,
+                                   floor=CONDITIONAL_FLOOR * sv * abs(th.mean),
                                    allowance=CONDITIONAL_MEAN_BIAS / N * abs(th.mean)))
         records.append(make_record(name, "variance", base, th.variance, [r["variance"] for r in res], k_sigma=k_sigma,
+                                   floor=0.1 * math.sqrt(2.0 / N) * th.variance,
                                    allowance=min(CONDITIONAL_VARIANCE_BIAS * L / N, 0.5) * th.variance))
         gamma = top_eigenvalue_location(th.density, th.lambda_max, th.mean, N, th.atoms)
         records.append(make_record(name, "lambda_max", base, th.lambda_max, [r["lambda_max"] for r in res],
-                                   k_sigma=k_sigma, allowance=th.lambda_max - gamma))
+                                   k_sigma=k_sigma, floor=CONDITIONAL_FLOOR * sv * th.lambda_max,
+                                   allowance=th.lambda_max - gamma))
         s = series.setdefault((p, w), dict(activation=act.name, point=p, q_star=q, sigma_w=sw, sigma_b=sb, weights=w,
                                            width=N, depths=[], theory_mean=[], theory_lambda_max=[], mean=[],
                                            lambda_max=[]))
@@ -1211,7 +1220,8 @@ def learning_rate(
 # measured quantities are largest eigenvalues (σ_max²(J); λ_max(F(θ|x))/N; each ‖J_l‖₂² in the bound), each sitting
 # below its limiting edge by at most edge − γ_N (see conditional_fisher; measured up to 0.8 × that), and the bound was
 # within 1-7 % of λ_max. Allowances: edge − γ_N of the JJᵀ law and of the conditional law, and Σ_l (a_l/N)(edge_l −
-# γ_{N,l}) over the partial Jacobians' laws for the bound.
+# γ_{N,l}) over the partial Jacobians' laws for the bound. Floors: CONDITIONAL_FLOOR·√(v/N) of each value, as in
+# conditional_fisher (per draw the three spread by 0.3-1 × √(v/N)).
 SOKOL_PARK_THEORY_POINTS = 12  # q* values of the theory curve in the figure (geometric between the extremes)
 
 
@@ -1259,9 +1269,10 @@ def sokol_park(
     N, measured by :func:`empirical.sokol_park_bound`, vs :func:`meanfield.sokol_park_bound`) and ``bound_holds`` (the
     fraction of seeds with λ_max ≤ bound: theory 1, tolerance 0).
 
-    Tolerances: ``k_sigma·spread/√n`` plus, for each largest eigenvalue, ``edge − γ_N``, γ_N where the theory's law puts
-    the largest of N eigenvalues (:func:`top_eigenvalue_location`): of JJᵀ for σ_max²(J), of the conditional FIM for
-    λ_max, and ``Σ_l (a_l/N)(edge_l − γ_{N,l})`` over the partial Jacobians' laws for the bound.
+    Tolerances: ``k_sigma·max(spread, 0.25·√(v/N)·value)/√n`` (v = :func:`finite_width_variance` of the network) plus,
+    for each largest eigenvalue, ``edge − γ_N``, γ_N where the theory's law puts the largest of N eigenvalues
+    (:func:`top_eigenvalue_location`): of JJᵀ for σ_max²(J), of the conditional FIM for λ_max, and
+    ``Σ_l (a_l/N)(edge_l − γ_{N,l})`` over the partial Jacobians' laws for the bound.
 
     ``data["sokol_park"]``: the three theory values and per-seed measurements against q*, and the theory on a denser
     q* grid for the figure's curve.
@@ -1292,20 +1303,22 @@ def sokol_park(
                               "theory_bound", *keys)}
     for (q, sw, sb, q_in), res in zip(configs, results):
         jac, cond, bnd = _sokol_park_theory(act, sw * scale, sb, L, N, w, q_in)
+        fl = CONDITIONAL_FLOOR * math.sqrt(finite_width_variance(act, sw, sb, L, w, q_in) / N)
         base = dict(activation=act.name, q_star=q, sigma_w=sw, sigma_b=sb, weights=w, width=N, depth=L)
         vals = {k: [r[k] for r in res] for k in (*keys, "bound_holds")}
         gap = jac.edge - top_eigenvalue_location(jac.density, jac.edge, jac.mean, N, jac.atoms)
         records.append(make_record(name, "sigma_max_sq_J", base, jac.edge, vals["sigma_max_sq"], k_sigma=k_sigma,
-                                   allowance=gap))
+                                   floor=fl * jac.edge, allowance=gap))
         gap = cond.lambda_max - top_eigenvalue_location(cond.density, cond.lambda_max, cond.mean, N, cond.atoms)
         records.append(make_record(name, "lambda_max", base, cond.lambda_max, vals["lambda_max"], k_sigma=k_sigma,
-                                   allowance=gap))
+                                   floor=fl * cond.lambda_max, allowance=gap))
         gap = 0.0
         for l in range(1, L + 1):  # the readout's term has ‖J_{L+1}‖ = 1 exactly
             part = _jacobian_spectrum(act, sw * scale, sb, L + 1 - l, w, q0=float(bnd.shift[l]) - 1.0 / N)
             gap += float(bnd.shift[l]) * (part.edge - top_eigenvalue_location(part.density, part.edge, part.mean, N,
                                                                              part.atoms))
-        records.append(make_record(name, "bound", base, bnd.bound, vals["bound"], k_sigma=k_sigma, allowance=gap))
+        records.append(make_record(name, "bound", base, bnd.bound, vals["bound"], k_sigma=k_sigma,
+                                   floor=fl * bnd.bound, allowance=gap))
         records.append(make_record(name, "bound_holds", base, 1.0, vals["bound_holds"], k_sigma=0.0))
         for k, v in (("q_star", q), ("sigma_w", sw), ("sigma_b", sb), ("theory_sigma_max_sq", jac.edge),
                      ("theory_lambda_max", cond.lambda_max), ("theory_bound", bnd.bound)):
