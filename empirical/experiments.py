@@ -33,15 +33,21 @@ Tolerances
   (seeds other than the defaults, at about half and twice the default widths): the right theory passes with margin,
   the theory with σ_w off by 10 % fails.
 
+With ``k_sigma`` = 4 and four seeds the statistical part alone would reject a correct theory for about 3 % of the
+records (Student's t with 3 degrees of freedom); the floors and allowances bring that far down — the default sweeps
+pass with margin — but a long sweep with fresh seeds can still show an occasional miss: rerun it with more seeds
+before concluding.
+
 ``theory_sigma_w_scale`` (every experiment): the theory is evaluated at ``σ_w × theory_sigma_w_scale`` while the
 networks keep σ_w. It is 1 for a real check; 1.1 is a deliberately wrong theory that the checks must reject (the tests
-do). Allowances that describe the measured networks (fluctuation scales) are computed at the networks' own σ_w;
-predictions of where a finite-N top eigenvalue lies come from the theory under test.
+do). Scales that describe the measured networks (the fluctuation scale v/N, the width of a spectrum) are computed at
+the networks' own σ_w; relative allowances are relative to the value under test, and where a finite-N top eigenvalue
+lies is a prediction of the theory under test.
 
 Seeds and scale-out
 -------------------
-``seeds`` is a count n (seeds ``range(n)``) or a sequence of distinct non-negative integers. Task i of an experiment (one
-configuration) with seed s draws everything — weights, biases, inputs, targets — from its own ``torch.Generator``,
+``seeds`` is a count n (seeds ``range(n)``) or a sequence of distinct non-negative integers. Task i of an experiment
+(one configuration) with seed s draws everything — weights, biases, inputs, targets — from its own ``torch.Generator``,
 seeded by :func:`task_seed` from (s, experiment, i) through NumPy's ``SeedSequence``; the global RNGs are never
 touched. Tasks are independent, so a sweep runs on any :class:`concurrent.futures.Executor` passed as ``executor`` (a
 ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, dask's ``Client.get_executor()``) with results identical to the
@@ -358,8 +364,9 @@ def make_record(
     """A :class:`Record` from per-seed ``values``: mean, spread (ddof = 1) and
     ``tolerance = k_sigma·max(spread, floor)/√n + allowance``.
 
-    ``floor`` is the per-seed standard deviation the finite-width theory expects (where it is known): with few seeds a
-    sample spread can come out several times too small by chance, and the floor keeps that from making a check brittle.
+    ``floor`` is a lower bound for the per-seed standard deviation, a fraction of the fluctuation the finite-width
+    theory expects of one draw (where that is known): with few seeds a sample spread can come out several times too
+    small by chance, and the floor keeps that from making a check brittle.
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     n = int(v.size)
@@ -605,10 +612,10 @@ def finite_width_variance(phi, sigma_w, sigma_b, depth, weights="gaussian", q0=1
     :func:`meanfield.spectra.jacobian_spectrum`), computed as ``m_2/m_1² − 1`` from the exact log-moments (no overflow
     at any depth).
 
-    ``v/N`` is the relative variance, across draws of a width-N network, of a backward gain ``|Jᵀu|²/|u|²`` through those
-    layers: the scale of the finite-width corrections of everything built from products of random layers, which grows
-    with depth/width, faster in the chaotic phase and for Gaussian weights (Hanin & Nica 2020, "Finite depth and width
-    corrections to the neural tangent kernel", ICLR). The Fisher tolerances are multiples of it."""
+    ``v/N`` is the relative variance, across draws of a width-N network, of a backward gain ``|Jᵀu|²/|u|²`` through
+    those layers: the scale of the finite-width corrections of everything built from products of random layers, which
+    grows with depth/width, faster in the chaotic phase and for Gaussian weights (Hanin & Nica 2020, "Finite depth and
+    width corrections to the neural tangent kernel", ICLR). The Fisher tolerances are multiples of it."""
     spec = _jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights, q0=q0)
     return float(math.expm1(spec.log_moment(2) - 2.0 * spec.log_moment(1)))
 
@@ -729,7 +736,8 @@ def _spectrum_cdf(spec, grid_size: int = JACOBIAN_GRID):
     towards 0. ``F(x) = 1 − ∫_x^edge ρ − (atoms above x)``: integrating down from the edge keeps the heavy small-λ part
     of deep non-isometric spectra, which no grid resolves, out of the upper quantiles."""
     edge = spec.edge
-    x = np.unique(np.concatenate([np.linspace(0.0, edge, grid_size)[1:], np.geomspace(edge * 1e-12, edge, grid_size // 3)]))
+    lin = np.linspace(0.0, edge, grid_size)[1:]
+    x = np.unique(np.concatenate([lin, np.geomspace(edge * 1e-12, edge, grid_size // 3)]))
     rho = np.asarray(spec.density(x), dtype=np.float64)
     seg = 0.5 * (rho[1:] + rho[:-1]) * np.diff(x)
     upper = np.concatenate([np.cumsum(seg[::-1])[::-1], [0.0]])
@@ -810,8 +818,9 @@ def jacobian_spectra(
     for (pname, sw, sb, q, q_in, w), res in zip(configs, results):
         lam = np.array([r["eigenvalues"] for r in res])
         spec = _jacobian_spectrum(act, sw * scale, sb, L, w)
+        own = spec if scale == 1.0 else _jacobian_spectrum(act, sw, sb, L, w)  # the measured networks' spectrum
         base = dict(activation=act.name, point=pname, q_star=q, sigma_w=sw, sigma_b=sb, weights=w, width=N, depth=L)
-        sd = math.sqrt(spec.variance)
+        sd = math.sqrt(own.variance)
         records.append(make_record(name, "mean", base, spec.mean, lam.mean(axis=1), k_sigma=k_sigma,
                                    floor=JACOBIAN_MEAN_FLOOR * sd / math.sqrt(N),
                                    allowance=JACOBIAN_MEAN_BIAS * L / N * abs(spec.mean)))
@@ -1171,7 +1180,9 @@ def learning_rate(
     n_steps = _int("steps", steps)
     fs = [_positive("factors", f) for f in factors]
     if not fs or any(f == 1.0 for f in fs):
-        raise InvalidParameterError(f"factors must be non-empty and differ from 1 (η = 2/λ_max is marginal), got {factors!r}")
+        raise InvalidParameterError(
+            f"factors must be non-empty and differ from 1 (η = 2/λ_max is marginal), got {factors!r}"
+        )
     scale = _positive("theory_sigma_w_scale", theory_sigma_w_scale)
     qn, rho = _positive("input_norm", input_norm), _correlation("input_correlation", input_correlation)
     if T > N:
@@ -1205,8 +1216,9 @@ def learning_rate(
         for f in fs:
             key = f"{f:g}"
             mono = [1.0 if _monotone(r["losses"][key]) else 0.0 for r in res]
-            records.append(make_record(name, f"monotone@eta={key}x2/lambda_max", dict(base, factor=f, eta=2 * f / lam_th),
-                                       1.0 if f < 1.0 else 0.0, mono, k_sigma=0.0))
+            records.append(make_record(name, f"monotone@eta={key}x2/lambda_max",
+                                       dict(base, factor=f, eta=2 * f / lam_th), 1.0 if f < 1.0 else 0.0, mono,
+                                       k_sigma=0.0))
             cs = [r["losses"][key] for r in res]
             n = max(len(c) for c in cs)
             curves[key] = np.array([np.pad(c, (0, n - len(c)), constant_values=np.nan) for c in cs])
@@ -1259,9 +1271,9 @@ def sokol_park(
     progress: Progress | None = None,
     device=None,
 ) -> ResultTable:
-    """(6) Sokol & Park 2020 (THEORY §5): across q* on the critical line the FIM's largest eigenvalue follows the squared
-    spectral norm of the input-output Jacobian, and is bounded by ``Σ_l (|x^{l-1}|² + 1) ‖J_l‖₂²`` — isometric networks
-    (orthogonal weights, small q*) have flat curvature.
+    """(6) Sokol & Park 2020 (THEORY §5): across q* on the critical line the FIM's largest eigenvalue follows the
+    squared spectral norm of the input-output Jacobian, and is bounded by ``Σ_l (|x^{l-1}|² + 1) ‖J_l‖₂²`` — isometric
+    networks (orthogonal weights, small q*) have flat curvature.
 
     For each q*, a network on the critical line with C = N outputs (N_0 = N) and one input at the fixed point.
     Records: ``sigma_max_sq_J`` (σ_max²(J), J = ∂x^L/∂x^0, vs the edge of :func:`meanfield.spectra.jacobian_spectrum`),

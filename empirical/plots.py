@@ -81,7 +81,11 @@ def _log_histogram(ax, d, color, edge):
 
 
 def _verdict(table, experiment, **params):
-    recs = [r for r in table.records if r.experiment == experiment and all(r.params.get(k) == v for k, v in params.items())]
+    recs = [
+        r
+        for r in table.records
+        if r.experiment == experiment and all(r.params.get(k) == v for k, v in params.items())
+    ]
     bad = sum(not r.passed for r in recs)
     return f"{len(recs) - bad}/{len(recs)} within tolerance"
 
@@ -251,9 +255,9 @@ def plot_learning_rate(table, path=None):
         ax.set_xlabel("gradient-descent step")
         ax.set_ylabel("loss / initial loss")
         lam = d["lambda_max"]
+        sd = np.std(lam, ddof=1) if len(lam) > 1 else 0.0
         ax.set_title(f"{d['point']} tanh, {d['weights']}, L = {d['depth']}, N = {d['width']}\n"
-                     f"λ_max theory {d['theory_lambda_max']:.4g}, measured {np.mean(lam):.4g} ± {np.std(lam, ddof=1) if len(lam) > 1 else 0:.2g}",
-                     fontsize=10)
+                     f"λ_max theory {d['theory_lambda_max']:.4g}, measured {np.mean(lam):.4g} ± {sd:.2g}", fontsize=10)
         ax.legend(fontsize=7.5, loc="lower left")
     return _finish(fig, path)
 

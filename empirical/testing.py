@@ -13,9 +13,10 @@ Example (a pytest test)::
     def test_my_initialisation_is_described_by_mean_field():
         assert_fisher_matches_theory("tanh", 1.33, 0.22, depths=(2, 4), width=256, weights="orthogonal")
 
-Seeds are fixed (``seeds=4`` means seeds 0-3), so such a test is deterministic; with the default ``k_sigma`` = 4 a
-correct theory misses a given record by chance well below 1 % of the time, and a theory whose σ_w is 10 % off is
-rejected (the package's own tests check both).
+Seeds are fixed (``seeds=4`` means seeds 0-3), so such a test is deterministic. With the default ``k_sigma`` = 4 and a
+few seeds a correct theory still misses an occasional record by chance (the tolerances are statistical; see
+:mod:`empirical.experiments`): if one does, rerun with more seeds before concluding. A theory whose σ_w is 10 % off is
+rejected at these sizes (the package's own tests check both).
 """
 
 from __future__ import annotations

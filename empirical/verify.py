@@ -73,13 +73,15 @@ def experiment_sizes(size: str = "default") -> dict:
 DESCRIPTIONS = {
     "trajectories": "q^l and c^l of two inputs, layer by layer, against the length and correlation maps "
     "(`meanfield.propagate`, THEORY §1) at ordered, critical and chaotic tanh points.",
-    "jacobian_spectra": "Eigenvalues of JJᵀ against the free-probability spectrum (`meanfield.spectra.jacobian_spectrum`, "
-    "THEORY §2) on the tanh critical line, Gaussian and orthogonal weights: mean, variance and quantiles.",
+    "jacobian_spectra": "Eigenvalues of JJᵀ against the free-probability spectrum "
+    "(`meanfield.spectra.jacobian_spectrum`, THEORY §2) on the tanh critical line, Gaussian and orthogonal weights: "
+    "mean, variance and quantiles.",
     "fisher_depth": "The Fisher information's λ_max, mean m_λ and second moment s_λ against depth "
     "(`meanfield.fisher_statistics`, Karakida et al. 2019, THEORY §3), Gaussian and orthogonal weights, "
     "on and off the critical line, two widths.",
-    "conditional_fisher": "The conditional FIM F(θ|x)/N (C = N outputs) against `meanfield.conditional_fisher_spectrum` "
-    "(Hayase & Karakida 2021, THEORY §4): under dynamical isometry λ_max grows ∝ depth.",
+    "conditional_fisher": "The conditional FIM F(θ|x)/N (C = N outputs) against "
+    "`meanfield.conditional_fisher_spectrum` (Hayase & Karakida 2021, THEORY §4): under dynamical isometry λ_max "
+    "grows ∝ depth.",
     "learning_rate": "Full-batch gradient descent on the squared loss at η = 0.9 and 1.1 × 2/λ_max(theory) "
     "(THEORY §3): monotone below, not above.",
     "sokol_park": "λ_max of the conditional FIM against σ_max²(J) and the Sokol–Park bound across q* on the critical "
@@ -158,12 +160,14 @@ def _report(table, figures: dict, timings: dict, info: dict) -> str:
         "|---|---|---|---|",
     ]
     for s in table.summary():
-        lines.append(f"| {s['experiment']} | {s['records']} | {s['failed']} | {timings.get(s['experiment'], 0.0):.1f} |")
+        t = timings.get(s["experiment"], 0.0)
+        lines.append(f"| {s['experiment']} | {s['records']} | {s['failed']} | {t:.1f} |")
     lines += [
         "",
         "Each record compares a theory value with the mean over seeds of a measurement on finite random networks; "
-        "`spread` is the seed-to-seed standard deviation, `n` the number of seeds, and `tolerance` = k·max(spread, floor)/√n "
-        "plus a finite-width allowance stated in the docstring of the experiment (`empirical.experiments`). "
+        "`spread` is the seed-to-seed standard deviation, `n` the number of seeds, and "
+        "`tolerance` = k·max(spread, floor)/√n plus a finite-width allowance stated in the docstring of the experiment "
+        "(`empirical.experiments`). "
         "Figures: theory as lines, simulations as mean ± one standard deviation over seeds.",
         "",
         "Run: " + ", ".join(f"{k} {v}" for k, v in info.items()),
@@ -273,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--theory-sigma-w-scale", type=float, default=1.0, metavar="X",
-                   help="evaluate the theory at sigma_w*X: X != 1 is a deliberately wrong theory, to see the checks fail")
+                   help="evaluate the theory at sigma_w*X: X != 1 is a deliberately wrong theory, "
+                   "to see the checks fail")
     return p
 
 
