@@ -908,7 +908,10 @@ def fisher_depth(
     the chaotic phase and for Gaussian weights, and v/N measures exactly that (:data:`FISHER_FLOOR`,
     :data:`FISHER_BIAS`). The inputs are correlated by default so that the outlier λ_max ≈ αN[(T-1)/T κ_2 + κ_1/T]
     stands clear of the bulk: with κ_2 ≈ 0 (uncorrelated inputs, small σ_b) the measured top eigenvalue is the edge of
-    the noisy bulk instead.
+    the noisy bulk instead. The same happens deep in the chaotic phase, where the cross gains (χ_c < 1) make κ_2/κ_1
+    decay with depth (tanh at σ_w² = 2.5: κ_2/κ_1 = 0.17, 0.07, 0.01 at L = 8, 16, 32): at L = 32 the measured λ_max
+    exceeded the theory by 37 % at N = 512 — a regime outside Karakida's outlier formula at finite width, which the
+    default depths (≤ 16) stay out of.
 
     ``data["fisher_depth"]``: per point, ensemble and width, the theory at every depth 1..max(depths) and the
     per-seed measurements (depths × seeds).
@@ -1083,16 +1086,20 @@ def conditional_fisher(
 
 
 # ======================================================================================== (5) learning rate 2/λ_max
-# A step counts as an increase when the loss grows by more than LOSS_RTOL of the initial loss (rounding, once the loss
-# has fallen to ~1e-12 of where it started, is no increase). Sized on seeds 100-115 (critical tanh at σ_b² = 0.05,
-# T = 16, 40 steps): the prediction needs λ_max of each network within a few % of the theory, since η = 1.1 × 2/λ_max
-# is monotone for a network whose λ_max is ≥ 9 % below it (and the NTK drifts by a few % while training). Orthogonal
-# weights at L = 4 spread by 2-3 % and all 16 seeds behaved as predicted at N = 256 and 512 (but 1 of seeds 0-11 did
-# not at N = 256: its loss decreased at 1.1 × 2/λ_max although its λ_max was 0.8 % above the theory, the NTK having
-# drifted; none of them at N = 512); Gaussian weights spread by 6-9 % and 3-5 of 16 seeds did not. Defaults:
-# orthogonal, N = 512. λ_max at initialisation is also
-# checked against the theory with fisher_depth's tolerance.
-LOSS_RTOL = 1e-9
+# The prediction concerns the linearised dynamics: with η = f × 2/λ_max the top mode of the kernel contracts by
+# |1 − ηλ| < 1 per step for f < 1 and grows for f > 1. A finite network has its own λ_max, which differs from the
+# theory's by 1.5-3 % per draw (orthogonal weights, L = 4, N = 256-1024; Gaussian weights 6-9 %), and its kernel moves
+# while it trains: in runs sized on seeds 0-11 and 100-115 at N = 256, 512, 1024, draws whose own η·λ_max was within
+# 5 % of the threshold 2 behaved either way (one at η·λ_max = 2.09 never rose in 100 steps: the kernel's top
+# eigenvalue fell below 2/η first), while every draw at least 5 % from it on the predicted side behaved as predicted.
+# So a seed is held to the prediction when its own f·λ_max/λ_max(theory) lies at least LR_MARGIN beyond 1 on the
+# predicted side; the others (finite-width fluctuations of λ_max, which the lambda_max record checks against the
+# theory) are excused and counted. A step counts as an increase when the loss grows by more than LOSS_RTOL of its
+# current value (nearly stationary losses wiggle by ~1e-3 of themselves as the kernel drifts; an unstable mode grows
+# its share of the loss by ≥ 20 % per step at 5 % beyond the threshold) plus LOSS_ATOL of the initial loss (rounding).
+LR_MARGIN = 0.05
+LOSS_RTOL = 1e-2
+LOSS_ATOL = 1e-12
 
 
 def _train_task(spec: dict) -> dict:
@@ -1130,11 +1137,11 @@ def _train_task(spec: dict) -> dict:
 
 
 def _monotone(losses: np.ndarray) -> bool:
-    """No finite loss value above its predecessor by more than LOSS_RTOL of the initial loss (a loss that overflowed
-    is not monotone)."""
+    """No loss above its predecessor by more than LOSS_RTOL of it plus LOSS_ATOL of the initial loss (a loss that
+    overflowed is not monotone)."""
     if not np.all(np.isfinite(losses)):
         return False
-    return bool(np.all(np.diff(losses) <= LOSS_RTOL * losses[0]))
+    return bool(np.all(np.diff(losses) <= LOSS_RTOL * losses[:-1] + LOSS_ATOL * losses[0]))
 
 
 def learning_rate(
@@ -1162,12 +1169,20 @@ def learning_rate(
     above it (1.1) the top mode grows by |1 − ηλ_max| > 1 per step and the loss does not.
 
     Per seed, the network, inputs (as in :func:`fisher_depth`) and targets are drawn once and trained from the same
-    initialisation at every factor, for ``steps`` steps. Records per point: ``monotone@eta=f×2/lambda_max`` — the
-    fraction of seeds whose loss never increased (by more than :data:`LOSS_RTOL` of the initial loss), theory 1 for
-    f < 1 and 0 for f > 1, tolerance 0 (every seed must behave as predicted); and ``lambda_max`` at initialisation
-    against the theory (the learning rate's basis), with :func:`fisher_depth`'s tolerance. Default point: critical tanh
-    at σ_b² = 0.05; default weights orthogonal, whose λ_max fluctuates by ~2 % between draws (Gaussian: 6-9 %, enough
-    to put single draws on the other side of a 10 % margin).
+    initialisation at every factor, for ``steps`` steps. Records per point:
+
+    * ``lambda_max`` at initialisation against the theory (the learning rate's basis), with :func:`fisher_depth`'s
+      tolerance;
+    * ``monotone@eta=f×2/lambda_max`` for each factor f: the fraction of seeds whose loss never increased (by more than
+      :data:`LOSS_RTOL` of itself), theory 1 for f < 1 and 0 for f > 1, tolerance 0. A seed is held to this prediction
+      when its own λ_max puts f·λ_max/λ_max(theory) at least :data:`LR_MARGIN` (5 %) beyond 1 on the predicted side;
+      draws closer to the threshold, a finite-width fluctuation of λ_max, can go either way and are excused (their
+      number is the parameter ``excused``; ``n`` counts the seeds held). If every seed is excused the record fails:
+      the theory's λ_max then misses the networks' by more than the margin, and the learning rate it gives does not
+      separate monotone from non-monotone training.
+
+    Default point: critical tanh at σ_b² = 0.05; default weights orthogonal, whose λ_max fluctuates by ~2 % between
+    draws (Gaussian: 6-9 %).
 
     ``data["learning_rate"]``: per point, the loss curves (seeds × steps + 1) for every factor and λ_max per seed.
     """
@@ -1213,12 +1228,18 @@ def learning_rate(
                                    floor=FISHER_FLOOR["lambda_max"] * math.sqrt(v) * lam_th,
                                    allowance=FISHER_BIAS["lambda_max"] * v * lam_th))
         curves = {}
+        lam_seed = np.array([r["lambda_max"] for r in res]) / lam_th
         for f in fs:
             key = f"{f:g}"
-            mono = [1.0 if _monotone(r["losses"][key]) else 0.0 for r in res]
-            records.append(make_record(name, f"monotone@eta={key}x2/lambda_max",
-                                       dict(base, factor=f, eta=2 * f / lam_th), 1.0 if f < 1.0 else 0.0, mono,
-                                       k_sigma=0.0))
+            predicted = f < 1.0
+            held = (f * lam_seed <= 1.0 - LR_MARGIN) if predicted else (f * lam_seed >= 1.0 + LR_MARGIN)
+            mono = [1.0 if _monotone(r["losses"][key]) else 0.0 for r, h in zip(res, held) if h]
+            p = dict(base, factor=f, eta=2 * f / lam_th, excused=int(np.sum(~held)))
+            qty = f"monotone@eta={key}x2/lambda_max"
+            if mono:
+                records.append(make_record(name, qty, p, 1.0 if predicted else 0.0, mono, k_sigma=0.0))
+            else:  # no seed close enough to the theory's λ_max for the prediction to apply
+                records.append(Record(name, qty, _jsonable(p), 1.0 if predicted else 0.0, math.nan, 0.0, 0, 0.0, False))
             cs = [r["losses"][key] for r in res]
             n = max(len(c) for c in cs)
             curves[key] = np.array([np.pad(c, (0, n - len(c)), constant_values=np.nan) for c in cs])

@@ -246,7 +246,12 @@ def plot_learning_rate(table, path=None):
             f = float(key)
             rec = table.select(experiment="learning_rate", quantity=f"monotone@eta={key}x2/lambda_max",
                                point=d["point"])
-            frac = f"{rec[0].measured:.0%} of seeds monotone" if len(rec) else ""
+            frac = ""
+            if len(rec):
+                r = rec[0]
+                frac = f"{r.measured:.0%} of {r.n} seeds monotone" if r.n else "no seed near enough to test"
+                if r.params.get("excused"):
+                    frac += f", {r.params['excused']} excused"
             for s, c in enumerate(np.atleast_2d(curves)):
                 ax.plot(np.arange(len(c)), c / c[0], color=color, lw=1.2, alpha=0.8,
                         label=f"η = {f:g} × 2/λ_max ({'predicted monotone' if f < 1 else 'predicted not monotone'}; "

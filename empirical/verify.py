@@ -60,7 +60,7 @@ def experiment_sizes(size: str = "default") -> dict:
         return {
             "trajectories": dict(depth=16, width=1000, seeds=8),
             "jacobian_spectra": dict(depth=12, width=512, seeds=8),
-            "fisher_depth": dict(widths=(128, 256, 512), depths=(1, 2, 4, 8, 16, 32), seeds=8),
+            "fisher_depth": dict(widths=(128, 256, 512), depths=(1, 2, 4, 8, 16), seeds=8),
             "conditional_fisher": dict(points=ex.critical_points("tanh", (1 / 64, 0.5)), depths=(1, 2, 4, 8, 16, 32),
                                        width=400, seeds=6),
             "learning_rate": dict(points={**ex.tanh_points(), **ex.critical_points("tanh", (1 / 64,))}, width=1024,
