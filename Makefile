@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run test test-fast bench figures clean
+.PHONY: setup run verify test test-fast bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ setup: $(STAMP)
 run: setup
 	$(PY) -m meanfield.cli run --out $(OUT)
 
+verify: setup
+	$(PY) -m meanfield.cli verify --out $(OUT)/verify
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -31,7 +34,7 @@ bench: setup
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
 
 figures: setup
-	$(PY) -m meanfield.cli run --out docs/figures --figures-only
+	$(PY) -m meanfield.cli run --out docs/figures
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -2,7 +2,9 @@
 
 Conventions are THEORY §0's: ``depth`` L hidden layers plus a readout with C outputs; σ_w, σ_b are standard deviations;
 inputs are rows of ``X`` (shape ``(T, N_0)``). Networks are float64 by default, on CUDA when available; measurements return
-NumPy float64 arrays. The brute-force references the fast paths are tested against live in :mod:`empirical.reference`.
+NumPy float64 arrays. The brute-force references the fast paths are tested against live in :mod:`empirical.reference`; the theory-vs-simulation
+experiments in :mod:`empirical.experiments`, their figures in :mod:`empirical.plots`, the ``meanfield verify`` command in
+:mod:`empirical.verify` and assertion helpers for users' CI in :mod:`empirical.testing`.
 """
 
 from empirical._torch_activations import TorchActivation, torch_activation
@@ -18,6 +20,27 @@ from empirical.measure import (
     sokol_park_bound,
 )
 from empirical.networks import ForwardPass, RandomMLP, default_device
+from empirical.experiments import (
+    EXPERIMENTS,
+    Record,
+    ResultTable,
+    conditional_fisher,
+    fisher_depth,
+    jacobian_spectra,
+    learning_rate,
+    make_record,
+    run_all,
+    sokol_park,
+    trajectories,
+)
+from empirical.testing import (
+    assert_conditional_fisher_matches_theory,
+    assert_fisher_matches_theory,
+    assert_jacobian_spectrum_matches_theory,
+    assert_layer_statistics_match_theory,
+    assert_passed,
+)
+from empirical.verify import run_verify
 
 __all__ = [
     # networks
@@ -39,4 +62,23 @@ __all__ = [
     "conditional_fisher_eigenvalues",
     "SokolParkBound",
     "sokol_park_bound",
+    # theory vs simulation (experiments return a ResultTable of Records)
+    "Record",
+    "ResultTable",
+    "make_record",
+    "EXPERIMENTS",
+    "trajectories",
+    "jacobian_spectra",
+    "fisher_depth",
+    "conditional_fisher",
+    "learning_rate",
+    "sokol_park",
+    "run_all",
+    "run_verify",
+    # assertions for users' CI
+    "assert_passed",
+    "assert_layer_statistics_match_theory",
+    "assert_jacobian_spectrum_matches_theory",
+    "assert_fisher_matches_theory",
+    "assert_conditional_fisher_matches_theory",
 ]

@@ -25,6 +25,15 @@ from meanfield.fisher import (
 )
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
 from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
+from meanfield.spectra import (
+    JacobianSpectrum,
+    bernoulli_edge,
+    fuss_catalan_density,
+    fuss_catalan_edge,
+    fuss_catalan_moment,
+    jacobian_spectrum,
+    marchenko_pastur_density,
+)
 from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
 
 __version__ = "0.1.0"
@@ -53,6 +62,14 @@ __all__ = [
     "critical_sigma_b",
     "critical_point",
     "phase_diagram",
+    # Jacobian spectra (free probability)
+    "jacobian_spectrum",
+    "JacobianSpectrum",
+    "fuss_catalan_moment",
+    "fuss_catalan_edge",
+    "fuss_catalan_density",
+    "marchenko_pastur_density",
+    "bernoulli_edge",
     # Fisher information
     "fisher_statistics",
     "conditional_fisher_spectrum",

@@ -6,7 +6,8 @@ Examples::
     meanfield critical tanh --q-star 0.015625        # the critical (σ_w, σ_b) with this q*
     meanfield fixed-point tanh --sigma-w 1.5 --sigma-b 0.2
     meanfield phase-diagram tanh --out results/      # CSV table + PNG figure with the critical line
-    meanfield run --out out/                         # the main job: phase diagrams and critical lines, with figures
+    meanfield verify --out verify/                   # theory against sampled networks: figures, report, exit status
+    meanfield run --out out/                         # the main job: phase diagrams, critical lines, then verify
 
 σ_w and σ_b are standard deviations (weights N(0, σ_w²/N), biases N(0, σ_b²)).
 """
@@ -115,8 +116,29 @@ def cmd_phase_diagram(args):
     print(f"{pd.q_star.size} points in {elapsed:.3f} s -> {out}/phase_diagram_*.csv, .png")
 
 
+def _verify_main(argv):
+    """``meanfield verify``: the empirical verifier's command (needs the ``empirical`` extra: torch, matplotlib)."""
+    try:
+        from empirical.verify import main as verify_main
+    except ImportError as exc:  # torch or matplotlib missing
+        print(f"error: `meanfield verify` needs the empirical extra (pip install 'meanfield[empirical]'): {exc}",
+              file=sys.stderr)
+        return 2
+    return verify_main(argv)
+
+
 def cmd_run(args):
-    """The main job: phase diagrams of tanh and erf, critical lines of several activations, a summary report."""
+    """The main job: phase diagrams of tanh and erf, critical lines of several activations, a summary report, then
+    (unless ``--theory-only``) ``meanfield verify`` into ``OUT/verify``. Non-zero exit when either part fails."""
+    status = _run_theory(args)
+    if args.theory_only:
+        return status
+    print(f"\nmeanfield verify --out {Path(args.out) / 'verify'}" + (" --full" if args.full else ""))
+    vstatus = _verify_main(["--out", str(Path(args.out) / "verify")] + (["--full"] if args.full else []))
+    return status or vstatus
+
+
+def _run_theory(args):
     import meanfield as mf
     from meanfield.plotting import plot_critical_lines
 
@@ -185,14 +207,23 @@ def build_parser():
     d.add_argument("--out", default=".")
     d.set_defaults(func=cmd_phase_diagram)
 
-    r = sub.add_parser("run", help="the main job: phase diagrams, critical lines, report and figures")
-    r.add_argument("--out", default="out")
-    r.add_argument("--figures-only", action="store_true", help="(kept for the figures make target)")
+    r = sub.add_parser("run", help="the main job: phase diagrams, critical lines, then `verify` (report and figures)")
+    r.add_argument("--out", default="out", help="output folder; the verify part writes into OUT/verify")
+    r.add_argument("--theory-only", action="store_true", help="skip the verify part (no torch needed)")
+    r.add_argument("--full", action="store_true", help="run verify at its full sizes (several minutes)")
     r.set_defaults(func=cmd_run)
+
+    # Listed for --help only: main() hands `verify ...` to empirical.verify, which has its own options and --help.
+    sub.add_parser("verify", add_help=False,
+                   help="theory against sampled random networks: six experiments, figures, a Markdown report; "
+                   "exit status 1 when a prediction misses (see `meanfield verify --help`)")
     return p
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "verify":
+        return _verify_main(argv[1:])
     args = build_parser().parse_args(argv)
     import meanfield as mf
 

@@ -6,9 +6,7 @@ import numpy as np
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No backend is forced: headless runs fall back to Agg by themselves, notebooks keep their inline backend.
     import matplotlib.pyplot as plt
 
     return plt

@@ -35,3 +35,29 @@ def test_help_mentions_conventions(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "standard deviations" in capsys.readouterr().out
+
+
+def test_verify_subcommand_dispatches_to_the_verifier(tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["verify", "--out", str(tmp_path), "--size", "tiny", "--quiet"]) == 0
+    assert "ok   sokol_park" in capsys.readouterr().out
+    assert "All predictions hold" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    assert "--theory-sigma-w-scale" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_run_is_theory_then_verify(tmp_path, capsys, monkeypatch):
+    import meanfield.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "_verify_main", lambda argv: calls.append(argv) or 1)
+    assert main(["run", "--out", str(tmp_path)]) == 1  # the verify part's failure is the job's failure
+    assert calls == [["--out", str(tmp_path / "verify")]]
+    report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+    assert "max |χ_1 - 1|" in report
+    for png in ("phase_diagram_tanh.png", "phase_diagram_erf.png", "critical_lines.png"):
+        assert (tmp_path / png).stat().st_size > 10_000
+    calls.clear()
+    assert main(["run", "--out", str(tmp_path), "--theory-only"]) == 0 and calls == []
