@@ -968,7 +968,8 @@ class SokolParkBound:
         :func:`conditional_fisher_spectrum` (multiply by ``width`` for λ_max of F(θ|x) itself). It also bounds the FIM of a
         batch of inputs of this norm (an average of such matrices).
     jacobian_norms : ``‖J_l‖₂²`` for l = 1 … L+1 (index 0 NaN; ``‖J_{L+1}‖ = 1``): the upper spectral edge of
-        ``J_lJ_lᵀ``, a product of L + 1 - l pairs D·W, from :func:`meanfield.spectra.jacobian_spectrum`.
+        ``J_lJ_lᵀ``, a product of L + 1 - l pairs D·W: :func:`meanfield.spectra.jacobian_spectrum`'s edge, for all l
+        in one pass over one set of laws of φ'².
     terms : ``λ_max(H)(a_l/N)‖J_l‖₂²``, each layer's share of the bound.
     shift : ``a_l/N = q̂^{l-1} + 1/N``.
     """
@@ -1005,7 +1006,7 @@ def sokol_park_bound(
     ``q0 = q̂^{l-1}`` so that its layers follow the same trajectory. Returns the bound divided by N (see
     :class:`SokolParkBound`).
     """
-    from meanfield.spectra import jacobian_spectrum  # lazily: the bound is the only user here
+    from meanfield.spectra import _exp, _tail_log_edges  # lazily: the bound is the only user here
 
     act = get_activation(phi)
     sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
@@ -1023,8 +1024,10 @@ def sokol_park_bound(
     shift[2:] = lay.q_hat[1 : L + 1] + b
     norms = np.full(L + 2, np.nan)
     norms[L + 1] = 1.0
-    for l in range(1, L + 1):
-        norms[l] = jacobian_spectrum(act, sw, sb, L + 1 - l, weights=weights, q0=float(lay.q_hat[l - 1])).edge
+    # J_l J_lᵀ has the law of the sub-network of layers l … L, whose trajectory is q^l … q^L: its edge is
+    # jacobian_spectrum(φ, σ_w, σ_b, L + 1 - l, weights, q0 = q̂^{l-1}).edge, for all l at once from one set of laws
+    log_edges = _tail_log_edges(act, sw, lay.q[1 : L + 1], weights == "gaussian")
+    norms[1 : L + 1] = [_exp(float(x)) for x in log_edges]  # inf beyond float64, like JacobianSpectrum.edge
     terms = np.full(L + 2, np.nan)
     terms[1:] = hmax * shift[1:] * norms[1:]
     return SokolParkBound(

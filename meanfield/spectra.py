@@ -70,6 +70,7 @@ STOPPED_NOISE = 1e-6  # see density(): |Im m| ≤ STOPPED_NOISE |m| where the co
 THREADS = max(1, min(8, os.cpu_count() or 1))  # threads for density() on many points
 H_FACTOR = 10.0  # the continuation starts at Im z = H_FACTOR × max(1, normalised edge) (THEORY §2: "from λ + 10i")
 _LOG_MAX = math.log(np.finfo(float).max)
+_TINY = 1.0 / np.finfo(float).max  # 1/x is finite for x above this
 
 
 def _exp(x: float) -> float:
@@ -93,6 +94,8 @@ def _exp(x: float) -> float:
 CONTOUR_KAPPA = 0.6
 CONTOUR_NODES = 32  # Gauss–Legendre nodes per contour segment (error ~ 1.8^-64 for a pole on the real axis)
 CONTOUR_SAMPLES = 16  # Chebyshev samples of φ'² per panel for the interpolant
+LOG_RTOL = 1e-5  # log φ'² is interpolated only where that reproduces φ'² to this (relative) between the samples
+CONTOUR_GROWTH = 1e3  # … and where its continuation on the contour stays below this × the panel's largest value
 _XC, _WC = np.polynomial.legendre.leggauss(CONTOUR_NODES)
 # Chebyshev points of the first kind (interior: a panel's ends can be kinks, where φ' takes the other side's value)
 _THETA = np.pi * (np.arange(CONTOUR_SAMPLES) + 0.5) / CONTOUR_SAMPLES
@@ -117,11 +120,12 @@ class _Law:
     bottom: float  # smallest value
     raw_moments: np.ndarray  # E[φ'^{2k}], k = 0..MAX_MOMENT
     rel_var: float  # Var(φ'²)/μ_1², computed centred
-    zero_mass: float  # P(φ'² = 0): the atom at 0 plus nodes where φ' rounds to 0 (saturated tails)
+    zero_mass: float  # P(φ'² = 0): the atom at 0 plus where φ'² rounds to 0 (saturated tails, see _resolved_part)
     pieces: tuple = ()  # monotone pieces (u_a, u_b) of the continuous part (u ≥ 0 only when ``mirror``)
     mirror: bool = False  # φ'² even: only u ≥ 0 is represented, with doubled weights
     bottom_positive: float = 0.0  # smallest non-zero value (the left end of the support of M_D's poles)
-    cont_bottom: float = 0.0  # smallest value of the continuous part
+    cont_bottom: float = 0.0  # smallest value of the continuous part (0 where φ' has a zero inside a piece)
+    zeros: tuple = ()  # ends of monotone pieces where φ' vanishes (sign change, GELU/SiLU): φ'² = 0 there exactly
 
     @property
     def mean(self) -> float:
@@ -172,7 +176,10 @@ def _pieces(act, U):
     out = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         t = a + (b - a) * np.array([0.03, 0.2, 0.41, 0.5, 0.67, 0.85, 0.97])
-        const = bool(np.all(act.d2phi(t) == 0.0))
+        # φ'' = 0 at every probe is not enough: where φ saturates it rounds to 0 too (tanh on [-9√q, 9√q] for q > 139:
+        # every probe but u = 0, where tanh'' = 0, lies beyond |u| = 19), so φ' must also take one value
+        d1 = act.dphi(t)
+        const = bool(np.all(act.d2phi(t) == 0.0) and np.all(d1 == d1[0]))
         out.append((a, b, const))
     return out
 
@@ -245,23 +252,43 @@ def _contour_rule(act, sq, br, sigma):
     xs = (xi - c[:, None]) / h[:, None]  # standardised: |Im xs| ≤ CONTOUR_KAPPA
     samples = _g(act, sq * (c[:, None] + h[:, None] * _CHEB))  # (P, n_s) real values on the panels
     # interpolate φ'² or log φ'², whichever reproduces φ'² better between the samples: log φ'² where φ'² spans decades
-    # (Gaussian-like tails, e.g. erf: log φ'² is a quadratic), φ'² itself next to its zeros (GELU, SiLU)
+    # (Gaussian-like tails, e.g. erf: log φ'² is a quadratic), φ'² itself next to its zeros (GELU, SiLU).
+    # log φ'² only where it is resolved (relative error ≤ LOG_RTOL between the samples): where φ' is a difference of
+    # O(1) numbers that cancel to the rounding level (1 - tanh² beyond |u| ≈ 15, GELU's Φ(u) + uφ(u) and SiLU's
+    # σ + uσ(1 - σ) far out, the logistic's σ(1 - σ)), the samples of φ'² are rounding noise (steps of ~1e-32, relative
+    # errors 1e-4 … 1); the polynomial through the logs of such a staircase swings by hundreds on the contour and
+    # exp overflows. There φ'² is not resolved either way; its linear interpolant stays within a small multiple of the
+    # samples (≲ 1e-20: no weight in M_D at any y the solvers reach).
     check = _g(act, sq * (c[:, None] + h[:, None] * _CHEB_MID))
+    scale = np.maximum(np.max(np.abs(samples), axis=1), np.max(np.abs(check), axis=1))
     positive = np.all(samples > 0.0, axis=1)
     logs = np.log(np.where(samples > 0.0, samples, 1.0))
     err_lin = np.max(np.abs(_bary(samples, _CHEB_MID) - check), axis=1)
-    with np.errstate(over="ignore"):
-        err_log = np.max(np.abs(np.exp(_bary(logs, _CHEB_MID)) - check), axis=1)
-    use_log = positive & (err_log < err_lin)
+    log_mid = _bary(logs, _CHEB_MID)
+    # exp only where it cannot overflow (the log interpolant of a positive panel between its samples); else err = inf
+    safe = positive & np.all(log_mid < _LOG_MAX, axis=1)
+    err_log = np.full(samples.shape[0], np.inf)
+    if np.any(safe):
+        err_log[safe] = np.max(np.abs(np.exp(log_mid[safe]) - check[safe]), axis=1)
+    use_log = safe & (err_log < err_lin) & (err_log <= LOG_RTOL * scale)
     vals = _bary(samples, xs)
     if np.any(use_log):
-        vals[use_log] = np.exp(_bary(logs[use_log], xs[use_log]))
+        log_c = _bary(logs[use_log], xs[use_log])
+        # a resolved panel's continuation stays within a few times its values (≤ 7 measured); a larger swing on the
+        # contour means the log interpolant is not the analytic continuation: keep the linear one there
+        ok = np.all(log_c.real <= np.log(CONTOUR_GROWTH * scale[use_log])[:, None], axis=1)
+        idx = np.nonzero(use_log)[0][ok]
+        vals[idx] = np.exp(log_c[ok])
     wts = _WC * half[:, None] * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
     return vals.ravel(), wts.ravel()
 
 
-def _d2_law(act, q: float) -> _Law:
-    """The law of φ'(u)², u ~ N(0, q), as atoms (constant pieces of φ') plus quadrature nodes (the rest)."""
+def _d2_law(act, q: float, contour: bool = True) -> _Law:
+    """The law of φ'(u)², u ~ N(0, q), as atoms (constant pieces of φ') plus quadrature nodes (the rest).
+
+    ``contour=False`` leaves out the deformed-contour rule (``cnode_vals``/``cnode_wts`` empty): moments and edges
+    need only the real rule, and the contour takes most of the time.
+    """
     empty = np.zeros(0)
     cempty = np.zeros(0, complex)
     if q == 0.0:
@@ -290,9 +317,17 @@ def _d2_law(act, q: float) -> _Law:
         return _law_from_parts(act, q, avals, amass, empty, empty, cempty, cempty, (), False)
     # monotone pieces: the non-constant pieces split at the stationary points of φ'²
     mono = []
+    zeros = []
+    rounded = []  # u-intervals where φ'² rounds to 0 (saturated tails): counted as mass at 0, not integrated
     for a, b in nonconst:
-        cuts = [a, *[c for c in _stationary_points(act, a, b) if a < c < b], b]
-        mono.extend(zip(cuts[:-1], cuts[1:]))
+        stat = [c for c in _stationary_points(act, a, b) if a < c < b]
+        cuts = [a, *stat, b]
+        zeros.extend(_zeros_of_dphi(act, a, b, stat))
+        for pa, pb in zip(cuts[:-1], cuts[1:]):
+            kept, lost = _resolved_part(act, pa, pb)
+            if kept is not None:
+                mono.append(kept)
+            rounded.extend(lost)
     # breakpoints in z: the Gaussian's and φ's scales (meanfield._quad), graded towards every pinned end
     buf = np.empty(_quad.MAX_BREAKS)
     n = _quad.add_breaks(0.0, sq, np.asarray(act.kinks, dtype=np.float64), buf, 0)
@@ -313,23 +348,83 @@ def _d2_law(act, q: float) -> _Law:
         rz.append(z)
         rw.append(factor * w)
         sigma = -float(_gprime_sign(act, np.array([0.5 * (a + b)]))[0])  # contour moves up where φ'² decreases
-        v, w = _contour_rule(act, sq, br, sigma if sigma != 0.0 else 1.0)
-        cz_.append(v)
-        cw_.append(factor * w)
-    g = _g(act, sq * np.concatenate(rz))
+        if contour:
+            v, w = _contour_rule(act, sq, br, sigma if sigma != 0.0 else 1.0)
+            cz_.append(v)
+            cw_.append(factor * w)
+    g = _g(act, sq * np.concatenate(rz)) if rz else np.zeros(0)
     if not np.all(np.isfinite(g)):
         raise NumericalError(f"{act.name}: φ'(u)² is not finite for |u| ≤ {U:.3g} (q = {q:.6g})")
+    rw = np.concatenate(rw) if rw else np.zeros(0)
+    if rounded:
+        # one node at 0 with the exact Gaussian mass of the rounded intervals, in both rules (the contour is pinned at
+        # their ends, so the contour rule's weights still sum to the resolved part's real mass: M_D(∞) = -1 stays
+        # exact, and P(φ'² = 0) means the same for the real axis and the contour)
+        lost = factor * sum(_piece_mass(ra, rb, sq) for ra, rb in rounded)
+        g, rw = np.r_[g, 0.0], np.r_[rw, lost]
+        if contour:
+            cz_.append(np.zeros(1, complex))
+            cw_.append(np.full(1, lost, complex))
     vals, inv = np.unique(g, return_inverse=True)
-    wts = np.bincount(inv, weights=np.concatenate(rw))
-    cvals, cwts = np.concatenate(cz_), np.concatenate(cw_)
-    return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror)
+    wts = np.bincount(inv, weights=rw)
+    cvals = np.concatenate(cz_) if cz_ else np.zeros(0, complex)
+    cwts = np.concatenate(cw_) if cw_ else np.zeros(0, complex)
+    return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror, tuple(zeros))
 
 
-def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror) -> _Law:
+def _resolved_part(act, a, b):
+    """Split a monotone piece (a, b) of φ'² into the part where φ'² is resolved in float64 and the end where it rounds
+    to exactly 0: returns ((a', b') or None, [rounded intervals]).
+
+    Where φ saturates, φ' is the difference of two O(1) numbers and rounds to 0 (tanh: 1 - tanh(u)² = 0 for
+    |u| ≥ 19.06, inside the truncation |u| ≤ 9√q once q > 4.5; 5.5 % of the Gaussian mass at q = 100; the logistic
+    beyond u ≈ 37). Those nodes are not a piece of a continuous law one can interpolate or deform a contour through
+    (every sample is 0): the interval is cut off at the first exact 0 (bisection; φ'² is monotone on the piece), and
+    its mass is counted at 0 (``zero_mass``), as the real rule's zero nodes always were.
+    """
+    h = 1e-13 * (b - a)
+    ga, gb = _g(act, np.array([a + h, b - h]))
+    if ga != 0.0 and gb != 0.0:
+        return (a, b), []
+    if ga == 0.0 and gb == 0.0:
+        return None, [(a, b)]
+    zero_right = gb == 0.0
+    lo, hi = a, b  # the boundary between φ'² > 0 and φ'² = 0 lies in (lo, hi)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            break
+        if (float(_g(act, np.array([mid]))[0]) == 0.0) == zero_right:
+            hi = mid
+        else:
+            lo = mid
+    if zero_right:
+        return ((a, hi), [(hi, b)]) if hi > a else (None, [(a, b)])
+    return ((lo, b), [(a, lo)]) if lo < b else (None, [(a, b)])
+
+
+def _zeros_of_dphi(act, a, b, stationary):
+    """The stationary points of φ'² in (a, b) where φ' itself vanishes (changes sign, or is exactly 0 there).
+
+    φ'² has a minimum of value 0 there: the law of φ'² reaches 0 with density ~ t^{-1/2} (GELU at u ≈ -0.7518, SiLU at
+    u ≈ -1.2785), so it is not bounded away from 0 (E[1/φ'²] = ∞). The bisected stationary point is only located to
+    rounding, where φ'² is ~1e-30 rather than 0: the sign test on either side decides.
+    """
+    out = []
+    for c in stationary:
+        d = 1e-9 * (b - a)
+        lo, mid, hi = act.dphi(np.array([c - d, c, c + d]))
+        if mid == 0.0 or lo * hi < 0.0:
+            out.append(c)
+    return out
+
+
+def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror, zeros=()) -> _Law:
     cont = [*vals]
-    for a, b in mono:  # the ends of every monotone piece, nudged inside (one-sided values at kinks)
+    for a, b in mono:  # the ends of every monotone piece, nudged inside (one-sided values at kinks), 0 at zeros of φ'
         h = 1e-13 * (b - a)
-        cont.extend(_g(act, np.array([a + h, b - h])))
+        ga, gb = _g(act, np.array([a + h, b - h]))
+        cont.extend([0.0 if a in zeros else ga, 0.0 if b in zeros else gb])
     ext = [*avals, *cont]
     cont_bottom = float(min(cont)) if cont else math.inf
     top, bottom = float(max(ext)), float(min(ext))
@@ -343,7 +438,7 @@ def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror) 
     ext = np.asarray(ext)
     positive_min = float(ext[ext > 0.0].min()) if np.any(ext > 0.0) else 0.0
     return _Law(q, avals, amass, vals, wts, cvals, cwts, top, bottom, raw, rel_var, zero, mono, mirror, positive_min,
-                cont_bottom)
+                cont_bottom, tuple(zeros))
 
 
 # ------------------------------------------------------------------------------------------------------ power series
@@ -697,6 +792,47 @@ def _cluster(q):
     return reps, counts
 
 
+def _cluster_labels(q):
+    """Like :func:`_cluster` on the whole chain, also naming each layer's group: (representatives, labels) with
+    ``reps[labels[l]]`` the law of layer l."""
+    order = np.argsort(q, kind="stable")
+    qs = q[order]
+    reps = []
+    labels = np.empty(q.size, dtype=np.int64)
+    start = 0
+    for i in range(1, len(qs) + 1):
+        if i == len(qs) or qs[i] - qs[start] > Q_CLUSTER_RTOL * max(abs(qs[start]), 1e-300):
+            labels[order[start:i]] = len(reps)
+            reps.append(float(qs[start]))
+            start = i
+    return reps, labels
+
+
+def _tail_log_edges(act, sigma_w, q, gaussian):
+    """log of the upper edge of JJᵀ for every tail of one chain of layers: entry i is that of the product of the layers
+    i, i + 1, …, L - 1 with pre-activation variances ``q[i:]`` (L - i pairs D·W), for i = 0 … L - 1.
+
+    The same number as ``jacobian_spectrum(φ, σ_w, σ_b, L - i, q0=…).log_edge`` whose trajectory is ``q[i:]`` (σ_b
+    enters only through the q^l), at a fraction of the cost: the laws of φ'² are built once per distinct q^l (real rule only),
+    and each tail needs just its upper edge — no moments, atoms, lower edge or density solver.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    L = q.size
+    reps, labels = _cluster_labels(q)
+    laws = [_d2_law(act, r, contour=False) for r in reps]
+    log_mu = np.array([math.log(law.mean) for law in laws])
+    log_sw2 = 2.0 * math.log(sigma_w)
+    out = np.empty(L)
+    for i in range(L):
+        cnt = np.bincount(labels[i:], minlength=len(reps))
+        used = np.nonzero(cnt)[0]  # increasing q, as in jacobian_spectrum
+        counts = [int(cnt[j]) for j in used]
+        log_mean = float(sum(n * (log_sw2 + log_mu[j]) for j, n in zip(used, counts)))
+        log_e, _ = _upper_edge_normalised([laws[j] for j in used], counts, L - i, gaussian)
+        out[i] = log_mean + log_e
+    return out
+
+
 def _pack(laws, normalise, contour=False):
     """Concatenated (values/normalise, weights, offsets) of the laws; the contour rule for the density solver."""
     vals, wts, off = [], [], [0]
@@ -732,33 +868,44 @@ def _upper_edge_normalised(laws, counts, depth, gaussian):
 def _inverse_law(law: _Law) -> _Law:
     """Law of 1/φ'² (no atom at 0): (JJᵀ)^{-1} is the free product of the inverses (orthogonal W^{-1} = W^T/σ_w²)."""
     avals, nvals = 1.0 / law.atom_vals, 1.0 / law.node_vals
+    # raw moments E[φ'^{-2k}] in logs: a law bounded away from 0 only by the truncation (erf, ELU: φ'² ~ e^{-u²} or
+    # e^{2u} at |u| = 9√q) has inverse moments far beyond float64 (inf then; only the mean is used, see the caller)
     k = np.arange(MAX_MOMENT + 1)
-    raw = (law.node_wts[:, None] * nvals[:, None] ** k).sum(axis=0)
-    raw = raw + (law.atom_mass[:, None] * avals[:, None] ** k).sum(axis=0)
+    logv = -np.log(np.concatenate([law.atom_vals, law.node_vals]))
+    w = np.concatenate([law.atom_mass, law.node_wts])
+    pos = w > 0.0
+    log_raw = special.logsumexp(np.log(w[pos])[:, None] + logv[pos][:, None] * k, axis=0)
+    raw = np.array([_exp(float(x)) for x in log_raw])
     none = np.zeros(0, complex)
     return _Law(law.q, avals, law.atom_mass, nvals, law.node_wts, none, none, 1.0 / law.bottom, 1.0 / law.top, raw,
                 0.0, 0.0)
 
 
 def _lower_edge_normalised(laws, counts, depth, gaussian):
-    """log of the lower edge of the continuous part of the normalised spectrum, if it is separated from 0.
+    """log of the lower edge of the continuous part of the normalised spectrum, if it is separated from 0, and how it
+    was found: (log edge, found, exact).
 
     Orthogonal weights and φ'² bounded away from 0: the upper edge of (JJᵀ)^{-1}, the free product of the inverse laws
-    (exact, including the limit case where the edge is approached as m → ∞). Otherwise the first turning point of the
-    real branch of M_J^{-1} below the spectrum (:func:`meanfield._spectra_kernels.lower_edge`).
+    (exact, including the limit case where the edge is approached as m → ∞; the gap is certain, since every factor has
+    a bounded inverse). Otherwise the first turning point of the real branch of M_J^{-1} below the spectrum
+    (:func:`meanfield._spectra_kernels.lower_edge`), which the caller confirms on the physical branch.
     """
-    if not gaussian and all(law.zero_mass == 0.0 and law.bottom > 0.0 for law in laws):
+    if not gaussian and all(law.zero_mass == 0.0 and law.bottom > _TINY for law in laws):
         inv = [_inverse_law(law) for law in laws]
+        if not all(math.isfinite(il.mean) for il in inv):
+            # E[1/φ'²] beyond float64: only the truncation |u| ≤ 9√q keeps it finite (erf at q > 1/4: E[e^{2u²}] = ∞
+            # untruncated; ELU/SELU at large q), and the lower edge ≤ 1/(mean of the inverse product) underflows
+            return -math.inf, False, True
         log_inv, _ = _upper_edge_normalised(inv, counts, depth, False)
         # raw lower edge = 1/(raw edge of Π σ_w^{-2} D_l^{-2}); subtract log_mean = Σ n log(σ_w² μ) to normalise
-        return -log_inv - sum(n * math.log(il.mean * law.mean) for il, law, n in zip(inv, laws, counts)), True
+        return -log_inv - sum(n * math.log(il.mean * law.mean) for il, law, n in zip(inv, laws, counts)), True, True
     mus = [law.mean for law in laws]
     vals, wts, off = _pack(laws, mus)
     bottoms = np.array([law.bottom_positive / mu for law, mu in zip(laws, mus)])
     zmass = np.array([law.zero_mass for law in laws])
     cnt = np.asarray(counts, dtype=np.float64)
     log_lo, found = _k.lower_edge(vals, wts, off, cnt, bottoms, zmass, float(depth), gaussian)
-    return float(log_lo), bool(found)
+    return float(log_lo), bool(found), False
 
 
 def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=None) -> JacobianSpectrum:
@@ -848,12 +995,19 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
         solver["cont_lo"] = log_e
     elif solver_kind == "pushforward":  # the law of σ_w²φ'² itself: its continuous part starts at its smallest value
         law = laws[0]
-        solver["cont_lo"] = math.log(law.cont_bottom / law.mean) if law.node_vals.size else log_e
+        if not law.node_vals.size:
+            solver["cont_lo"] = log_e
+        elif law.cont_bottom > 0.0:
+            solver["cont_lo"] = math.log(law.cont_bottom / law.mean)
+        # else: the continuous part reaches 0 (φ' has a zero inside a piece, or rounds to 0 where φ saturates: tanh's
+        # 1 - tanh(u)² is exactly 0 beyond |u| ≈ 19.06, inside the truncation 9√q once q > 4.5), cont_lo stays -∞
     else:
-        log_lo, found = _lower_edge_normalised(laws, counts, L, gaussian)
-        if found and log_lo < log_e and solver_kind == "newton":
+        log_lo, found, exact = _lower_edge_normalised(laws, counts, L, gaussian)
+        if found and not exact and log_lo < log_e and solver_kind == "newton":
             # the real branch below the spectrum is the physical one only if there is a gap: confirm m is real at
-            # half the candidate edge by following the physical branch down from the upper half-plane
+            # half the candidate edge by following the physical branch down from the upper half-plane (the inverse
+            # laws' edge needs no confirmation; far below the bulk, where truncated laws put it — e^{-100} … e^{-48000}
+            # × the mean — the continuation could not give one: λ underflows, or arg(1 + m) drowns in rounding)
             m, st = _solve_sorted(np.array([log_lo - math.log(2.0)]), solver, mom, float(L))
             found = st[0] == 1 or (st[0] == 0 and abs(m[0].imag) <= _k.REAL_TOL * (1.0 + abs(m[0])))
         if found and log_lo < log_e:

@@ -633,3 +633,53 @@ def test_chain_edge_reproduces_jacobian_spectrum_edges(weights):
         chain = dict(s=s, D_real=lev["D_real"][sub], P_real=lev["P_real"][sub], off_real=np.r_[0, off],
                      gauss=lev["gauss"], dmax=dmax)
         assert F._edge(chain) == pytest.approx(b.jacobian_norms[l], rel=1e-6), l
+
+
+@requires_spectra
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+def test_sokol_park_bound_along_the_tanh_critical_line(weights):
+    """q* from 1e-3 to 1e2, depths 1, 2, 8: finite everywhere. At large q* the layers' laws of φ'² reach the
+    saturated tails where 1 - tanh² rounds to 0, and the depth-1 partial Jacobian's edge took log(0)."""
+    for q_star in np.geomspace(1e-3, 1e2, 9):
+        sw, sb = mf.critical_point("tanh", float(q_star))
+        for L in (1, 2, 8):
+            b = sokol_park_bound("tanh", sw, sb, L, 200, weights=weights)
+            assert math.isfinite(b.bound) and np.all(np.isfinite(b.jacobian_norms[1:])), (q_star, L)
+            assert b.bound == pytest.approx(np.sum(b.terms[1:]), rel=1e-14)
+            if weights == "orthogonal":
+                # J_L J_Lᵀ = σ_w² D_L² (one layer): its norm is σ_w² max φ'² = σ_w² (h = 0)
+                assert b.jacobian_norms[L] == pytest.approx(sw * sw, rel=1e-13)
+
+
+@requires_spectra
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+@pytest.mark.parametrize("q_star, input_norm", [(1.0 / 64, 1.0), (0.5, 0.7), (10.0, 3.0)])
+def test_sokol_park_norms_are_the_partial_jacobian_edges(weights, q_star, input_norm):
+    """The one-pass tail edges equal the definition, one jacobian_spectrum per partial product J_l (layers l … L,
+    started from q0 = q̂^{l-1})."""
+    import meanfield.spectra as spectra
+
+    sw, sb = mf.critical_point("tanh", q_star)
+    L = 5
+    b = sokol_park_bound("tanh", sw, sb, L, 300, weights=weights, input_norm=input_norm)
+    q_hat = np.r_[input_norm, b.shift[2:L + 1] - 1.0 / 300]
+    for l in range(1, L + 1):
+        ref = spectra.jacobian_spectrum("tanh", sw, sb, L + 1 - l, weights=weights, q0=float(q_hat[l - 1])).edge
+        assert b.jacobian_norms[l] == pytest.approx(ref, rel=1e-8), l
+    assert b.jacobian_norms[L + 1] == 1.0
+
+
+@requires_spectra
+def test_sokol_park_bound_is_fast_at_depth_64():
+    """All L partial products from one set of laws (was ~5 s: one jacobian_spectrum per l); generous for busy CI."""
+    import time
+
+    sw, sb = TANH_CRIT_1_64
+    sokol_park_bound("tanh", sw, sb, 4, 300)  # compile / warm up
+    best = math.inf
+    for weights in ("orthogonal", "gaussian"):
+        t = time.perf_counter()
+        b = sokol_park_bound("tanh", sw, sb, 64, 300, weights=weights)
+        best = min(best, time.perf_counter() - t)
+        assert math.isfinite(b.bound)
+    assert best < 1.0

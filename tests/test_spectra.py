@@ -309,6 +309,125 @@ def test_depth_one_orthogonal_is_the_law_of_phi_prime_squared(phi, sw, sb):
     assert np.mean(status == 0) > 0.9
 
 
+def test_depth_one_orthogonal_where_tanh_saturates():
+    # q^1 = σ_w² q0 + σ_b² = 4.62 > 4.49: the law's range |u| ≤ 9√q reaches |u| ≥ 19.06, where 1 - tanh(u)² rounds to
+    # 0. The continuous part of the law then ends at 0 and the support's lower end was log(0): "math domain error".
+    # Closed form: JJᵀ = σ_w² D², eigenvalues λ = σ_w² sech⁴(h), h ~ N(0, q).
+    from scipy.integrate import quad
+
+    sw, sb, q0 = 2.174276351011396, 1.2320837394995563, 0.6570746688597903
+    spec = jacobian_spectrum("tanh", sw, sb, 1, weights="orthogonal", q0=q0)
+    q = sw**2 * q0 + sb**2
+    assert spec.q[0] == pytest.approx(q, rel=1e-14)
+    assert spec.edge == pytest.approx(sw**2, rel=1e-13)  # h = 0: max φ'² = 1
+    assert spec.edge_kind == "hard" and spec.support == (0.0, spec.edge)
+    gauss = lambda u: math.exp(-0.5 * u * u / q) / math.sqrt(2.0 * math.pi * q)  # noqa: E731
+    for k in (1, 2, 3, 4):
+        ref = 2.0 * quad(lambda u: math.cosh(u) ** (-4 * k) * gauss(u), 0.0, 60.0, epsabs=0.0, epsrel=1e-13,
+                         limit=200)[0]
+        assert spec.moment(k) == pytest.approx(sw ** (2 * k) * ref, rel=1e-10), k
+    # density: push-forward of the Gaussian under u ↦ σ_w² sech⁴(u), two branches ±u, |dλ/du| = 4λ tanh|u|
+    u = np.array([0.05, 0.3, 1.0, 2.0, 4.0, 8.0])
+    lam = sw**2 / np.cosh(u) ** 4
+    ref = 2.0 * np.array([gauss(v) for v in u]) / (4.0 * lam * np.tanh(u))
+    np.testing.assert_allclose(spec.density(lam), ref, rtol=1e-9)
+    assert spec.density(0.5 * spec.support[0]) == 0.0 and spec.density(1.01 * spec.edge) == 0.0
+
+
+def test_law_where_phi_prime_rounds_to_zero():
+    # tanh at q = 100: 1 - tanh(u)² is exactly 0 for |u| ≥ 19.06 (5.7 % of the Gaussian mass). That interval is cut off
+    # and counted at 0 with its exact mass, in the real and the contour rule alike (the contour rule's weights for
+    # non-zero values then sum to the real mass of the rest, as Cauchy's theorem says: a staircase of zeros in the
+    # contour rule left them complex and off by 1e-3, and the density solver failed everywhere at q* ≥ 80)
+    from scipy.special import ndtr
+
+    act = mf.get_activation("tanh")
+    law = _d2_law(act, 100.0)
+    (a, u_s), = law.pieces  # φ'² even: one decreasing piece on u ≥ 0
+    assert a == 0.0 and act.dphi(u_s) == 0.0 and act.dphi(u_s * (1.0 - 1e-14)) > 0.0
+    assert u_s == pytest.approx(19.0615, abs=1e-4)
+    exact = 2.0 * (ndtr(-u_s / 10.0) - ndtr(-9.0))  # the rules cover |u| ≤ 9√q
+    assert law.zero_mass == pytest.approx(exact, rel=1e-12)
+    nz = law.cnode_vals != 0.0
+    assert abs(law.cnode_wts[nz].sum() - (1.0 - law.zero_mass)) < 1e-13
+    assert np.all(np.isfinite(law.cnode_vals)) and np.max(np.abs(law.cnode_vals)) < 2.0 * law.top
+    assert law.cont_bottom == 0.0 and law.bottom_positive > 0.0
+
+
+@pytest.mark.parametrize("phi", ["sigmoid", "silu", "softplus", "tanh"])
+def test_contour_rule_where_phi_prime_is_rounding_noise(phi):
+    # at q ≈ 250 the samples of φ'² far out are rounding noise (steps of ~1e-32); the polynomial through their logs
+    # swung by hundreds on the contour and exp overflowed. Such panels keep the linear interpolant: contour values stay
+    # of the order of the law's values, and the law's mean is that of the real rule
+    act = mf.get_activation(phi)
+    for q in (100.0, 251.18864315095823, 400.0):
+        law = _d2_law(act, q)
+        assert np.all(np.isfinite(law.cnode_vals)) and np.max(np.abs(law.cnode_vals)) < 2.0 * law.top
+        nz = law.cnode_vals != 0.0
+        contour_mean = np.sum(law.cnode_wts[nz] * law.cnode_vals[nz])
+        assert abs(contour_mean - law.mean) < 1e-10 * law.mean
+
+
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+@pytest.mark.parametrize("q_star", [0.5, 3.0, 30.0])
+def test_gelu_on_its_critical_line(q_star, weights):
+    # GELU's φ' vanishes at u0 ≈ -0.7518: the law of φ'² reaches 0 with density ~ t^{-1/2}, E[1/φ'²] = ∞. It was taken
+    # for "bounded away from 0" (its nodes stop at ~1e-30), and the orthogonal lower edge by inversion overflowed
+    # (E[φ'^{-16}] ~ 1e300^8). The input sits at q0 = q* (GELU's length map runs away from q* when started at 1).
+    from scipy.optimize import brentq
+
+    act = mf.get_activation("gelu")
+    sw, sb = mf.critical_point("gelu", q_star)
+    L = 2
+    spec = jacobian_spectrum("gelu", sw, sb, L, weights=weights, q0=q_star)
+    mu1 = np.array([mf.expect(lambda u: act.dphi(u) ** 2, q, kinks=act.kinks).value for q in spec.q])
+    mu2 = np.array([mf.expect(lambda u: act.dphi(u) ** 4, q, kinks=act.kinks).value for q in spec.q])
+    mean = float(np.prod(sw**2 * mu1))
+    assert spec.mean == pytest.approx(mean, rel=1e-10)
+    rel_var = np.sum(mu2 / mu1**2 - 1.0) + (L if weights == "gaussian" else 0.0)
+    assert spec.variance == pytest.approx(mean**2 * rel_var, rel=1e-9)
+    u0 = brentq(lambda u: float(act.dphi(u)), -1.0, -0.5, xtol=1e-15)
+    for law in spec._solver["laws"]:
+        assert law.zeros == pytest.approx((u0,), abs=1e-12)
+        assert law.cont_bottom == 0.0 and law.zero_mass < 1e-3  # φ'² underflows to 0 only beyond u ≈ -27.3
+    assert spec.support[0] == 0.0 and spec.support[1] == spec.edge
+    if q_star == 0.5:  # the density (deformed-contour rule next to the zero of φ') against the exact moments
+        m1 = integrate_spectrum(spec, lambda x: x)
+        assert m1 == pytest.approx(spec.mean, rel=1e-7)
+
+
+def test_erf_orthogonal_lower_edge_beyond_float64():
+    # erf, q > 1/4: E[1/φ'²] = E[e^{2u²}]π/4 is infinite, finite only through the truncation |u| ≤ 9√q, and at the
+    # deeper layers here beyond float64: E[φ'^{-16}] overflowed (RuntimeWarning); where E[1/φ'²] itself does, the
+    # lower edge (below 1/E[1/φ'²]) underflows and the spectrum reaches 0. The inverse laws' edge is exact, so it is
+    # not re-checked on the physical branch, which at λ ~ 1e-215 divided by zero.
+    sw, sb = mf.critical_point("erf", 0.7196856730011522)
+    for L, q0 in ((8, 0.7196856730011522), (2, 100.0)):
+        spec = jacobian_spectrum("erf", sw, sb, L, weights="orthogonal", q0=q0)
+        assert 0.0 <= spec.support[0] < 1e-300 * spec.mean
+        assert math.isfinite(spec.edge) and spec.edge > spec.mean
+        mu = [mf.expect(lambda u: 4.0 / math.pi * np.exp(-2.0 * u * u), q).value for q in spec.q]  # φ' = 2e^{-u²}/√π
+        assert spec.mean == pytest.approx(float(np.prod(sw**2 * np.array(mu))), rel=1e-10)
+
+
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+def test_tanh_critical_line_sweep(weights):
+    # q* from 1e-3 to 1e2 on the χ_1 = 1 line, at the fixed point and from an input q0 = 1, depths 1, 2, 8: nothing
+    # raises, nothing is NaN; the density is finite and non-negative inside the support
+    for q_star in np.geomspace(1e-3, 1e2, 9):
+        sw, sb = mf.critical_point("tanh", float(q_star))
+        for L in (1, 2, 8):
+            for q0 in (None, 1.0):
+                spec = jacobian_spectrum("tanh", sw, sb, L, weights=weights, q0=q0)
+                vals = [spec.mean, spec.variance, spec.edge, *spec.support, spec.moment(8)]
+                assert all(math.isfinite(v) for v in vals), (q_star, L, q0, vals)
+                assert 0.0 <= spec.support[0] < spec.mean < spec.edge == spec.support[1]
+                if q0 is None:
+                    assert spec.mean == pytest.approx(1.0, rel=1e-9)
+                    d = spec.density(np.array([0.05, 0.3, 0.7, 0.95]) * spec.edge)
+                    assert np.all(np.isfinite(d)) and np.all(d >= 0.0) and np.any(d > 0.0)
+
+
 CASES = [
     ("tanh-orth-2", ("tanh", None, None, 2, "orthogonal")),
     ("tanh-orth-16", ("tanh", None, None, 16, "orthogonal")),
