@@ -8,7 +8,8 @@ Run ``python benchmarks/bench_empirical.py [--quick]``; it prints a Markdown sec
    with scipy's ``eigsh`` (when ``curvlinops-for-pytorch`` is installed), with their relative agreement.
 2. Width 1024, depth 64, 128 inputs, 10 outputs: λ_max on the CPU, time and peak memory (in a fresh subprocess, so
    the peak resident set is this case's own).
-3. Jacobian singular values at width 512, depth 32: the explicit D·W chain + ``svdvals`` vs ``jacrev`` + ``svdvals``.
+3. Jacobian singular values at width 512, depth 32: the explicit D·W chain + Gram eigenvalues (ours), batched, float32,
+   the bare-GEMM floor, vs ``torch.func.jacrev`` and ``torch.autograd.functional.jacobian``, each + ``svdvals``.
 4. Width 4096, depth 256, 256 inputs on a GPU, when one is present.
 """
 
@@ -161,14 +162,35 @@ def _case_large_worker(quick: bool) -> dict:
 
 
 def case_jacobian(repeats: int) -> dict:
-    net = emp.RandomMLP(512, 512, 32, 1, "tanh", 1.0151637852, 2.1566949868e-3, weights="orthogonal", generator=SEED)
-    x = _inputs(1, 512)[0] * math.sqrt((1 / 64 - 2.1566949868e-3**2)) / 1.0151637852
+    sw, sb = 1.0151637852, 2.1566949868e-3  # orthogonal tanh on the critical line at q* = 1/64 (THEORY §2)
+    net = emp.RandomMLP(512, 512, 32, 1, "tanh", sw, sb, weights="orthogonal", generator=SEED)
+    X = _inputs(8, 512) * math.sqrt(1 / 64 - sb**2) / sw
+    x = X[0]
     res = {}
     res["ours"], sv = best_time(lambda: emp.jacobian_singular_values(net, x), repeats)
+    res["ours_gram"], svg = best_time(lambda: emp.jacobian_singular_values(net, x, method="gram"), repeats)
+    res["gram_agree_sq"] = float(np.max(np.abs(svg**2 - sv**2)) / sv[0] ** 2)
     res["ours_chain"], _ = best_time(lambda: emp.input_output_jacobian(net, x), repeats)
+    t8, sv8 = best_time(lambda: emp.jacobian_singular_values(net, X), max(1, repeats // 2))
+    res["ours_batch8"] = t8 / 8
+    res["batch_agree"] = float(np.max(np.abs(sv8[0] - sv)) / sv[0])
+    net32 = emp.RandomMLP(
+        512, 512, 32, 1, "tanh", sw, sb, weights="orthogonal", generator=SEED, dtype=torch.float32
+    )
+    res["ours_f32"], sv32 = best_time(lambda: emp.jacobian_singular_values(net32, x), repeats)
+    res["f32_agree"] = float(np.max(np.abs(sv32 - sv)) / sv[0])
+    # the floor: the 31 bare 512×512 float64 GEMMs that any exact dense method performs
+    a, buf = _inputs(512, 512), torch.empty(512, 512, dtype=torch.float64)
+    res["gemm_floor"], _ = best_time(lambda: [torch.mm(a, w, out=buf) for w in net.W[1:32]], repeats)
     res["jacrev"], svj = best_time(lambda: torch.linalg.svdvals(ref.reference_jacobian(net, x)).numpy(), repeats)
     res["jacrev_chain"], _ = best_time(lambda: ref.reference_jacobian(net, x), repeats)
     res["agree"] = float(np.max(np.abs(sv - svj)) / sv[0])
+
+    def autograd_rows():  # torch.autograd.functional.jacobian, default vectorize=False: one backward pass per output
+        return torch.linalg.svdvals(torch.autograd.functional.jacobian(net.features, x)).numpy()
+
+    res["autograd"], sva = best_time(autograd_rows, 1)
+    res["autograd_agree"] = float(np.max(np.abs(sv - sva)) / sv[0])
     res["top_k"], top = best_time(lambda: emp.jacobian_singular_values(net, x, top_k=4, method="lanczos"), repeats)
     res["top_k_agree"] = float(np.max(np.abs(top - sv[:4])) / sv[0])
     return res
@@ -242,23 +264,39 @@ def run(quick: bool = False) -> str:
         f"{large['rss_before']:.0f} MiB | {large['rss_peak'] - large['rss_before']:.0f} MiB | "
         f"{large['weights_mib']:.0f} MiB | {large['caches_mib']:.0f} MiB | {large['gram_mib']:.1f} MiB |",
         "",
-        "**3. Jacobian singular values, orthogonal critical tanh (q* = 1/64), width 512, depth 32**",
+        "**3. Jacobian singular values, orthogonal critical tanh (q* = 1/64), width 512, depth 32, float64**",
         "",
-        "| method | time | ratio | agreement |",
+        "| method | time per input | ratio to ours | agreement with ours (max abs / σ_max) |",
         "|---|---|---|---|",
-        f"| explicit D·W chain + svdvals (ours; target ≤ 0.1 s) | {_fmt_t(jac['ours'])} | 1× | — |",
-        f"| (chain alone) | {_fmt_t(jac['ours_chain'])} | | |",
-        f"| torch.func jacrev + svdvals | {_fmt_t(jac['jacrev'])} | {jac['jacrev'] / jac['ours']:.2f}× "
-        f"(target ≥ 15×) | {jac['agree']:.1e} |",
-        f"| (jacrev alone) | {_fmt_t(jac['jacrev_chain'])} | {jac['jacrev_chain'] / jac['ours_chain']:.2f}× | |",
+        f"| explicit D·W chain + Gram eigvalsh, svdvals where ill-conditioned (ours, default; target ≤ 0.1 s) "
+        f"| {_fmt_t(jac['ours'])} | 1× | — |",
+        f"| the same, 8 inputs in one call (one GEMM per layer for the batch) | {_fmt_t(jac['ours_batch8'])} | "
+        f"{jac['ours_batch8'] / jac['ours']:.2f}× | {jac['batch_agree']:.1e} |",
+        f"| method=\"gram\" (squares σ² exact to u·σ_max²) | {_fmt_t(jac['ours_gram'])} | "
+        f"{jac['ours_gram'] / jac['ours']:.2f}× | {jac['gram_agree_sq']:.1e} (in σ²/σ_max²) |",
+        f"| (chain alone) | {_fmt_t(jac['ours_chain'])} | {jac['ours_chain'] / jac['ours']:.2f}× | |",
+        f"| a float32 network (dtype=torch.float32) | {_fmt_t(jac['ours_f32'])} | {jac['ours_f32'] / jac['ours']:.2f}× "
+        f"| {jac['f32_agree']:.1e} |",
+        f"| floor: 31 bare 512×512 float64 GEMMs | {_fmt_t(jac['gemm_floor'])} | "
+        f"{jac['gemm_floor'] / jac['ours']:.2f}× | |",
+        f"| torch.func jacrev + svdvals | {_fmt_t(jac['jacrev'])} | {jac['jacrev'] / jac['ours']:.2f}× slower | "
+        f"{jac['agree']:.1e} |",
+        f"| (jacrev alone) | {_fmt_t(jac['jacrev_chain'])} | {jac['jacrev_chain'] / jac['ours_chain']:.2f}× "
+        "slower than the chain alone | |",
+        f"| torch.autograd.functional.jacobian (vectorize=False, one backward per output) + svdvals "
+        f"| {_fmt_t(jac['autograd'])} | {jac['autograd'] / jac['ours']:.0f}× slower | {jac['autograd_agree']:.1e} |",
         f"| top-4 by Lanczos (matrix-free, tol = machine precision) | {_fmt_t(jac['top_k'])} | "
         f"{jac['top_k'] / jac['ours']:.1f}× slower than dense | {jac['top_k_agree']:.1e} |",
         "",
-        "The dense Jacobian needs L−1 = 31 products of 512×512 matrices (8.3 GFLOP) however it is computed; jacrev "
-        "performs the same products (its vmapped backward pass), so both run at the BLAS rate of the machine and the ratio "
-        "stays near 1 — the 15× target is out of reach for any exact dense method. The matrix-free top-k route "
-        "(ARPACK on JᵀJ through the stored D's and W's) streams every weight matrix twice per step and needs ~250 steps "
-        "for the clustered top of a near-isometric spectrum, so it only pays off where the dense product does not fit.",
+        "The dense Jacobian needs L−1 = 31 products of 512×512 matrices (8.3 GFLOP) however it is computed: ours runs "
+        "within a few per cent of those bare GEMMs (the floor row), so the time is this machine's float64 BLAS rate. "
+        "torch.func's vectorised jacrev performs the same products in its vmapped backward pass, so against it the ratio "
+        "stays near 1; the ≥ 15× target holds only against PyTorch's row-by-row "
+        "`torch.autograd.functional.jacobian`. Neither the 15× over vectorised jacrev nor ≤ 0.1 s (where the floor row "
+        "exceeds it) is reachable by any exact float64 dense method on this machine.",
+        "The matrix-free top-k route (ARPACK on JᵀJ through the stored D's and W's) streams every weight matrix twice "
+        "per step and needs ~250 steps for the clustered top of a near-isometric spectrum, so it only pays off where the "
+        "dense product does not fit.",
         "",
         "**4. GPU: width 4096, depth 256, 256 inputs**",
         "",
