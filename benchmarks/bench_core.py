@@ -14,17 +14,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _timing, run as a script or from run_all
+import _timing  # noqa: E402
+
 
 def best_of(fn, repeat=5):
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts)
+    return _timing.best_of(fn, repeat, warmup=False)
 
 
 def scipy_q_star(sw2, sb2, which="tanh"):

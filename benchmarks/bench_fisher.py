@@ -15,17 +15,16 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _timing, run as a script or from run_all
+import _timing  # noqa: E402
+
 
 def best_of(fn, repeat=5):
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts)
+    return _timing.best_of(fn, repeat, warmup=False)
 
 
 def quadrature_sums(phi, sw, sb, depth, q_in=1.0, rho=0.0):

@@ -20,8 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _timing, run as a script or from run_all
+import _timing  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -32,13 +36,7 @@ from meanfield import spectra  # noqa: E402
 
 
 def best_of(fn, repeat=7):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts)
+    return _timing.best_of(fn, repeat, warmup=True)
 
 
 def fmt(t):
