@@ -91,7 +91,9 @@ DESCRIPTIONS = {
 
 # ------------------------------------------------------------------------------------------------------ progress
 class _Progress:
-    """``progress(label, done, total)`` as a bar on stderr: tqdm when installed, else a plain text bar."""
+    """``progress(label, done, total)`` as a bar on stderr: tqdm when installed, else a plain text bar redrawn in place
+    at most every 0.1 s on a terminal, or, when the stream is not a terminal (a CI log), one line every 10 s and one
+    when the experiment finishes."""
 
     def __init__(self, n_experiments: int, stream=None):
         self.n = n_experiments
@@ -104,6 +106,8 @@ class _Progress:
         except ImportError:  # pragma: no cover - tqdm is optional
             tqdm = None
         self.tqdm = tqdm
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty())
 
     def __call__(self, label: str, done: int, total: int) -> None:
         if label != self.label:
@@ -116,17 +120,26 @@ class _Progress:
                 self.bar = self.tqdm(total=total, desc=desc, file=self.stream, leave=True, dynamic_ncols=True)
             else:
                 self.desc = desc
+                self.last = self.start
         if self.bar is not None:
             self.bar.n = done
             self.bar.refresh()
-        else:
+            return
+        now = time.perf_counter()
+        finished = done >= total
+        if self.interactive:  # redraw in place, at most every 0.1 s
+            if not finished and done > 0 and now - self.last < 0.1:
+                return
             width = 30
             filled = int(width * done / max(total, 1))
             self.stream.write(f"\r{self.desc:<28} |{'█' * filled}{'·' * (width - filled)}| {done}/{total}"
-                              f"  {time.perf_counter() - self.start:5.1f}s")
-            if done >= total:
-                self.stream.write("\n")
-            self.stream.flush()
+                              f"  {now - self.start:5.1f}s" + ("\n" if finished else ""))
+        else:  # a log file: one line every 10 s and one at the end, no carriage returns
+            if not finished and now - self.last < 10.0:
+                return
+            self.stream.write(f"{self.desc:<28} {done}/{total}  {now - self.start:5.1f}s\n")
+        self.last = now
+        self.stream.flush()
 
     def close(self) -> None:
         if self.bar is not None:

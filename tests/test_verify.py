@@ -99,3 +99,22 @@ def test_testing_helpers_pass_and_raise():
     with pytest.raises(AssertionError, match="Fisher information"):
         testing.assert_fisher_matches_theory("tanh", sw, sb, depths=(2, 6), width=128, n_samples=8,
                                              weights="orthogonal", theory_sigma_w_scale=1.1)
+
+
+def test_text_progress_in_a_log_writes_few_plain_lines():
+    """Not a terminal: no carriage returns, one line per experiment for a quick one (not one per task)."""
+    import io
+
+    from empirical.verify import _Progress
+
+    stream = io.StringIO()
+    bar = _Progress(2, stream=stream)
+    bar.tqdm = None  # the plain text bar, whether or not tqdm is installed
+    for label in ("first", "second"):
+        for done in range(201):
+            bar(label, done, 200)
+    bar.close()
+    out = stream.getvalue()
+    assert "\r" not in out
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[1/2] first") and lines[1].split()[-2] == "200/200"
