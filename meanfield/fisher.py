@@ -24,13 +24,12 @@ Finite depth: every trajectory starts from the inputs (``q̂^0 = |x|²/N_0 = inp
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import roots_hermitenorm
 
 from meanfield import _fisher_kernels as _fk
+from meanfield._mehler import mehler_coefficients as _mehler_coefficients
 from meanfield._validate import as_array, choice, correlation, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import InvalidParameterError, NumericalError
@@ -52,10 +51,6 @@ STOP_RTOL = 4.0 * np.finfo(np.float64).eps
 # Below this variance the network is linear to rounding (E φ² = φ'(0)² q + O(q²)): moments are taken at Q_TINY and
 # rescaled, which avoids evaluating the rules at variances that underflow.
 Q_TINY = 1e-200
-# Mehler series of the two-point expectations (smooth φ): Gauss–Hermite sizes tried in turn, and the accepted error
-# estimate |E_q φ² - Σ_k a_k²| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`_mehler_coefficients`.
-HERMITE_SIZES = (32, 64, 128, 256, 512, 1024)
-HERMITE_RTOL = 1e-12
 
 
 # ======================================================================================================= layer maps
@@ -66,108 +61,6 @@ def _moments_at(k, tab, q, out):
         return float(out[0]), float(out[2]), float(out[3])
     k.moments(Q_TINY, tab, out)
     return float(out[0]) * (q / Q_TINY), float(out[2]), float(out[3])
-
-
-_BASIS_LOCK = threading.Lock()
-_BASIS: dict[int, tuple] = {}
-# Products are taken in row blocks with rows·n·K below this: OpenBLAS then stays on one thread, whose hand-off to a second
-# one costs milliseconds on a busy machine (these products take ~0.1 ms).
-_BLOCK_WORK = 1 << 18
-
-
-def _hermite_basis(n):
-    """Positive Gauss–Hermite nodes z_i (n even; weight e^{-z²/2}/√(2π)) and the folded bases of even and odd degree.
-
-    ``Be[j, i] = w_i He_{2j}(z_i)/√((2j)!)`` and ``Bo[j, i] = w_i He_{2j+1}(z_i)/√((2j+1)!)`` for the positive nodes, so that
-    for any f, ``a_{2j} = Be[j]·(f(z) + f(-z))`` and ``a_{2j+1} = Bo[j]·(f(z) - f(-z))`` (the rule is symmetric).
-    Cached per n.
-    """
-    with _BASIS_LOCK:
-        got = _BASIS.get(n)
-        if got is None:
-            z, w = roots_hermitenorm(n)
-            # Hermite functions h_j = He_j(z) e^{-z²/4}/√(j!) by their (stable, bounded) normalised recurrence
-            # h_{j+1} = (z h_j - √j h_{j-1})/√(j+1); then w_i He_j(z_i)/√(j!) = h_j(z_i)·w_i e^{z_i²/4}
-            h = np.empty((n, n))
-            h[0] = np.exp(-0.25 * z * z)
-            h[1] = z * h[0]
-            for j in range(1, n - 1):
-                h[j + 1] = (z * h[j] - math.sqrt(j) * h[j - 1]) / math.sqrt(j + 1)
-            wt = np.zeros(n)
-            pos = w > 0.0
-            wt[pos] = np.exp(np.log(w[pos]) - 0.5 * math.log(2.0 * math.pi) + 0.25 * z[pos] ** 2)
-            B = h * wt
-            # entries this small only come from nodes far in the Gaussian tail; as subnormal numbers they would slow the
-            # products down a hundredfold, and they contribute nothing
-            B[np.abs(B) < 1e-200] = 0.0
-            half = n // 2
-            K = (3 * n) // 4  # coefficients kept (K even)
-            zp = np.ascontiguousarray(z[half:])
-            Be = np.ascontiguousarray(B[0:K:2, half:])
-            Bo = np.ascontiguousarray(B[1:K:2, half:])
-            got = _BASIS[n] = (zp, Be, Bo)
-        return got
-
-
-def _rows_product(X, Bt):
-    """``X @ Bt.T`` in row blocks small enough for a single BLAS thread (see :data:`_BLOCK_WORK`)."""
-    out = np.empty((X.shape[0], Bt.shape[0]))
-    step = max(1, _BLOCK_WORK // (X.shape[1] * Bt.shape[0]))
-    for i in range(0, X.shape[0], step):
-        np.matmul(X[i : i + step], Bt.T, out=out[i : i + step])
-    return out
-
-
-def _mehler_batch(k, n, qs, phi2, mu1):
-    """Squared coefficients a_k², b_k² (k < K = 3n/4) from the n-point rule, and whether each q meets the tolerance."""
-    zp, Be, Bo = _hermite_basis(n)
-    m = len(qs)
-    h = zp.size
-    u = (np.sqrt(qs)[:, None] * zp[None, :]).reshape(-1)
-    uu = np.concatenate((u, -u))
-    f = k.phi_array(uu, 0)
-    d = k.phi_array(uu, 1)
-    fp, fm = f[: m * h].reshape(m, h), f[m * h :].reshape(m, h)
-    dp, dm = d[: m * h].reshape(m, h), d[m * h :].reshape(m, h)
-    even = _rows_product(np.concatenate((fp + fm, dp + dm)), Be)
-    odd = _rows_product(np.concatenate((fp - fm, dp - dm)), Bo)
-    K = 2 * Be.shape[0]
-    ab = np.empty((2 * m, K))
-    ab[:, 0::2] = even
-    ab[:, 1::2] = odd
-    ab *= ab
-    a2, b2 = ab[:m], ab[m:]
-    finite = np.isfinite(a2).all(axis=1) & np.isfinite(b2).all(axis=1)
-    ok = (np.abs(phi2 - a2.sum(axis=1)) <= HERMITE_RTOL * phi2) & (np.abs(mu1 - b2.sum(axis=1)) <= HERMITE_RTOL * mu1)
-    return a2, b2, ok & finite
-
-
-def _mehler_coefficients(k, qs, phi2, mu1):
-    """Squared Hermite coefficients of φ(√q z) and φ'(√q z) for each variance in ``qs`` (a list of (a², b²) or None).
-
-    Mehler's formula: for ``u1, u2`` of variance q and correlation c,
-    ``E φ(u1)φ(u2) = Σ_k a_k² c^k`` and ``E φ'(u1)φ'(u2) = Σ_k b_k² c^k`` with ``a_k = E[φ(√q z) He_k(z)]/√(k!)``,
-    ``b_k`` the same for φ'. The first K = 3n/4 coefficients come from an n-point Gauss–Hermite rule, and the series is
-    accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²`` and the same for φ'² against μ_1: at c = 1 the
-    mismatch is exactly the error of the truncated, aliased series, and for |c| < 1 the omitted terms are smaller (all
-    a_k² ≥ 0). Rule sizes of :data:`HERMITE_SIZES` are tried in turn (a size is skipped when it fails the smallest q
-    still to do; the rest go on to the next size). Variances where even 1024 nodes fail (tanh beyond q ≈ 6, kinked φ)
-    get ``None``: those layers use the two-dimensional quadrature.
-    """
-    m = len(qs)
-    result = [None] * m
-    todo = np.argsort(qs, kind="stable")  # ascending q, still without a series
-    for n in HERMITE_SIZES:
-        if todo.size == 0:
-            break
-        j = todo[:1]
-        if not _mehler_batch(k, n, qs[j], phi2[j], mu1[j])[2][0]:
-            continue  # not even the smallest q: the next size
-        a2, b2, ok = _mehler_batch(k, n, qs[todo], phi2[todo], mu1[todo])
-        for i in np.flatnonzero(ok):
-            result[todo[i]] = (a2[i], b2[i])
-        todo = todo[~ok]
-    return result
 
 
 @dataclass(frozen=True)
@@ -191,7 +84,7 @@ def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
     ``q^1 = σ_w² q̂^0 + σ_b²``, ``q̂^l = E_{q^l} φ²``, ``q^{l+1} = σ_w² q̂^l + σ_b²``; the cross terms the same with
     ``q̂^l_× = E φ(u)φ(u')`` at covariances (q^l, q^l, q^l_×). Iteration stops once both maps are at a fixed point to
     rounding (:data:`STOP_RTOL`) and the remaining layers repeat the last. Two-point expectations: closed forms where the
-    activation has them, else Mehler series (:func:`_mehler_coefficients`) for smooth φ, else the package's
+    activation has them, else Mehler series (:func:`meanfield._mehler.mehler_coefficients`) for smooth φ, else the package's
     two-dimensional quadrature (~1 ms a layer: slow, but it too stops at convergence).
     """
     k = act.kernels

@@ -150,3 +150,41 @@ def test_property_chi1_is_slope_of_c_map_at_one(name, sw, sb):
     f0, f1, f2 = (mf.c_map(name, 1.0 - k * h, q, sw, sb) for k in range(3))
     slope = (3 * f0 - 4 * f1 + f2) / (2 * h)  # second-order one-sided difference
     assert slope == pytest.approx(mf.chi1(name, sw, sb), rel=1e-6)
+
+
+# c* by the Mehler series (smooth φ, q* ≲ 5) against the two-dimensional quadrature it replaces
+@pytest.mark.parametrize(
+    "phi,sw,sb",
+    [("tanh", 1.2, 0.05), ("tanh", 1.5, 0.2), ("tanh", 1.8, 0.1), ("tanh", 2.5, 0.3), ("atan(x)", 1.5, 0.05),
+     ("atan(x)", 2.0, 0.1), ("sin(x)", 1.5, 0.1), ("x*exp(-x**2/4)", 2.5, 0.2)],
+)
+def test_c_star_series_matches_quadrature(phi, sw, sb):
+    from meanfield import propagation as prop
+
+    act = mf.get_activation(phi)
+    fp = mf.fixed_point(phi, sw, sb)
+    assert fp.phase == "chaotic" and 0.0 < fp.c_star < 1.0
+    got = prop._c_star_series(act, sw * sw, sb * sb, fp.q_star)
+    assert got is not None  # the series path was taken
+    assert (fp.c_star, fp.chi_c) == (float(got[0]), float(got[1]))
+    # G(c*) = 0 under the 16-node rule (error estimate |I_16 - I_10| attached), to rounding
+    out, err = np.empty(2), np.empty(2)
+    act.kernels.twopoint_direct(fp.q_star, fp.q_star, fp.c_star * fp.q_star, out, err)
+    g = (sw * sw * out[0] + sb * sb) / fp.q_star - fp.c_star
+    assert abs(g) <= 1e-14 + sw * sw * err[0] / fp.q_star
+    assert fp.chi_c == pytest.approx(sw * sw * out[1], rel=1e-11)
+    # the quadrature kernel (10-node rule inside Newton) agrees within its own accuracy, amplified by 1/(1 - χ_c)
+    c_q, chic_q, st, _ = act.kernels.c_star_kernel(sw * sw, sb * sb, fp.q_star, fp.chi1, 0.5, prop.RTOL, prop.MAXITER)
+    assert st == 0
+    assert abs(fp.c_star - c_q) <= 1e-11 / (1.0 - fp.chi_c)  # G is accurate to ~5e-12 absolute in the kernel
+    assert fp.chi_c == pytest.approx(chic_q, rel=1e-10)
+
+
+def test_c_star_series_not_used_beyond_its_range():
+    """tanh at q* ≈ 6.3 would need more than 1024 Gauss–Hermite nodes: the quadrature kernel answers."""
+    from meanfield import propagation as prop
+
+    act = mf.get_activation("tanh")
+    q = mf.q_star("tanh", 3.0, 0.0)
+    assert q > 5.12 and prop._c_star_series(act, 9.0, 0.0, q) is None
+    assert mf.fixed_point("tanh", 3.0, 0.0).c_star == 0.0  # odd φ, σ_b = 0
