@@ -184,7 +184,7 @@ def _octave_q(j, x):
     return 2.0 ** (TABLE_LOG2_LO + j + 0.5 * (x + 1.0))
 
 
-@njit(parallel=True, **JIT)
+@njit(**JIT)
 def build_table():
     """Chebyshev coefficients ``tab[octave, quantity, k]`` and the relative interpolation error of each quantity.
 
@@ -196,7 +196,7 @@ def build_table():
     t = _cheb_points(deg)
     tab = np.zeros((n_oct, N_MOMENTS, deg + 1))
     errs = np.zeros((n_oct, N_TABULATED))
-    for j in prange(n_oct):
+    for j in range(n_oct):  # serial: the build takes milliseconds, a parallel loop would add seconds of compilation
         vals = np.empty((deg + 1, N_MOMENTS))
         out = np.empty(N_MOMENTS)
         err = np.empty(N_MOMENTS)
