@@ -10,10 +10,10 @@ with a proven error bound (see :func:`mehler_coefficients`).
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import numpy as np
-from scipy.special import roots_hermitenorm
 
 # Mehler series of the two-point expectations (smooth φ): Gauss–Hermite sizes tried in turn, and the accepted error
 # estimate |E_q φ² - Σ_k a_k²| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`mehler_coefficients`.
@@ -33,33 +33,67 @@ def _hermite_basis(n):
 
     ``Be[j, i] = w_i He_{2j}(z_i)/√((2j)!)`` and ``Bo[j, i] = w_i He_{2j+1}(z_i)/√((2j+1)!)`` for the positive nodes, so that
     for any f, ``a_{2j} = Be[j]·(f(z) + f(-z))`` and ``a_{2j+1} = Bo[j]·(f(z) - f(-z))`` (the rule is symmetric).
-    Cached per n.
+    Cached per n, in memory and as ``hermite_basis_{n}.npz`` in :func:`meanfield.activations.cache_dir` (so that a warm
+    start does not import scipy.special).
     """
     with _BASIS_LOCK:
         got = _BASIS.get(n)
         if got is None:
-            z, w = roots_hermitenorm(n)
-            # Hermite functions h_j = He_j(z) e^{-z²/4}/√(j!) by their (stable, bounded) normalised recurrence
-            # h_{j+1} = (z h_j - √j h_{j-1})/√(j+1); then w_i He_j(z_i)/√(j!) = h_j(z_i)·w_i e^{z_i²/4}
-            h = np.empty((n, n))
-            h[0] = np.exp(-0.25 * z * z)
-            h[1] = z * h[0]
-            for j in range(1, n - 1):
-                h[j + 1] = (z * h[j] - math.sqrt(j) * h[j - 1]) / math.sqrt(j + 1)
-            wt = np.zeros(n)
-            pos = w > 0.0
-            wt[pos] = np.exp(np.log(w[pos]) - 0.5 * math.log(2.0 * math.pi) + 0.25 * z[pos] ** 2)
-            B = h * wt
-            # entries this small only come from nodes far in the Gaussian tail; as subnormal numbers they would slow the
-            # products down a hundredfold, and they contribute nothing
-            B[np.abs(B) < 1e-200] = 0.0
-            half = n // 2
-            K = (3 * n) // 4  # coefficients kept (K even)
-            zp = np.ascontiguousarray(z[half:])
-            Be = np.ascontiguousarray(B[0:K:2, half:])
-            Bo = np.ascontiguousarray(B[1:K:2, half:])
-            got = _BASIS[n] = (zp, Be, Bo)
+            got = _BASIS[n] = _load_basis(n)
         return got
+
+
+def _basis_path(n):
+    from meanfield.activations import cache_dir
+
+    return cache_dir() / f"hermite_basis_{n}.npz"
+
+
+def _load_basis(n):
+    path = _basis_path(n)
+    try:
+        with np.load(path) as f:
+            got = f["zp"], f["Be"], f["Bo"]
+        if got[0].shape == (n // 2,) and got[1].shape[1] == n // 2:
+            return got
+    except (OSError, KeyError, ValueError):
+        pass
+    got = _build_basis(n)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.npz")
+        np.savez(tmp, zp=got[0], Be=got[1], Bo=got[2])
+        os.replace(tmp, path)
+    except OSError:  # read-only cache: rebuild next time
+        pass
+    return got
+
+
+def _build_basis(n):
+    """(zp, Be, Bo) of :func:`_hermite_basis` from scipy's Gauss–Hermite rule."""
+    from scipy.special import roots_hermitenorm
+
+    z, w = roots_hermitenorm(n)
+    # Hermite functions h_j = He_j(z) e^{-z²/4}/√(j!) by their (stable, bounded) normalised recurrence
+    # h_{j+1} = (z h_j - √j h_{j-1})/√(j+1); then w_i He_j(z_i)/√(j!) = h_j(z_i)·w_i e^{z_i²/4}
+    h = np.empty((n, n))
+    h[0] = np.exp(-0.25 * z * z)
+    h[1] = z * h[0]
+    for j in range(1, n - 1):
+        h[j + 1] = (z * h[j] - math.sqrt(j) * h[j - 1]) / math.sqrt(j + 1)
+    wt = np.zeros(n)
+    pos = w > 0.0
+    wt[pos] = np.exp(np.log(w[pos]) - 0.5 * math.log(2.0 * math.pi) + 0.25 * z[pos] ** 2)
+    B = h * wt
+    # entries this small only come from nodes far in the Gaussian tail; as subnormal numbers they would slow the
+    # products down a hundredfold, and they contribute nothing
+    B[np.abs(B) < 1e-200] = 0.0
+    half = n // 2
+    K = (3 * n) // 4  # coefficients kept (K even)
+    zp = np.ascontiguousarray(z[half:])
+    Be = np.ascontiguousarray(B[0:K:2, half:])
+    Bo = np.ascontiguousarray(B[1:K:2, half:])
+    return zp, Be, Bo
 
 
 def _rows_product(X, Bt):

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from math import comb
 
 import numpy as np
-from scipy import special
 
 from meanfield import _quad
 from meanfield import _spectra_kernels as _k
@@ -186,6 +185,8 @@ def _pieces(act, U):
 
 def _piece_mass(a, b, sq):
     """Gaussian mass of the u-interval (a, b) for u ~ N(0, sq²), accurate in both tails."""
+    from scipy import special  # imported on use: it costs ~0.2 s at import time
+
     za, zb = a / sq, b / sq
     if za >= 0.0:
         return float(special.ndtr(-za) - special.ndtr(-zb))
@@ -874,6 +875,8 @@ def _inverse_law(law: _Law) -> _Law:
     logv = -np.log(np.concatenate([law.atom_vals, law.node_vals]))
     w = np.concatenate([law.atom_mass, law.node_wts])
     pos = w > 0.0
+    from scipy import special
+
     log_raw = special.logsumexp(np.log(w[pos])[:, None] + logv[pos][:, None] * k, axis=0)
     raw = np.array([_exp(float(x)) for x in log_raw])
     none = np.zeros(0, complex)

@@ -188,3 +188,23 @@ def test_c_star_series_not_used_beyond_its_range():
     q = mf.q_star("tanh", 3.0, 0.0)
     assert q > 5.12 and prop._c_star_series(act, 9.0, 0.0, q) is None
     assert mf.fixed_point("tanh", 3.0, 0.0).c_star == 0.0  # odd φ, σ_b = 0
+
+
+def test_hermite_basis_disk_cache_round_trip(tmp_path, monkeypatch):
+    """The Gauss–Hermite basis of the Mehler series is saved once and reloaded bit for bit (warm starts skip scipy)."""
+    from meanfield import _mehler
+
+    monkeypatch.setenv("MEANFIELD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_mehler, "_BASIS", {})
+    built = _mehler._hermite_basis(64)
+    assert (tmp_path / "hermite_basis_64.npz").exists()
+    monkeypatch.setattr(_mehler, "_BASIS", {})
+    monkeypatch.setattr(_mehler, "_build_basis", lambda n: pytest.fail("rebuilt instead of loaded"))
+    loaded = _mehler._hermite_basis(64)
+    for a, b in zip(built, loaded):
+        assert np.array_equal(a, b)
+    # Parseval: the folded basis reproduces E φ² for φ = tanh at q = 0.25 to the series' accepted accuracy
+    act = mf.get_activation("tanh")
+    m = mf.gaussian_moments("tanh", 0.25)
+    got = _mehler.mehler_coefficients(act.kernels, np.array([0.25]), np.array([m.phi2]), np.array([m.mu1]), (64,))
+    assert got[0] is not None
