@@ -159,9 +159,9 @@ def chi1(phi, sigma_w, sigma_b, q0=1.0):
     return scalar_or_array(chi.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
 
 
-# The Mehler series of the c* solve starts from the smallest Gauss–Hermite size n ≥ C_STAR_NODES_PER_Q·q (measured for
-# tanh: n = 64 suffices at q = 0.26, 256 at q = 0.87, 512 at q = 2, 1024 at q = 4) and tries one size more; beyond
-# 1024 nodes (q ≳ 5) and wherever the series is not accepted, the two-dimensional quadrature of the kernel is used.
+# The Mehler series of the c* solve starts from the smallest Gauss–Hermite size n ≥ C_STAR_NODES_PER_Q·q
+# (meanfield._mehler.NODES_PER_Q) and tries one size more; beyond 1024 nodes (q ≳ 5) and wherever the series is not
+# accepted, the two-dimensional quadrature of the kernel is used.
 C_STAR_NODES_PER_Q = 200.0
 
 
