@@ -142,8 +142,7 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES):
     accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²`` and the same for φ'² against μ_1: at c = 1 the
     mismatch is exactly the error of the truncated, aliased series, and for |c| < 1 the omitted terms are smaller (all
     a_k² ≥ 0). Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, from the first
-    ``n ≥ NODES_PER_Q·q`` for the smallest q still to do (a size is also skipped when it fails that smallest q; the
-    rest go on to the next size). Variances where even 1024 nodes fail (tanh beyond q ≈ 6, kinked φ)
+    ``n ≥ NODES_PER_Q·q`` for the smallest q still to do; the variances a size does not meet go on to the next. Variances where even 1024 nodes fail (tanh beyond q ≈ 6, kinked φ)
     get ``None``: those layers use the two-dimensional quadrature.
     """
     m = len(qs)
@@ -154,9 +153,6 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES):
             break
         if n < NODES_PER_Q * qs[todo[0]] and n < sizes[-1]:
             continue  # too small for the smallest q still to do (see NODES_PER_Q)
-        j = todo[:1]
-        if not _mehler_batch(k, n, qs[j], phi2[j], mu1[j])[2][0]:
-            continue  # not even the smallest q: the next size
         a2, b2, ok = _mehler_batch(k, n, qs[todo], phi2[todo], mu1[todo])
         for i in np.flatnonzero(ok):
             result[todo[i]] = (a2[i], b2[i])
