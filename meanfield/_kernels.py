@@ -378,8 +378,8 @@ def twopoint_direct(q11, q22, q12, out, err):
 
 # ------------------------------------------------------------------------------------------------------------- solvers
 P_QSTAR = 0  # F(q) = σ_w² E_q φ² + σ_b² - q
-P_CSTAR = 1  # F(c) = (σ_w² I(q, q, c q) + σ_b²)/q - c
 P_CRIT = 2  # F(q) = q - E_q φ²/μ_1(q) - σ_b²
+# (c* has its own loop in c_star_kernel: with it here, every length-map solve would compile the two-point quadrature)
 
 
 @njit(**JIT)
@@ -387,10 +387,6 @@ def residual(problem, x, par, tab, buf):
     if problem == P_QSTAR:
         f0, f1 = qmap_slope(x, tab, buf)
         return par[0] * f0 + par[1] - x, par[0] * f1 - 1.0
-    if problem == P_CSTAR:
-        q = par[2]
-        twopoint_solver(q, q, x * q, buf)
-        return (par[0] * buf[0] + par[1]) / q - x, par[0] * buf[1] - 1.0
     moments(x, tab, buf)
     f0, f1, mu1, dmu1 = buf[0], buf[1], buf[2], buf[4]
     return x - f0 / mu1 - par[0], 1.0 - (f1 * mu1 - f0 * dmu1) / (mu1 * mu1)
@@ -468,14 +464,40 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
     """
     if chi1 <= 1.0 + CHI1_ROUNDING:
         return 1.0, chi1, CONVERGED, 0
-    tab = np.zeros((0, N_MOMENTS, TABLE_DEG + 1))
-    par = np.array([sw2, sb2, q])
     m0, m1 = mean_phi(q)  # at c = 0 the pair is independent: I = (E φ)², E φ'φ' = (E φ')²
     g0 = (sw2 * m0 * m0 + sb2) / q
     if g0 <= ODD_TOL:
         return 0.0, sw2 * m1 * m1, CONVERGED, 0
-    # G(0) > 0 and G(1 - ε) ≈ -(χ_1 - 1) ε < 0: c* is bracketed by [0, 1) (only the sign of G(1-) is used)
-    c, st, it, res, df = solve(P_CSTAR, 0.0, g0, 1.0, -1.0, c0, par, tab, rtol, maxiter)
+    # G(0) > 0 and G(1 - ε) ≈ -(χ_1 - 1) ε < 0: c* is bracketed by [0, 1) (only the sign of G(1-) is used);
+    # safeguarded Newton as in solve(), with G(c) = (σ_w² I(q, q, c q) + σ_b²)/q - c and G'(c) = χ_c - 1
+    buf = np.empty(2)
+    lo = 0.0
+    hi = 1.0
+    c = c0 if 0.0 < c0 < 1.0 else 0.5
+    st = MAXITER
+    it = maxiter
+    df = 0.0
+    for i in range(maxiter):
+        twopoint_solver(q, q, c * q, buf)
+        f = (sw2 * buf[0] + sb2) / q - c
+        df = sw2 * buf[1] - 1.0
+        if f == 0.0:
+            st, it = CONVERGED, i + 1
+            break
+        if f > 0.0:
+            lo = c
+        else:
+            hi = c
+        cn = c - f / df if df != 0.0 else 0.5 * (lo + hi)
+        if not (lo < cn < hi):
+            cn = 0.5 * (lo + hi)
+        dc = cn - c
+        c = cn
+        if abs(dc) <= rtol * abs(c) or hi - lo <= rtol * abs(c):
+            twopoint_solver(q, q, c * q, buf)
+            df = sw2 * buf[1] - 1.0
+            st, it = CONVERGED, i + 1
+            break
     if c >= 1.0 - 1e-13:
         return 1.0, chi1, st, it
     return c, df + 1.0, st, it  # F'(c*) = χ_c - 1

@@ -268,12 +268,19 @@ def fixed_point(phi, sigma_w, sigma_b, q0=1.0) -> FixedPoint:
     1 - χ_c (it grows towards the critical line, where c* → 1). ξ_q = -1/ln(slope of the length map at q*),
     ξ_c = -1/ln χ_c (Schoenholz et al. 2017 eqs. 4, 9).
     """
-    act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
-    if sw.ndim:
-        raise ValueError("fixed_point takes scalar sigma_w, sigma_b; use q_star/chi1/c_star or phase_diagram for arrays")
+    fast = _scalar_q_star(phi, sigma_w, sigma_b, q0) if _is_plain(sigma_w, sigma_b, q0) else None
+    if fast is not None and math.isfinite(fast[1]) and math.isfinite(fast[2]):
+        act, q, chi, slope = fast
+        sw, sb = float(sigma_w), float(sigma_b)
+    else:  # validated array path: its specific errors
+        act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
+        if sw.ndim:
+            raise ValueError(
+                "fixed_point takes scalar sigma_w, sigma_b; use q_star/chi1/c_star or phase_diagram for arrays"
+            )
+        q, chi, slope, status = _solve_q_star(act, sw, sb, q0a)
+    q, chi, slope = float(np.ravel(q)[0]), float(np.ravel(chi)[0]), float(np.ravel(slope)[0])
     sw2, sb2 = float(sw) ** 2, float(sb) ** 2
-    q, chi, slope, status = _solve_q_star(act, sw, sb, q0a)
-    q, chi, slope = float(q[0]), float(chi[0]), float(slope[0])
     if q == 0.0:
         c, chic = (1.0, chi) if chi <= 1.0 else (0.0, chi)
     else:
