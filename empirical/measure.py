@@ -356,6 +356,8 @@ def input_output_jacobian(net: RandomMLP, x) -> torch.Tensor:
     x0, single = _jacobian_inputs(net, x)
     with _measuring():
         j = _checked_jacobian_chain(net, _forward_derivatives(net, x0))
+    if j.untyped_storage().nbytes() > j.numel() * j.element_size():
+        j = j.clone()  # not a view that keeps the larger product buffer alive
     return j[0] if single else j
 
 
@@ -377,16 +379,19 @@ def _dense_singular_values(j: torch.Tensor, how: str) -> torch.Tensor:
     j = j.to(torch.float64)
     if how == "svd":
         return torch.linalg.svdvals(j)
+    # each J scaled by its largest entry first, so that the Gram neither underflows (deep ordered networks, σ_max
+    # below 1e-154) nor overflows; an all-zero J keeps scale 1
+    scale = j.abs().amax(dim=(1, 2))
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    js = j / scale[:, None, None]
     a, b = j.shape[1:]
-    g = torch.matmul(j, j.mT) if a <= b else torch.matmul(j.mT, j)
+    g = torch.matmul(js, js.mT) if a <= b else torch.matmul(js.mT, js)
     ev = torch.linalg.eigvalsh(g).flip(-1)
-    if how == "dense":
-        ill = ev[:, -1] < GRAM_MIN_RATIO * ev[:, 0]
-        if bool(ill.any()):
-            sv = ev.clamp_(min=0.0).sqrt_()
-            sv[ill] = torch.linalg.svdvals(j[ill])
-            return sv
-    return ev.clamp_(min=0.0).sqrt_()
+    ill = ev[:, -1] < GRAM_MIN_RATIO * ev[:, 0]  # (before the square roots below, which work in place)
+    sv = ev.clamp_(min=0.0).sqrt_().mul_(scale[:, None])
+    if how == "dense" and bool(ill.any()):
+        sv[ill] = torch.linalg.svdvals(j[ill])
+    return sv
 
 
 def jacobian_singular_values(

@@ -3,8 +3,8 @@
 For ``u1, u2`` of variance q and correlation c, ``E φ(u1)φ(u2) = Σ_k a_k² c^k`` and ``E φ'(u1)φ'(u2) = Σ_k b_k² c^k``
 (Mehler's formula) with ``a_k = E[φ(√q z) He_k(z)]/√(k!)`` and ``b_k`` the same for φ'. Once the coefficients of a
 variance are known, the two-point expectations at any c are a polynomial: the Fisher layer maps
-(:mod:`meanfield.fisher`) and the c* solve of :func:`meanfield.fixed_point` use them. Every series is accepted only
-with a proven error bound (see :func:`mehler_coefficients`).
+(:mod:`meanfield.fisher`) and the c* solve of :func:`meanfield.fixed_point` use them. A series is accepted only when
+it reproduces E_q φ² and E_q φ'² (Parseval's identity at c = 1) to 1e-12 relative (see :func:`mehler_coefficients`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import uuid
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def _hermite_basis(n):
 
     ``Be[j, i] = w_i He_{2j}(z_i)/√((2j)!)`` and ``Bo[j, i] = w_i He_{2j+1}(z_i)/√((2j+1)!)`` for the positive nodes, so that
     for any f, ``a_{2j} = Be[j]·(f(z) + f(-z))`` and ``a_{2j+1} = Bo[j]·(f(z) - f(-z))`` (the rule is symmetric).
-    Cached per n, in memory and as ``hermite_basis_{n}.npz`` in :func:`meanfield.activations.cache_dir` (so that a warm
+    Cached per n, in memory and as ``hermite_basis_v{BASIS_VERSION}_{n}.npz`` in :func:`meanfield.activations.cache_dir` (so that a warm
     start does not import scipy.special).
     """
     with _BASIS_LOCK:
@@ -47,29 +48,42 @@ def _hermite_basis(n):
         return got
 
 
+# Bumped whenever _build_basis changes what it returns: files of another version are rebuilt.
+BASIS_VERSION = 1
+
+
 def _basis_path(n):
     from meanfield.activations import cache_dir
 
-    return cache_dir() / f"hermite_basis_{n}.npz"
+    return cache_dir() / f"hermite_basis_v{BASIS_VERSION}_{n}.npz"
 
 
 def _load_basis(n):
+    """The basis from the cache file when it is whole and of this version, else built and (atomically) written."""
+    half, K = n // 2, (3 * n) // 4
     path = _basis_path(n)
     try:
-        with np.load(path) as f:
+        with open(path, "rb") as fh, np.load(fh) as f:  # our own handle: closed even when np.load fails
             got = f["zp"], f["Be"], f["Bo"]
-        if got[0].shape == (n // 2,) and got[1].shape[1] == n // 2:
+            version = int(f["version"])
+        shapes_ok = got[0].shape == (half,) and got[1].shape == (K // 2, half) and got[2].shape == (K // 2, half)
+        if version == BASIS_VERSION and shapes_ok and all(np.isfinite(a).all() for a in got):
             return got
-    except (OSError, KeyError, ValueError):
+    except Exception:  # missing, truncated, corrupt (EOFError, BadZipFile, ...) or foreign: rebuild it
         pass
     got = _build_basis(n)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.npz")
-        np.savez(tmp, zp=got[0], Be=got[1], Bo=got[2])
+        np.savez(tmp, zp=got[0], Be=got[1], Bo=got[2], version=BASIS_VERSION)
         os.replace(tmp, path)
     except OSError:  # read-only cache: rebuild next time
         pass
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
     return got
 
 
@@ -140,10 +154,12 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES):
     ``E φ(u1)φ(u2) = Σ_k a_k² c^k`` and ``E φ'(u1)φ'(u2) = Σ_k b_k² c^k`` with ``a_k = E[φ(√q z) He_k(z)]/√(k!)``,
     ``b_k`` the same for φ'. The first K = 3n/4 coefficients come from an n-point Gauss–Hermite rule, and the series is
     accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²`` and the same for φ'² against μ_1: at c = 1 the
-    mismatch is exactly the error of the truncated, aliased series, and for |c| < 1 the omitted terms are smaller (all
-    a_k² ≥ 0). Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, from the first
-    ``n ≥ NODES_PER_Q·q`` for the smallest q still to do; the variances a size does not meet go on to the next. Variances where even 1024 nodes fail (tanh beyond q ≈ 6, kinked φ)
-    get ``None``: those layers use the two-dimensional quadrature.
+    mismatch is exactly the error of the truncated, aliased series. For |c| < 1 the truncation part is smaller (all
+    omitted a_k² ≥ 0, weighted by |c|^k); the aliasing errors of the kept coefficients can have either sign, so this is
+    an error estimate rather than a strict bound (cross-checked against the 16-node two-dimensional rule in the tests).
+    Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, from the first ``n ≥ NODES_PER_Q·q`` for
+    the smallest q still to do; the variances a size does not meet go on to the next. Variances where even 1024 nodes
+    fail (tanh beyond q ≈ 6, kinked φ) get ``None``: those layers use the two-dimensional quadrature.
     """
     m = len(qs)
     result = [None] * m

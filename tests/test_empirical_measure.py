@@ -338,3 +338,30 @@ def test_cuda_matches_cpu():
         assert _rel(emp.fisher_eigenvalues(gpu, X), emp.fisher_eigenvalues(cpu, X)) < tol
         assert _rel(emp.jacobian_singular_values(gpu, X[0]), emp.jacobian_singular_values(cpu, X[0])) < tol
         assert _rel(emp.layer_statistics(gpu, X).q, emp.layer_statistics(cpu, X).q) < tol
+
+
+def test_jacobian_singular_values_of_tiny_and_huge_jacobians():
+    """The Gram is formed from J scaled by its largest entry: no underflow to zeros for a deep ordered network (σ_max
+    far below 1e-154), no overflow for a huge J; the squares stay exact to ~u·σ_max² relative."""
+    net = emp.RandomMLP(6, 6, 320, 1, "tanh", 0.3, 0.0, generator=3)
+    x = _inputs(1, 6, seed=4)[0]
+    exact = torch.linalg.svdvals(emp.input_output_jacobian(net, x)).numpy()
+    assert 0 < exact[0] < 1e-154
+    for method in ("dense", "auto"):
+        assert _rel(emp.jacobian_singular_values(net, x, method=method), exact) < 1e-12
+    sq = (emp.jacobian_singular_values(net, x, method="gram") / exact[0]) ** 2  # (the squares underflow unscaled)
+    assert np.max(np.abs(sq - (exact / exact[0]) ** 2)) < 1e-13
+    from empirical.measure import _dense_singular_values
+
+    j = emp.input_output_jacobian(emp.RandomMLP(6, 6, 3, 1, "tanh", 1.2, 0.1, generator=3), x)[None] * 1e160
+    ref_sv = torch.linalg.svdvals(j)[0]
+    for how in ("dense", "gram"):
+        got = _dense_singular_values(j, how)[0]
+        assert torch.all(torch.isfinite(got))
+        assert float(torch.max(torch.abs((got / ref_sv[0]) ** 2 - (ref_sv / ref_sv[0]) ** 2))) < 1e-13
+
+
+def test_input_output_jacobian_does_not_keep_the_product_buffer():
+    net = emp.RandomMLP(4, 300, 2, 1, "tanh", 1.0, 0.1, generator=1)
+    j = emp.input_output_jacobian(net, _inputs(1, 4)[0])
+    assert j.shape == (300, 4) and j.untyped_storage().nbytes() == j.numel() * j.element_size()

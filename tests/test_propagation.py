@@ -196,13 +196,22 @@ def test_hermite_basis_disk_cache_round_trip(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MEANFIELD_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_mehler, "_BASIS", {})
+    _build = _mehler._build_basis
     built = _mehler._hermite_basis(64)
-    assert (tmp_path / "hermite_basis_64.npz").exists()
+    path = _mehler._basis_path(64)
+    assert path.parent == tmp_path and path.exists() and not list(tmp_path.glob("*.tmp.npz"))
     monkeypatch.setattr(_mehler, "_BASIS", {})
     monkeypatch.setattr(_mehler, "_build_basis", lambda n: pytest.fail("rebuilt instead of loaded"))
     loaded = _mehler._hermite_basis(64)
     for a, b in zip(built, loaded):
         assert np.array_equal(a, b)
+    # a truncated, an empty or a foreign file is rebuilt, not fatal
+    monkeypatch.setattr(_mehler, "_build_basis", _build)
+    for junk in (path.read_bytes()[:100], b"", b"not a zip file"):
+        path.write_bytes(junk)
+        monkeypatch.setattr(_mehler, "_BASIS", {})
+        for a, b in zip(built, _mehler._hermite_basis(64)):
+            assert np.array_equal(a, b)
     # Parseval: the folded basis reproduces E φ² for φ = tanh at q = 0.25 to the series' accepted accuracy
     act = mf.get_activation("tanh")
     m = mf.gaussian_moments("tanh", 0.25)
