@@ -288,8 +288,8 @@ def run(quick: bool = False) -> str:
         f"| top-4 by Lanczos (matrix-free, tol = machine precision) | {_fmt_t(jac['top_k'])} | "
         f"{jac['top_k'] / jac['ours']:.1f}× slower than dense | {jac['top_k_agree']:.1e} |",
         "",
-        "The dense Jacobian needs L−1 = 31 products of 512×512 matrices (8.3 GFLOP) however it is computed: ours runs "
-        "within a few per cent of those bare GEMMs (the floor row), so the time is this machine's float64 BLAS rate. "
+        "The dense Jacobian needs L−1 = 31 products of 512×512 matrices (8.3 GFLOP) however it is computed: ours takes "
+        "about as long as those bare GEMMs (the floor row), so the time is this machine's float64 BLAS rate. "
         "torch.func's vectorised jacrev performs the same products in its vmapped backward pass, so against it the ratio "
         "stays near 1; the ≥ 15× target holds only against PyTorch's row-by-row "
         "`torch.autograd.functional.jacobian`. Neither the 15× over vectorised jacrev nor ≤ 0.1 s (where the floor row "
