@@ -159,10 +159,10 @@ def chi1(phi, sigma_w, sigma_b, q0=1.0):
     return scalar_or_array(chi.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
 
 
-# The Mehler series of the c* solve starts from the smallest Gauss–Hermite size n ≥ C_STAR_NODES_PER_Q·q
-# (meanfield._mehler.NODES_PER_Q) and tries one size more; beyond 1024 nodes (q ≳ 5) and wherever the series is not
-# accepted, the two-dimensional quadrature of the kernel is used.
-C_STAR_NODES_PER_Q = 200.0
+# c* of smooth φ by the Mehler series (False: always the kernel's two-dimensional quadrature, e.g. as a benchmark
+# baseline). The series tries the first two Gauss–Hermite sizes n ≥ NODES_PER_Q·q (meanfield._mehler); beyond
+# 1024 nodes (q ≳ 5) and wherever the series is not accepted, the quadrature is used.
+C_STAR_SERIES = True
 
 
 def _c_star_series(act, sw2, sb2, q):
@@ -177,9 +177,9 @@ def _c_star_series(act, sw2, sb2, q):
     two-dimensional quadrature per Newton step makes ``fixed_point`` ~6× faster for tanh.
     """
     from meanfield._fisher_kernels import series_pair
-    from meanfield._mehler import HERMITE_SIZES, mehler_coefficients
+    from meanfield._mehler import HERMITE_SIZES, NODES_PER_Q, mehler_coefficients
 
-    sizes = tuple(n for n in HERMITE_SIZES if n >= C_STAR_NODES_PER_Q * q)[:2]
+    sizes = tuple(n for n in HERMITE_SIZES if n >= NODES_PER_Q * q)[:2]
     if not sizes:
         return None
     k = act.kernels
@@ -220,7 +220,7 @@ def _c_star_series(act, sw2, sb2, q):
 
 def _c_star_one(act, sw2, sb2, q, chi):
     k = act.kernels
-    if not k.CLOSED_TWOPOINT and len(act.kinks) == 0 and chi > 1.0 + k.CHI1_ROUNDING:
+    if C_STAR_SERIES and not k.CLOSED_TWOPOINT and len(act.kinks) == 0 and chi > 1.0 + k.CHI1_ROUNDING:
         got = _c_star_series(act, sw2, sb2, q)
         if got is not None:
             return got
