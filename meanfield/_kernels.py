@@ -96,14 +96,18 @@ ODD_TOL = 1e-14  # |c-map(0)| below this (rounding of (E φ)² = 0 for odd φ, �
 # ---------------------------------------------------------------------------------------------------------------- arrays
 @njit(**JIT)
 def phi_array(u, order):
-    out = np.empty_like(u)
-    for i in range(u.size):
-        if order == 0:
-            out.flat[i] = phi(u.flat[i])
-        elif order == 1:
-            out.flat[i] = dphi(u.flat[i])
-        else:
-            out.flat[i] = d2phi(u.flat[i])
+    """φ (order 0), φ' (1) or φ'' (2) elementwise over a 1-D array (plain indexing: ``.flat`` was 3× slower)."""
+    n = u.shape[0]
+    out = np.empty(n)
+    if order == 0:
+        for i in range(n):
+            out[i] = phi(u[i])
+    elif order == 1:
+        for i in range(n):
+            out[i] = dphi(u[i])
+    else:
+        for i in range(n):
+            out[i] = d2phi(u[i])
     return out
 
 
