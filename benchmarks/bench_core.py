@@ -128,15 +128,24 @@ def point_rows(quick):
 
 def startup_rows():
     code = "import meanfield as mf; mf.q_star('tanh', 1.2, 0.1); mf.fixed_point('tanh', 1.5, 0.2)"
+    def fresh_process(env):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        return time.perf_counter() - t
+
+    cold, warm = [], []
+    for _ in range(2):  # best of two fresh caches; then best of three warm starts from the last one
+        with tempfile.TemporaryDirectory() as d:
+            env = dict(os.environ, MEANFIELD_CACHE_DIR=d, NUMBA_CACHE_DIR=d)
+            cold.append(fresh_process(env))
+            if len(cold) == 2:
+                warm = [fresh_process(env) for _ in range(3)]
     rows = []
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, MEANFIELD_CACHE_DIR=d, NUMBA_CACHE_DIR=d)
-        for label, target in (("cold Numba cache", 10.0), ("warm cache", 1.0)):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, env=env)
-            t = time.perf_counter() - t
-            rows.append((f"first import + first call, {label}", f"{t:.2f} s", f"≤ {target:g} s", "", "",
-                         "PASS" if t <= target else "MISS"))
+    for label, ts, target in (("cold Numba cache", cold, 10.0), ("warm cache", warm, 1.0)):
+        t = min(ts)
+        rows.append((f"first import + first call, {label} (best of {len(ts)}; all: "
+                     + ", ".join(f"{x:.2f}" for x in ts) + " s)", f"{t:.2f} s", f"≤ {target:g} s", "", "",
+                     "PASS" if t <= target else "MISS"))
     return rows
 
 
