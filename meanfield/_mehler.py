@@ -123,31 +123,43 @@ def _rows_product(X, Bt):
     return out
 
 
-def _mehler_batch(k, n, qs, phi2, mu1):
-    """Squared coefficients a_k², b_k² (k < K = 3n/4) from the n-point rule, and whether each q meets the tolerance."""
+def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
+    """Squared coefficients a_k², b_k² (k < K = 3n/4) from the n-point rule, and whether each q meets the tolerance.
+
+    ``odd``: φ is odd (φ' even), so φ and φ' are evaluated at the positive nodes only and the vanishing halves of the
+    coefficients (even k for φ, odd k for φ') are not computed. Were φ not odd after all, the missing coefficients
+    would fail the Parseval check below, and the series would be rejected, never wrong.
+    """
     zp, Be, Bo = _hermite_basis(n)
     m = len(qs)
     h = zp.size
-    u = (np.sqrt(qs)[:, None] * zp[None, :]).reshape(-1)
-    uu = np.concatenate((u, -u))
-    f = k.phi_array(uu, 0)
-    d = k.phi_array(uu, 1)
-    fp, fm = f[: m * h].reshape(m, h), f[m * h :].reshape(m, h)
-    dp, dm = d[: m * h].reshape(m, h), d[m * h :].reshape(m, h)
-    even = _rows_product(np.concatenate((fp + fm, dp + dm)), Be)
-    odd = _rows_product(np.concatenate((fp - fm, dp - dm)), Bo)
     K = 2 * Be.shape[0]
-    ab = np.empty((2 * m, K))
-    ab[:, 0::2] = even
-    ab[:, 1::2] = odd
-    ab *= ab
-    a2, b2 = ab[:m], ab[m:]
+    u = (np.sqrt(qs)[:, None] * zp[None, :]).reshape(-1)
+    a2 = np.zeros((m, K))
+    b2 = np.zeros((m, K))
+    if odd:
+        fp = k.phi_array(u, 0).reshape(m, h)
+        dp = k.phi_array(u, 1).reshape(m, h)
+        a2[:, 1::2] = _rows_product(2.0 * fp, Bo)
+        b2[:, 0::2] = _rows_product(2.0 * dp, Be)
+    else:
+        uu = np.concatenate((u, -u))
+        f = k.phi_array(uu, 0)
+        d = k.phi_array(uu, 1)
+        fp, fm = f[: m * h].reshape(m, h), f[m * h :].reshape(m, h)
+        dp, dm = d[: m * h].reshape(m, h), d[m * h :].reshape(m, h)
+        even = _rows_product(np.concatenate((fp + fm, dp + dm)), Be)
+        odd_part = _rows_product(np.concatenate((fp - fm, dp - dm)), Bo)
+        a2[:, 0::2], b2[:, 0::2] = even[:m], even[m:]
+        a2[:, 1::2], b2[:, 1::2] = odd_part[:m], odd_part[m:]
+    a2 *= a2
+    b2 *= b2
     finite = np.isfinite(a2).all(axis=1) & np.isfinite(b2).all(axis=1)
     ok = (np.abs(phi2 - a2.sum(axis=1)) <= HERMITE_RTOL * phi2) & (np.abs(mu1 - b2.sum(axis=1)) <= HERMITE_RTOL * mu1)
     return a2, b2, ok & finite
 
 
-def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES):
+def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES, odd=False):
     """Squared Hermite coefficients of φ(√q z) and φ'(√q z) for each variance in ``qs`` (a list of (a², b²) or None).
 
     Mehler's formula: for ``u1, u2`` of variance q and correlation c,
@@ -159,7 +171,8 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES):
     an error estimate rather than a strict bound (cross-checked against the 16-node two-dimensional rule in the tests).
     Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, from the first ``n ≥ NODES_PER_Q·q`` for
     the smallest q still to do; the variances a size does not meet go on to the next. Variances where even 1024 nodes
-    fail (tanh beyond q ≈ 6, kinked φ) get ``None``: those layers use the two-dimensional quadrature.
+    fail (tanh beyond q ≈ 6, kinked φ) get ``None``: those layers use the two-dimensional quadrature. ``odd``: φ is
+    odd (:attr:`meanfield.activations.Activation.is_odd`), which halves the work (see :func:`_mehler_batch`).
     """
     m = len(qs)
     result = [None] * m
@@ -169,7 +182,7 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES):
             break
         if n < NODES_PER_Q * qs[todo[0]] and n < sizes[-1]:
             continue  # too small for the smallest q still to do (see NODES_PER_Q)
-        a2, b2, ok = _mehler_batch(k, n, qs[todo], phi2[todo], mu1[todo])
+        a2, b2, ok = _mehler_batch(k, n, qs[todo], phi2[todo], mu1[todo], odd)
         for i in np.flatnonzero(ok):
             result[todo[i]] = (a2[i], b2[i])
         todo = todo[~ok]

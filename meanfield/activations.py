@@ -395,9 +395,12 @@ class Activation:
 
     @property
     def is_odd(self) -> bool:
-        """φ(-x) = -φ(x) (then c* = 0 in the chaotic phase with σ_b = 0); checked numerically on probe points."""
-        u = self._PROBE
-        return bool(np.allclose(self.phi(-u), -self.phi(u), rtol=1e-13, atol=1e-15))
+        """φ(-x) = -φ(x) (then c* = 0 in the chaotic phase with σ_b = 0); checked numerically on probe points (once)."""
+        got = self._state.get("is_odd")
+        if got is None:
+            u = self._PROBE
+            got = self._state["is_odd"] = bool(np.allclose(self.phi(-u), -self.phi(u), rtol=1e-13, atol=1e-15))
+        return got
 
     @property
     def is_homogeneous(self) -> bool:

@@ -142,7 +142,7 @@ def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
         small = q[1 : top + 1] < Q_TINY
         if small.any():
             phi2[small] = _moments_at(k, tab, Q_TINY, out)[0]
-        series = _mehler_coefficients(k, qs, phi2, mu1[1 : top + 1])
+        series = _mehler_coefficients(k, qs, phi2, mu1[1 : top + 1], odd=act.is_odd)
         n_ok = sum(s is not None for s in series)
         method = "Mehler series" if n_ok == len(series) else ("quadrature" if n_ok == 0 else "Mehler series + quadrature")
     else:

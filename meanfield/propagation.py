@@ -184,7 +184,7 @@ def _c_star_series(act, sw2, sb2, q):
         return None
     k = act.kernels
     m = _moments(act, q)
-    got = mehler_coefficients(k, np.array([q]), np.array([m[0]]), np.array([m[2]]), sizes)[0]
+    got = mehler_coefficients(k, np.array([q]), np.array([m[0]]), np.array([m[2]]), sizes, act.is_odd)[0]
     if got is None:
         return None
     a2, b2 = got

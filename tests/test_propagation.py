@@ -217,3 +217,30 @@ def test_hermite_basis_disk_cache_round_trip(tmp_path, monkeypatch):
     m = mf.gaussian_moments("tanh", 0.25)
     got = _mehler.mehler_coefficients(act.kernels, np.array([0.25]), np.array([m.phi2]), np.array([m.mu1]), (64,))
     assert got[0] is not None
+
+
+@pytest.mark.parametrize("phi", ["tanh", "atan(x)", "sin(x)"])
+def test_mehler_odd_path_matches_the_general_one(phi):
+    """For odd φ the series evaluates φ, φ' at the positive nodes only: same coefficients to rounding."""
+    from meanfield import _mehler
+
+    act = mf.get_activation(phi)
+    assert act.is_odd
+    qs = np.array([0.05, 0.3, 0.9])
+    m = [mf.gaussian_moments(phi, q) for q in qs]
+    phi2, mu1 = np.array([x.phi2 for x in m]), np.array([x.mu1 for x in m])
+    a, b, ok = _mehler._mehler_batch(act.kernels, 256, qs, phi2, mu1, False)
+    a1, b1, ok1 = _mehler._mehler_batch(act.kernels, 256, qs, phi2, mu1, True)
+    assert ok.all() and ok1.all()
+    assert np.max(np.abs(a1 - a)) <= 1e-15 * phi2.max() and np.max(np.abs(b1 - b)) <= 1e-15 * mu1.max()
+    assert not a1[:, 0::2].any() and not b1[:, 1::2].any()
+
+
+def test_mehler_odd_flag_on_a_non_odd_activation_is_rejected_not_wrong():
+    from meanfield import _mehler
+
+    act = mf.get_activation("softplus")
+    assert not act.is_odd
+    m = mf.gaussian_moments("softplus", 0.5)
+    args = (act.kernels, 256, np.array([0.5]), np.array([m.phi2]), np.array([m.mu1]))
+    assert _mehler._mehler_batch(*args, False)[2][0] and not _mehler._mehler_batch(*args, True)[2][0]
