@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import torch
 
-from meanfield.errors import InvalidParameterError
+from meanfield.errors import InvalidParameterError, NumericalError
 
 from empirical.networks import RandomMLP, _check_finite
 
@@ -298,16 +298,9 @@ def _jacobian_inputs(net, x):
     return net.as_input(x, "x"), single
 
 
-def _forward_derivatives(net: RandomMLP, x0: torch.Tensor) -> list:
-    """φ'(h^l) (T, N_l) for l = 1..L, from a forward pass that keeps nothing else."""
-    L = net.depth
-    ds, x = [], x0
-    for l in range(L):
-        h = torch.addmm(net.b[l], x, net.W[l].T)
-        _check_finite(h, f"pre-activation h^{l + 1} (hidden layer {l + 1} of {L})")
-        x, d = net.phi.phi_and_dphi(h)
-        ds.append(d)
-    return ds
+def _forward_derivatives(net: RandomMLP, x0: torch.Tensor) -> tuple:
+    """φ'(h^l) (T, N_l) for l = 1..L (a non-finite pre-activation raises, naming its layer)."""
+    return net.forward_all(x0, pre=False, derivatives=True, check_finite=True).derivatives
 
 
 def _jacobian_chain(net: RandomMLP, ds, check: bool = False) -> torch.Tensor:
@@ -342,9 +335,11 @@ def _jacobian_chain(net: RandomMLP, ds, check: bool = False) -> torch.Tensor:
 
 def _checked_jacobian_chain(net: RandomMLP, ds) -> torch.Tensor:
     j = _jacobian_chain(net, ds)
-    if not bool(torch.isfinite(j.sum())) and not bool(torch.isfinite(j).all()):
+    try:
+        _check_finite(j, f"the Jacobian D_{net.depth} W_{net.depth} ⋯ D_1 W_1")
+    except NumericalError:
         _jacobian_chain(net, ds, check=True)  # raises, naming the first layer whose product is not finite
-        _check_finite(j, f"the Jacobian D_{net.depth} W_{net.depth} ⋯ D_1 W_1")  # (not reached)
+        raise
     return j
 
 
@@ -429,8 +424,8 @@ def jacobian_singular_values(
         raise InvalidParameterError(f"method must be one of {JACOBIAN_METHODS}, got {method!r}")
     n = min(net.input_width, net.hidden_widths[-1])
     how = _check_method("dense" if method in ("gram", "svd") else method, top_k, n, min_size=JACOBIAN_LANCZOS_MIN_WIDTH)
-    if how == "dense":
-        how = "dense" if method == "auto" else method
+    if how == "dense" and method != "auto":
+        how = method  # "dense", "gram" or "svd"
     if not (isinstance(tol, (int, float)) and 0.0 <= tol < 1.0):
         raise InvalidParameterError(f"tol must be a number in [0, 1), got {tol!r}")
     k = n if top_k is None else min(int(top_k), n)

@@ -24,6 +24,8 @@ HERMITE_RTOL = 1e-12
 # q = 0.87, 512 at q = 2 and 1024 at q = 4 (the coefficients of a function analytic in a strip decay like e^{-c√k/√q}).
 # Skipping saves the failing attempts; a larger rule than needed is only slower, never less accurate.
 NODES_PER_Q = 200.0
+# Version of the cached basis files, bumped whenever _build_basis changes what it returns: other versions are rebuilt.
+BASIS_VERSION = 1
 
 
 _BASIS_LOCK = threading.Lock()
@@ -38,18 +40,14 @@ def _hermite_basis(n):
 
     ``Be[j, i] = w_i He_{2j}(z_i)/√((2j)!)`` and ``Bo[j, i] = w_i He_{2j+1}(z_i)/√((2j+1)!)`` for the positive nodes, so that
     for any f, ``a_{2j} = Be[j]·(f(z) + f(-z))`` and ``a_{2j+1} = Bo[j]·(f(z) - f(-z))`` (the rule is symmetric).
-    Cached per n, in memory and as ``hermite_basis_v{BASIS_VERSION}_{n}.npz`` in :func:`meanfield.activations.cache_dir` (so that a warm
-    start does not import scipy.special).
+    Cached per n, in memory and as ``hermite_basis_v{BASIS_VERSION}_{n}.npz`` in
+    :func:`meanfield.activations.cache_dir` (so that a warm start does not import scipy.special).
     """
     with _BASIS_LOCK:
         got = _BASIS.get(n)
         if got is None:
             got = _BASIS[n] = _load_basis(n)
         return got
-
-
-# Bumped whenever _build_basis changes what it returns: files of another version are rebuilt.
-BASIS_VERSION = 1
 
 
 def _basis_path(n):

@@ -290,6 +290,10 @@ def test_exploding_network_raises_naming_the_layer():
         emp.fisher_eigenvalues(net, X)
     with pytest.raises(NumericalError, match=r"hidden layer \d+ of 200"):
         emp.jacobian_singular_values(net, X[0])
+    # forward pass finite (tiny input), only the Jacobian product overflows: the error names the product's layer
+    net = emp.RandomMLP(8, 8, 40, 1, "linear", 1e10, 0.0, generator=0)
+    with pytest.raises(NumericalError, match=r"Jacobian product .* \(hidden layer \d+ of 40\)"):
+        emp.jacobian_singular_values(net, torch.full((8,), 1e-300, dtype=torch.float64))
 
 
 def test_backward_overflow_names_the_layer():
