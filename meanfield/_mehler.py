@@ -15,6 +15,7 @@ import threading
 import uuid
 
 import numpy as np
+from numba import njit
 
 # Mehler series of the two-point expectations (smooth φ): Gauss–Hermite sizes tried in turn, and the accepted error
 # estimate |E_q φ² - Σ_k a_k²| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`mehler_coefficients`.
@@ -121,6 +122,37 @@ def _rows_product(X, Bt):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2):
+    """Interleave, square and check the coefficient products of :func:`_mehler_batch` (one pass instead of a dozen
+    array operations); returns the mask of the rows that meet the Parseval check.
+
+    ``A[j, :K/2]`` and ``B[j, :K/2]`` are the products of variance j: for odd φ, ``A`` the odd coefficients of φ (of the
+    samples φ(z), so doubled here) and ``B`` the even ones of φ' (the same); otherwise ``A[j]``/``A[m + j]`` the even/odd
+    coefficients of φ and ``B[j]``/``B[m + j]`` those of φ'. Fills ``a2[j, k] = a_k²`` and ``b2[j, k] = b_k²``.
+    """
+    m = phi2.shape[0]
+    K2 = A.shape[1]
+    ok = np.empty(m, dtype=np.bool_)
+    for j in range(m):
+        sa = 0.0
+        sb = 0.0
+        for k in range(K2):
+            if odd:
+                ae, ao, be, bo = 0.0, 2.0 * A[j, k], 2.0 * B[j, k], 0.0
+            else:
+                ae, ao, be, bo = A[j, k], A[m + j, k], B[j, k], B[m + j, k]
+            a2[j, 2 * k] = ae * ae
+            a2[j, 2 * k + 1] = ao * ao
+            b2[j, 2 * k] = be * be
+            b2[j, 2 * k + 1] = bo * bo
+            sa += ae * ae + ao * ao
+            sb += be * be + bo * bo
+        # a non-finite coefficient makes its sum non-finite, and the comparisons false
+        ok[j] = abs(phi2[j] - sa) <= rtol * phi2[j] and abs(mu1[j] - sb) <= rtol * mu1[j]
+    return ok
+
+
 def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
     """Squared coefficients a_k², b_k² (k < K = 3n/4) from the n-point rule, and whether each q meets the tolerance.
 
@@ -130,35 +162,31 @@ def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
     """
     zp, Be, Bo = _hermite_basis(n)
     m = len(qs)
-    h = zp.size
-    K = 2 * Be.shape[0]
-    u = (np.sqrt(qs)[:, None] * zp[None, :]).reshape(-1)
-    a2 = np.zeros((m, K))
-    b2 = np.zeros((m, K))
-    if odd:
-        fp = k.phi_array(u, 0).reshape(m, h)
-        dp = k.phi_array(u, 1).reshape(m, h)
-        a2[:, 1::2] = _rows_product(2.0 * fp, Bo)
-        b2[:, 0::2] = _rows_product(2.0 * dp, Be)
+    u = np.multiply.outer(np.sqrt(qs), zp)
+    if not odd:
+        u = np.concatenate((u, -u))  # rows m..2m-1: the samples at -z
+    f = np.empty(u.shape)
+    d = np.empty(u.shape)
+    k.phi_dphi_array(u.reshape(-1), f.reshape(-1), d.reshape(-1))
+    if odd:  # φ(z) - φ(-z) = 2φ(z) and φ'(z) + φ'(-z) = 2φ'(z) (the factor 2 in _square_check)
+        A = _rows_product(f, Bo)
+        B = _rows_product(d, Be)
     else:
-        uu = np.concatenate((u, -u))
-        f = k.phi_array(uu, 0)
-        d = k.phi_array(uu, 1)
-        fp, fm = f[: m * h].reshape(m, h), f[m * h :].reshape(m, h)
-        dp, dm = d[: m * h].reshape(m, h), d[m * h :].reshape(m, h)
-        even = _rows_product(np.concatenate((fp + fm, dp + dm)), Be)
-        odd_part = _rows_product(np.concatenate((fp - fm, dp - dm)), Bo)
-        a2[:, 0::2], b2[:, 0::2] = even[:m], even[m:]
-        a2[:, 1::2], b2[:, 1::2] = odd_part[:m], odd_part[m:]
-    a2 *= a2
-    b2 *= b2
-    finite = np.isfinite(a2).all(axis=1) & np.isfinite(b2).all(axis=1)
-    ok = (np.abs(phi2 - a2.sum(axis=1)) <= HERMITE_RTOL * phi2) & (np.abs(mu1 - b2.sum(axis=1)) <= HERMITE_RTOL * mu1)
-    return a2, b2, ok & finite
+        fp, fm, dp, dm = f[:m], f[m:], d[:m], d[m:]
+        A = np.concatenate((_rows_product(fp + fm, Be), _rows_product(fp - fm, Bo)))
+        B = np.concatenate((_rows_product(dp + dm, Be), _rows_product(dp - dm, Bo)))
+    K = 2 * Be.shape[0]
+    a2 = np.empty((m, K))
+    b2 = np.empty((m, K))
+    ok = _square_check(A, B, odd, phi2, mu1, HERMITE_RTOL, a2, b2)
+    return a2, b2, ok
 
 
 def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES, odd=False):
-    """Squared Hermite coefficients of φ(√q z) and φ'(√q z) for each variance in ``qs`` (a list of (a², b²) or None).
+    """Squared Hermite coefficients of φ(√q z) and φ'(√q z) for each variance in ``qs``, packed: ``(a2, b2, nterms)``.
+
+    Row i of the 2-D arrays ``a2``, ``b2`` holds the coefficients a_k², b_k² of ``qs[i]`` in its first ``nterms[i]``
+    entries (zeros beyond); ``nterms[i] = 0`` where no rule size met the tolerance.
 
     Mehler's formula: for ``u1, u2`` of variance q and correlation c,
     ``E φ(u1)φ(u2) = Σ_k a_k² c^k`` and ``E φ'(u1)φ'(u2) = Σ_k b_k² c^k`` with ``a_k = E[φ(√q z) He_k(z)]/√(k!)``,
@@ -167,21 +195,33 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES, odd=False):
     mismatch is exactly the error of the truncated, aliased series. For |c| < 1 the truncation part is smaller (all
     omitted a_k² ≥ 0, weighted by |c|^k); the aliasing errors of the kept coefficients can have either sign, so this is
     an error estimate rather than a strict bound (cross-checked against the 16-node two-dimensional rule in the tests).
-    Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, from the first ``n ≥ NODES_PER_Q·q`` for
-    the smallest q still to do; the variances a size does not meet go on to the next. Variances where even 1024 nodes
-    fail (tanh beyond q ≈ 6, kinked φ) get ``None``: those layers use the two-dimensional quadrature. ``odd``: φ is
+    Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, each variance from the first
+    ``n ≥ NODES_PER_Q·q`` on (the largest size takes every variance left), all variances of one size in one batch; the
+    variances a size does not meet go on to the next. Variances where even 1024 nodes
+    fail (tanh beyond q ≈ 6, kinked φ) get ``nterms = 0``: those layers use the two-dimensional quadrature. ``odd``: φ is
     odd (:attr:`meanfield.activations.Activation.is_odd`), which halves the work (see :func:`_mehler_batch`).
     """
     m = len(qs)
-    result = [None] * m
+    found = []  # (indices into qs, a2 rows, b2 rows) of each size that met some variances
     todo = np.argsort(qs, kind="stable")  # ascending q, still without a series
     for n in sizes:
         if todo.size == 0:
             break
-        if n < NODES_PER_Q * qs[todo[0]] and n < sizes[-1]:
-            continue  # too small for the smallest q still to do (see NODES_PER_Q)
-        a2, b2, ok = _mehler_batch(k, n, qs[todo], phi2[todo], mu1[todo], odd)
-        for i in np.flatnonzero(ok):
-            result[todo[i]] = (a2[i], b2[i])
-        todo = todo[~ok]
-    return result
+        # the variances this size may serve (see NODES_PER_Q; the last size takes all): a prefix, todo being ascending
+        take = todo.size if n == sizes[-1] else int(np.searchsorted(NODES_PER_Q * qs[todo], n, side="right"))
+        if take == 0:
+            continue
+        batch = todo[:take]
+        a2, b2, ok = _mehler_batch(k, n, qs[batch], phi2[batch], mu1[batch], odd)
+        if ok.any():
+            found.append((batch[ok], a2[ok], b2[ok]))
+        todo = np.concatenate((batch[~ok], todo[take:]))
+    K = max((a.shape[1] for _, a, _ in found), default=0)
+    a2_all = np.zeros((m, K))
+    b2_all = np.zeros((m, K))
+    nterms = np.zeros(m, dtype=np.int64)
+    for idx, a2, b2 in found:
+        a2_all[idx, : a2.shape[1]] = a2
+        b2_all[idx, : b2.shape[1]] = b2
+        nterms[idx] = a2.shape[1]
+    return a2_all, b2_all, nterms

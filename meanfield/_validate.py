@@ -9,8 +9,25 @@ import numpy as np
 
 from meanfield.errors import InvalidParameterError
 
+# Python and NumPy real scalars take a fast path (a few hundred ns instead of ~10 µs of 0-d array reductions): the
+# per-call cost of the fast public functions (one q* in µs, fisher_statistics in < 1 ms) is mostly this validation.
+_REAL_SCALARS = (float, int, np.floating, np.integer)
+
+
+def _finite_scalar(value, name: str):
+    """``float(value)`` for a real scalar (finite, else the error), None for anything else (arrays, strings, ...)."""
+    if not isinstance(value, _REAL_SCALARS):
+        return None
+    x = float(value)
+    if not math.isfinite(x):
+        raise InvalidParameterError(f"{name} must be finite, got {x}")
+    return x
+
 
 def as_array(value, name: str) -> np.ndarray:
+    x = _finite_scalar(value, name)
+    if x is not None:
+        return np.asarray(x)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -22,6 +39,11 @@ def as_array(value, name: str) -> np.ndarray:
 
 
 def positive(value, name: str) -> np.ndarray:
+    x = _finite_scalar(value, name)
+    if x is not None:
+        if x <= 0:
+            raise InvalidParameterError(f"{name} must be > 0 (a standard deviation), got {x}")
+        return np.asarray(x)
     arr = as_array(value, name)
     if np.any(arr <= 0):
         bad = arr[arr <= 0].flat[0]
@@ -30,6 +52,11 @@ def positive(value, name: str) -> np.ndarray:
 
 
 def nonnegative(value, name: str) -> np.ndarray:
+    x = _finite_scalar(value, name)
+    if x is not None:
+        if x < 0:
+            raise InvalidParameterError(f"{name} must be ≥ 0 (a standard deviation, not a variance), got {x}")
+        return np.asarray(x)
     arr = as_array(value, name)
     if np.any(arr < 0):
         bad = arr[arr < 0].flat[0]
@@ -38,6 +65,11 @@ def nonnegative(value, name: str) -> np.ndarray:
 
 
 def correlation(value, name: str) -> np.ndarray:
+    x = _finite_scalar(value, name)
+    if x is not None:
+        if abs(x) > 1:
+            raise InvalidParameterError(f"{name} must lie in [-1, 1], got {x}")
+        return np.asarray(x)
     arr = as_array(value, name)
     if np.any(np.abs(arr) > 1):
         bad = arr[np.abs(arr) > 1].flat[0]

@@ -184,11 +184,11 @@ def _c_star_series(act, sw2, sb2, q):
         return None
     k = act.kernels
     m = _moments(act, q)
-    got = mehler_coefficients(k, np.array([q]), np.array([m[0]]), np.array([m[2]]), sizes, act.is_odd)[0]
-    if got is None:
+    a2, b2, nterms = mehler_coefficients(k, np.array([q]), np.array([m[0]]), np.array([m[2]]), sizes, act.is_odd)
+    n = int(nterms[0])
+    if n == 0:
         return None
-    a2, b2 = got
-    n = a2.shape[0]
+    a2, b2 = a2[0], b2[0]
     g0 = (sw2 * a2[0] + sb2) / q
     if g0 <= k.ODD_TOL:
         return 0.0, float(sw2 * b2[0])

@@ -215,8 +215,42 @@ def test_hermite_basis_disk_cache_round_trip(tmp_path, monkeypatch):
     # Parseval: the folded basis reproduces E φ² for φ = tanh at q = 0.25 to the series' accepted accuracy
     act = mf.get_activation("tanh")
     m = mf.gaussian_moments("tanh", 0.25)
-    got = _mehler.mehler_coefficients(act.kernels, np.array([0.25]), np.array([m.phi2]), np.array([m.mu1]), (64,))
-    assert got[0] is not None
+    a2, b2, nterms = _mehler.mehler_coefficients(
+        act.kernels, np.array([0.25]), np.array([m.phi2]), np.array([m.mu1]), (64,)
+    )
+    assert nterms[0] == 48 and abs(a2[0].sum() - m.phi2) <= 1e-12 * m.phi2
+
+
+def test_mehler_coefficients_each_variance_from_its_own_rule_size():
+    """Every variance starts at the first size n ≥ NODES_PER_Q·q; rows are packed (zeros beyond nterms) and each row
+    reproduces the two-dimensional quadrature at c = 0.6."""
+    from meanfield import _mehler
+
+    act = mf.get_activation("tanh")
+    qs = np.array([2.0, 0.1, 0.9])
+    m = [mf.gaussian_moments("tanh", q) for q in qs]
+    phi2, mu1 = np.array([x.phi2 for x in m]), np.array([x.mu1 for x in m])
+    calls = []
+    batch = _mehler._mehler_batch
+
+    def spy(k, n, q, *rest):
+        calls.append((n, sorted(q)))
+        return batch(k, n, q, *rest)
+
+    try:
+        _mehler._mehler_batch = spy
+        a2, b2, nterms = _mehler.mehler_coefficients(act.kernels, qs, phi2, mu1, odd=True)
+    finally:
+        _mehler._mehler_batch = batch
+    assert calls[0] == (32, [0.1])  # 0.9 and 2.0 are not tried on rules below 180 and 400 nodes
+    assert all(n >= _mehler.NODES_PER_Q * min(q) for n, q in calls)
+    assert nterms[0] == 384 and 0 < nterms[1] < nterms[2] <= nterms[0] and a2.shape == (3, 384)
+    for i, q in enumerate(qs):
+        assert not a2[i, nterms[i] :].any() and not b2[i, nterms[i] :].any()
+        tp = mf.two_point("tanh", q, q, 0.6 * q)
+        c = 0.6 ** np.arange(a2.shape[1])
+        assert abs(a2[i] @ c - tp.phi_phi) <= 1e-12 * phi2[i]
+        assert abs(b2[i] @ c - tp.dphi_dphi) <= 1e-12 * mu1[i]
 
 
 @pytest.mark.parametrize("phi", ["tanh", "atan(x)", "sin(x)"])
