@@ -15,8 +15,9 @@ Quantities (THEORY §1; ``E_q`` is the expectation over ``u ~ N(0, q)``):
 * two-point ``[E φ(u1)φ(u2), E φ'(u1)φ'(u2)]`` for ``(u1, u2)`` centred Gaussian with covariances ``(q11, q22, q12)``.
 
 The moment table holds Chebyshev interpolants (degree ``TABLE_DEG``, one per octave of q) of the first four one-point
-moments on ``2^TABLE_LOG2_LO ≤ q < 2^TABLE_LOG2_HI``; it is built once per activation, checked against direct quadrature
-between its nodes, and makes the length map cost a few Chebyshev sums.
+moments on ``2^TABLE_LOG2_LO ≤ q < 2^TABLE_LOG2_HI``; it is built once per activation (by :mod:`meanfield._table`, in
+Python around :func:`onepoint_rule`), checked against direct quadrature between its nodes, and makes the length map
+cost a few Chebyshev sums.
 """
 
 import math
@@ -174,14 +175,7 @@ def onepoint_direct(q, out, err):
 
 
 # ---------------------------------------------------------------------------------------------------------- the table
-@njit(**JIT)
-def _cheb_points(deg):
-    t = np.empty(deg + 1)
-    for j in range(deg + 1):
-        t[j] = math.cos(math.pi * (j + 0.5) / (deg + 1))
-    return t
-
-
+# (built in Python around onepoint_rule, see meanfield._table; evaluated here)
 @njit(**JIT)
 def _clenshaw(c, x):
     b1 = 0.0
@@ -190,62 +184,6 @@ def _clenshaw(c, x):
     for k in range(c.shape[0] - 1, 0, -1):
         b1, b2 = x2 * b1 - b2 + c[k], b1
     return x * b1 - b2 + c[0]
-
-
-@njit(**JIT)
-def _octave_q(j, x):
-    return 2.0 ** (TABLE_LOG2_LO + j + 0.5 * (x + 1.0))
-
-
-@njit(**JIT)
-def build_table():
-    """Chebyshev coefficients ``tab[octave, quantity, k]`` and the relative interpolation error of each quantity.
-
-    The error is measured against direct quadrature at the midpoints between the Chebyshev nodes (plus the
-    quadrature's own error estimate), relative to the largest value of that quantity on the octave.
-    """
-    n_oct = TABLE_LOG2_HI - TABLE_LOG2_LO
-    deg = TABLE_DEG
-    t = _cheb_points(deg)
-    tab = np.zeros((n_oct, N_MOMENTS, deg + 1))
-    errs = np.zeros((n_oct, N_TABULATED))
-    for j in range(n_oct):  # serial: the build takes milliseconds, a parallel loop would add seconds of compilation
-        vals = np.empty((deg + 1, N_MOMENTS))
-        out = np.empty(N_MOMENTS)
-        err = np.empty(N_MOMENTS)
-        qerr = np.zeros(N_TABULATED)
-        for i in range(deg + 1):
-            onepoint_direct(_octave_q(j, t[i]), out, err)
-            for k in range(N_MOMENTS):
-                vals[i, k] = out[k]
-            for k in range(N_TABULATED):
-                qerr[k] = max(qerr[k], err[k])
-        for k in range(N_TABULATED):
-            for m in range(deg + 1):
-                s = 0.0
-                for i in range(deg + 1):
-                    s += vals[i, k] * math.cos(math.pi * m * (i + 0.5) / (deg + 1))
-                tab[j, k, m] = s * (2.0 / (deg + 1)) * (0.5 if m == 0 else 1.0)
-        # derivative (in x) of the μ_1 series: c'_{m-1} = c'_{m+1} + 2 m c_m
-        c = tab[j, 2]
-        dc = np.zeros(deg + 2)
-        for m in range(deg, 0, -1):
-            dc[m - 1] = dc[m + 1] + 2.0 * m * c[m]
-        dc[0] *= 0.5
-        for m in range(deg + 1):
-            tab[j, 4, m] = dc[m]
-        # check between the nodes
-        for i in range(deg):
-            x = 0.5 * (t[i] + t[i + 1])
-            onepoint_direct(_octave_q(j, x), out, err)
-            for k in range(N_TABULATED):
-                scale = 0.0
-                for ii in range(deg + 1):
-                    scale = max(scale, abs(vals[ii, k]))
-                if scale > 0.0:
-                    e = abs(_clenshaw(tab[j, k], x) - out[k]) + err[k] + qerr[k]
-                    errs[j, k] = max(errs[j, k], e / scale)
-    return tab, errs
 
 
 @njit(**JIT)

@@ -123,9 +123,9 @@ def _rows_product(X, Bt):
 
 
 @njit(cache=True, nogil=True)
-def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2):
+def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2, ok):
     """Interleave, square and check the coefficient products of :func:`_mehler_batch` (one pass instead of a dozen
-    array operations); returns the mask of the rows that meet the Parseval check.
+    array operations); ``ok[j]``: row j meets the Parseval check.
 
     ``A[j, :K/2]`` and ``B[j, :K/2]`` are the products of variance j: for odd φ, ``A`` the odd coefficients of φ (of the
     samples φ(z), so doubled here) and ``B`` the even ones of φ' (the same); otherwise ``A[j]``/``A[m + j]`` the even/odd
@@ -133,7 +133,6 @@ def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2):
     """
     m = phi2.shape[0]
     K2 = A.shape[1]
-    ok = np.empty(m, dtype=np.bool_)
     for j in range(m):
         sa = 0.0
         sb = 0.0
@@ -150,7 +149,6 @@ def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2):
             sb += be * be + bo * bo
         # a non-finite coefficient makes its sum non-finite, and the comparisons false
         ok[j] = abs(phi2[j] - sa) <= rtol * phi2[j] and abs(mu1[j] - sb) <= rtol * mu1[j]
-    return ok
 
 
 def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
@@ -178,7 +176,8 @@ def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
     K = 2 * Be.shape[0]
     a2 = np.empty((m, K))
     b2 = np.empty((m, K))
-    ok = _square_check(A, B, odd, phi2, mu1, HERMITE_RTOL, a2, b2)
+    ok = np.empty(m, dtype=bool)
+    _square_check(A, B, odd, phi2, mu1, HERMITE_RTOL, a2, b2, ok)
     return a2, b2, ok
 
 

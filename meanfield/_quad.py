@@ -27,6 +27,11 @@ MAX_BREAKS = 256
 SIGMA_RESOLVE = 0.25  # above this, u-features at |u| = 1, 2, 4, … get their own panels
 X16, W16 = np.polynomial.legendre.leggauss(16)
 X10, W10 = np.polynomial.legendre.leggauss(10)
+# Read-only, as Numba types global arrays: a Python call of a kernel with these rules then reuses the specialisation
+# compiled for the kernels' own calls (meanfield._table) instead of compiling a second one.
+for _a in (X16, W16, X10, W10):
+    _a.setflags(write=False)
+del _a
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 

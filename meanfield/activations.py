@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from meanfield._table import build_table
 from meanfield.errors import InvalidParameterError, UnknownActivationError
 
 __all__ = ["Activation", "get_activation", "REGISTRY", "available_activations"]
@@ -353,7 +354,7 @@ class Activation:
                     with np.load(path) as f:
                         t, err = f["tab"], f["err"]
                 except (OSError, KeyError, ValueError):
-                    t, errs = k.build_table()
+                    t, errs = build_table(k)
                     err = errs.max(axis=0)
                     try:
                         tmp = path.with_suffix(f".{os.getpid()}.npz")
@@ -398,8 +399,11 @@ class Activation:
         """φ(-x) = -φ(x) (then c* = 0 in the chaotic phase with σ_b = 0); checked numerically on probe points (once)."""
         got = self._state.get("is_odd")
         if got is None:
-            u = self._PROBE
-            got = self._state["is_odd"] = bool(np.allclose(self.phi(-u), -self.phi(u), rtol=1e-13, atol=1e-15))
+            u = np.concatenate((self._PROBE, -self._PROBE))
+            f, d = np.empty_like(u), np.empty_like(u)
+            self.kernels.phi_dphi_array(u, f, d)  # the kernel the Mehler series of odd φ use anyway
+            n = self._PROBE.size
+            got = self._state["is_odd"] = bool(np.allclose(f[n:], -f[:n], rtol=1e-13, atol=1e-15))
         return got
 
     @property
