@@ -205,21 +205,6 @@ def moments(q, tab, out):
 
 
 @njit(**JIT)
-def qmap_slope(q, tab, buf):
-    """(E_q φ², dE_q φ²/dq): what the length map and its Newton solve need."""
-    if CLOSED_ONEPOINT:
-        return closed_qmap(q)
-    if tab.shape[0] > 0:
-        s = math.log2(q) - TABLE_LOG2_LO
-        if 0.0 <= s < tab.shape[0]:
-            j = int(s)
-            x = 2.0 * (s - j) - 1.0
-            return _clenshaw(tab[j, 0], x), _clenshaw(tab[j, 1], x)
-    moments(q, tab, buf)
-    return buf[0], buf[1]
-
-
-@njit(**JIT)
 def length_trajectory(tab, sw2, sb2, q_tiny, stop_rtol, q, qh, mu1, mu2):
     """The length map through layers l = 1 … L (L = ``q.shape[0] - 2``) from ``q[1]``, for :mod:`meanfield.fisher`.
 
@@ -374,8 +359,18 @@ P_CRIT = 2  # F(q) = q - E_q φ²/μ_1(q) - σ_b²
 
 @njit(**JIT)
 def residual(problem, x, par, tab, buf):
-    if problem == P_QSTAR:
-        f0, f1 = qmap_slope(x, tab, buf)
+    if problem == P_QSTAR:  # needs (E_x φ², dE_x φ²/dq) only: two table rows (inline: one compiled function fewer)
+        if CLOSED_ONEPOINT:
+            f0, f1 = closed_qmap(x)
+        else:
+            s = math.log2(x) - TABLE_LOG2_LO
+            if tab.shape[0] > 0 and 0.0 <= s < tab.shape[0]:
+                j = int(s)
+                t = 2.0 * (s - j) - 1.0
+                f0, f1 = _clenshaw(tab[j, 0], t), _clenshaw(tab[j, 1], t)
+            else:
+                moments(x, tab, buf)
+                f0, f1 = buf[0], buf[1]
         return par[0] * f0 + par[1] - x, par[0] * f1 - 1.0
     moments(x, tab, buf)
     f0, f1, mu1, dmu1 = buf[0], buf[1], buf[2], buf[4]
@@ -491,17 +486,6 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
     if c >= 1.0 - 1e-13:
         return 1.0, chi1, st, it
     return c, df + 1.0, st, it  # F'(c*) = χ_c - 1
-
-
-@njit(**JIT)
-def q_star_point(sw2, sb2, q0, tab, rtol, maxiter):
-    """Scalar q*: (q*, status, χ_1, slope of the length map)."""
-    q, st, it, res = q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter)
-    if st != CONVERGED and st != ZERO:
-        return q, st, math.nan, math.nan
-    buf = np.empty(N_MOMENTS)
-    moments(max(q, 1e-300), tab, buf)
-    return q, st, sw2 * buf[2], sw2 * buf[1]
 
 
 @njit(**JIT)

@@ -112,10 +112,14 @@ def _scalar_q_star(phi, sigma_w, sigma_b, q0):
     if not (0.0 < sw < math.inf and 0.0 <= sb < math.inf and 0.0 < q0 < math.inf):
         return None
     act = get_activation(phi)
-    q, st, chi, slope = act.kernels.q_star_point(sw * sw, sb * sb, q0, act.table, RTOL, MAXITER)
-    if st != 0 and st != 3:
+    k = act.kernels
+    sw2 = sw * sw
+    q, st, _, _ = k.q_star_kernel(sw2, sb * sb, q0, act.table, RTOL, MAXITER)
+    if st != k.CONVERGED and st != k.ZERO:
         return None  # let the general path raise its specific error
-    return act, q, chi, slope
+    buf = np.empty(k.N_MOMENTS)
+    k.moments(max(q, 1e-300), act.table, buf)
+    return act, q, sw2 * buf[2], sw2 * buf[1]
 
 
 def _prepare(phi, sigma_w, sigma_b, q0):
