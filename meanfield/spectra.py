@@ -332,9 +332,11 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
     # breakpoints in z: the Gaussian's and φ's scales (meanfield._quad), graded towards every pinned end
     buf = np.empty(_quad.MAX_BREAKS)
     n = _quad.add_breaks(0.0, sq, np.asarray(act.kinks, dtype=np.float64), buf, 0)
+    # (not the truncation ends ±U: as e/√q they are ±Z_MAX only to rounding, and a grading there, where the Gaussian
+    # has no mass, would only add panels; whether it did hinged on the last bit of q)
     ends = sorted({e / sq for piece in mono for e in piece})
     for cz in ends:
-        if -Z_MAX < cz < Z_MAX and n < _quad.MAX_BREAKS - 1:
+        if abs(cz) < Z_MAX * (1.0 - 1e-12) and n < _quad.MAX_BREAKS - 1:
             buf[n] = cz
             n = _quad.add_kink_grading(cz, GRADE_MIN, buf, n + 1)
 
