@@ -203,6 +203,9 @@ def _is_even(act, U):
     return bool(np.all(np.abs(g1 - g2) <= 1e-15 * np.maximum(np.abs(g1), 1e-300)))
 
 
+RATIO_MAX = 2.0 * (1.0 + 1e-9)
+
+
 def _limit_ratio(br):
     """Split panels until neighbouring widths differ by at most a factor 2 (the contour heights follow the widths)."""
     br = np.asarray(br, dtype=np.float64)
@@ -212,7 +215,9 @@ def _limit_ratio(br):
             return br
         left = np.r_[np.inf, w[:-1]]
         right = np.r_[w[1:], np.inf]
-        split = (w > 2.0 * left) | (w > 2.0 * right)
+        # a ratio of 2 to rounding is within the limit (halving a panel makes such ratios; deciding them by the
+        # last bit made the rule's size, and the density's cost, jump between neighbouring q)
+        split = (w > RATIO_MAX * left) | (w > RATIO_MAX * right)
         if not np.any(split):
             return br
         br = np.sort(np.r_[br, 0.5 * (br[:-1] + br[1:])[split]])

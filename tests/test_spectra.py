@@ -627,3 +627,18 @@ def test_monte_carlo_per_layer_and_wider():
     rng = np.random.default_rng(7)
     draws = [sample_eigenvalues("tanh", sw, sb, 6, 800, "orthogonal", 3.0, rng) for _ in range(4)]
     _compare_with_samples(spec, draws, cdf_tol=0.02)
+
+
+def test_law_rule_does_not_hinge_on_the_last_bits_of_q():
+    """The quadrature of the law of φ'² is the same size for q and q a few ulp away: the truncation ends ±Z_MAX are
+    not graded (they were, or not, depending on how U/√q rounded, which doubled the contour rule and the density's
+    cost at the tanh critical point q* = 1/64), and panel widths in a ratio of 2 to rounding are not split."""
+    from meanfield import spectra
+
+    act = mf.get_activation("tanh")
+    for q0 in (1.0 / 64, 0.3, 2.0):
+        qs = [q0, 0.015624999999999917] if q0 == 1.0 / 64 else [q0]  # a q* the solver once returned for 1/64
+        for _ in range(12):
+            qs.append(float(np.nextafter(qs[-1], 0.0)))
+        sizes = {spectra._d2_law(act, q).cnode_vals.size for q in qs}
+        assert len(sizes) == 1
