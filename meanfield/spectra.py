@@ -455,18 +455,23 @@ def _mul(a, b):
 
 
 def _revert(f):
-    """Compositional inverse g of f (f[0] = 0, f[1] ≠ 0) to order MAX_MOMENT: f(g(x)) = x."""
+    """Compositional inverse g of f (f[0] = 0, f[1] ≠ 0) to order MAX_MOMENT: f(g(x)) = x.
+
+    Lagrange inversion: ``[x^n] g = [w^{n-1}] r(w)^n / n`` with ``r(w) = w/f(w)``, the reciprocal of the series
+    ``f(w)/w`` (by its recurrence), and its powers r^n by repeated products.
+    """
     K = MAX_MOMENT
+    a = f[1:]  # f(w)/w
+    r = np.zeros(K + 1)
+    r[0] = 1.0 / a[0]
+    for n in range(1, K):
+        r[n] = -sum(a[j] * r[n - j] for j in range(1, n + 1)) / a[0]
     g = np.zeros(K + 1)
-    g[1] = 1.0 / f[1]
-    for n in range(2, K + 1):
-        comp = np.zeros(K + 1)
-        pw = np.zeros(K + 1)
-        pw[0] = 1.0
-        for j in range(1, K + 1):
-            pw = _mul(pw, g)
-            comp += f[j] * pw
-        g[n] = -comp[n] / f[1]
+    pw = np.zeros(K + 1)
+    pw[0] = 1.0
+    for n in range(1, K + 1):
+        pw = _mul(pw, r)
+        g[n] = pw[n - 1] / n
     return g
 
 
@@ -516,9 +521,13 @@ def _normalised_moments(laws, counts, depth, gaussian):
     logh = (1.0 + (depth if gaussian else 0)) * log1p
     for law, n in zip(laws, counts):
         logh = logh - n * _log_s_transform(law)
+    h = _exp_series(logh)
     out = np.empty(MAX_MOMENT)
+    hk = np.zeros(MAX_MOMENT + 1)
+    hk[0] = 1.0
     for k in range(1, MAX_MOMENT + 1):
-        out[k - 1] = _exp_series(k * logh)[k - 1] / k
+        hk = _mul(hk, h)  # h^k = exp(k log h), truncated consistently
+        out[k - 1] = hk[k - 1] / k
     return out
 
 
