@@ -15,28 +15,54 @@ from meanfield.errors import (
     NumericalError,
     UnknownActivationError,
 )
-from meanfield.fisher import (
-    ConditionalFisherSpectrum,
-    FisherStatistics,
-    SokolParkBound,
-    conditional_fisher_spectrum,
-    fisher_statistics,
-    sokol_park_bound,
-)
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
 from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
-from meanfield.spectra import (
-    JacobianSpectrum,
-    bernoulli_edge,
-    fuss_catalan_density,
-    fuss_catalan_edge,
-    fuss_catalan_moment,
-    jacobian_spectrum,
-    marchenko_pastur_density,
-)
 from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
 
 __version__ = "0.1.0"
+
+# The Jacobian-spectrum and Fisher modules are imported on first use (PEP 562): they hold some forty Numba functions,
+# whose decoration alone costs ~70 ms, a tenth of a warm start, and most sessions never touch them.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "JacobianSpectrum",
+            "bernoulli_edge",
+            "fuss_catalan_density",
+            "fuss_catalan_edge",
+            "fuss_catalan_moment",
+            "jacobian_spectrum",
+            "marchenko_pastur_density",
+        ),
+        "meanfield.spectra",
+    ),
+    **dict.fromkeys(
+        (
+            "ConditionalFisherSpectrum",
+            "FisherStatistics",
+            "SokolParkBound",
+            "conditional_fisher_spectrum",
+            "fisher_statistics",
+            "sokol_park_bound",
+        ),
+        "meanfield.fisher",
+    ),
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'meanfield' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     # activations

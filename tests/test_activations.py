@@ -116,3 +116,28 @@ def test_theory_imports_without_torch_or_matplotlib():
     code = ("import sys, meanfield; assert not {'torch', 'matplotlib', 'scipy.special'} & set(sys.modules), "
             "sorted({'torch', 'matplotlib', 'scipy.special'} & set(sys.modules))")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_spectra_and_fisher_modules_load_on_first_use():
+    """``import meanfield`` leaves the spectra and Fisher modules (and their Numba functions) for their first use; every
+    public name still resolves, also through ``from meanfield import *``."""
+    code = (
+        "import sys, meanfield as mf\n"
+        "lazy = {'meanfield.spectra', 'meanfield.fisher'}\n"
+        "assert not lazy & set(sys.modules), sorted(lazy & set(sys.modules))\n"
+        "assert mf.fuss_catalan_moment(2, 1) == 2.0 and 'meanfield.spectra' in sys.modules\n"
+        "from meanfield import FisherStatistics\n"
+        "assert 'meanfield.fisher' in sys.modules and FisherStatistics is mf.fisher_statistics.__globals__['FisherStatistics']\n"
+        "ns = {}\n"
+        "exec('from meanfield import *', ns)\n"
+        "missing = set(mf.__all__) - set(ns)\n"
+        "assert not missing, missing\n"
+        "assert set(mf.__all__) <= set(dir(mf))\n"
+        "try:\n"
+        "    mf.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_name' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
