@@ -2,7 +2,8 @@
 
 They take plain arrays only (no activation dispatchers), so they compile once and are cached on disk:
 
-* :func:`series_pair` — the Mehler (Hermite) series of the two-point expectations at one layer;
+* :func:`cross_series` — the covariance map through the layers with the Mehler series of
+  :func:`meanfield._mehler.series_pair`;
 * :func:`depth_sums` — the layer sums Θ/N for every depth at once (the backward recursion folded into the forward one);
 * :func:`chain_*` — the real and complex "shooting" solutions of the subordination chain of the conditional FIM
   (Hayase & Karakida 2021), see :mod:`meanfield.fisher` for the equations.
@@ -13,20 +14,9 @@ import math
 import numpy as np
 from numba import njit
 
+from meanfield._mehler import series_pair
+
 JIT = dict(cache=True, nogil=True)
-
-
-# ------------------------------------------------------------------------------------------------- two-point series
-@njit(**JIT)
-def series_pair(a2, b2, n, c, out):
-    """``out = [Σ_k a2[k] c^k, Σ_k b2[k] c^k]`` (Horner, k < n): E φ(u1)φ(u2) and E φ'(u1)φ'(u2) by Mehler's formula."""
-    s0 = 0.0
-    s1 = 0.0
-    for k in range(n - 1, -1, -1):
-        s0 = s0 * c + a2[k]
-        s1 = s1 * c + b2[k]
-    out[0] = s0
-    out[1] = s1
 
 
 # ---------------------------------------------------------------------------------------------------- depth sums

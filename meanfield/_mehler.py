@@ -123,6 +123,18 @@ def _rows_product(X, Bt):
 
 
 @njit(cache=True, nogil=True)
+def series_pair(a2, b2, n, c, out):
+    """``out = [Σ_k a2[k] c^k, Σ_k b2[k] c^k]`` (Horner, k < n): E φ(u1)φ(u2) and E φ'(u1)φ'(u2) by Mehler's formula."""
+    s0 = 0.0
+    s1 = 0.0
+    for k in range(n - 1, -1, -1):
+        s0 = s0 * c + a2[k]
+        s1 = s1 * c + b2[k]
+    out[0] = s0
+    out[1] = s1
+
+
+@njit(cache=True, nogil=True)
 def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2, ok):
     """Interleave, square and check the coefficient products of :func:`_mehler_batch` (one pass instead of a dozen
     array operations); ``ok[j]``: row j meets the Parseval check.

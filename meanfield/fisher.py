@@ -30,6 +30,7 @@ import numpy as np
 
 from meanfield import _fisher_kernels as _fk
 from meanfield._mehler import mehler_coefficients as _mehler_coefficients
+from meanfield._mehler import series_pair as _series_pair
 from meanfield._validate import as_array, choice, correlation, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import InvalidParameterError, NumericalError
@@ -161,7 +162,7 @@ def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
         c = min(1.0, max(-1.0, float(qx[l]) / ql)) if ql > 0.0 else 1.0
         j = min(l, l_q) - 1
         if series is not None and nterms[j] > 0:
-            _fk.series_pair(a2[j], b2[j], nterms[j], c, buf)
+            _series_pair(a2[j], b2[j], nterms[j], c, buf)
         else:
             k.twopoint(qe, qe, c * qe, buf)
         qhx[l] = buf[0] * scale[l]

@@ -180,8 +180,7 @@ def _c_star_series(act, sw2, sb2, q):
     an estimate for |c| < 1), the accuracy of the quadrature rule it replaces; a polynomial in place of a
     two-dimensional quadrature per Newton step makes ``fixed_point`` ~6× faster for tanh.
     """
-    from meanfield._fisher_kernels import series_pair
-    from meanfield._mehler import HERMITE_SIZES, NODES_PER_Q, mehler_coefficients
+    from meanfield._mehler import HERMITE_SIZES, NODES_PER_Q, mehler_coefficients, series_pair
 
     sizes = tuple(n for n in HERMITE_SIZES if n >= NODES_PER_Q * q)[:2]
     if not sizes:
