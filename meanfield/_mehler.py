@@ -208,9 +208,9 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES, odd=False):
     an error estimate rather than a strict bound (cross-checked against the 16-node two-dimensional rule in the tests).
     Rule sizes of ``sizes`` (default :data:`HERMITE_SIZES`) are tried in turn, each variance from the first
     ``n ≥ NODES_PER_Q·q`` on (the largest size takes every variance left), all variances of one size in one batch; the
-    variances a size does not meet go on to the next. Variances where even 1024 nodes
-    fail (tanh beyond q ≈ 6, kinked φ) get ``nterms = 0``: those layers use the two-dimensional quadrature. ``odd``: φ is
-    odd (:attr:`meanfield.activations.Activation.is_odd`), which halves the work (see :func:`_mehler_batch`).
+    variances a size does not meet go on to the next. Variances where even 1024 nodes fail (tanh beyond q ≈ 6, kinked
+    φ) get ``nterms = 0``: those layers use the two-dimensional quadrature. ``odd``: φ is odd
+    (:attr:`meanfield.activations.Activation.is_odd`), which halves the work (see :func:`_mehler_batch`).
     """
     m = len(qs)
     found = []  # (indices into qs, a2 rows, b2 rows) of each size that met some variances
