@@ -38,43 +38,31 @@ def as_array(value, name: str) -> np.ndarray:
     return arr
 
 
-def positive(value, name: str) -> np.ndarray:
+def _checked(value, name: str, is_bad, requirement: str):
+    """``value`` as a float64 array (0-d for a scalar) once finite and not ``is_bad``; else the error naming the first
+    offending value: ``{name} must {requirement}, got {bad}``."""
     x = _finite_scalar(value, name)
     if x is not None:
-        if x <= 0:
-            raise InvalidParameterError(f"{name} must be > 0 (a standard deviation), got {x}")
+        if is_bad(x):
+            raise InvalidParameterError(f"{name} must {requirement}, got {x}")
         return np.asarray(x)
     arr = as_array(value, name)
-    if np.any(arr <= 0):
-        bad = arr[arr <= 0].flat[0]
-        raise InvalidParameterError(f"{name} must be > 0 (a standard deviation), got {bad}")
+    bad = is_bad(arr)
+    if np.any(bad):
+        raise InvalidParameterError(f"{name} must {requirement}, got {arr[bad].flat[0]}")
     return arr
+
+
+def positive(value, name: str) -> np.ndarray:
+    return _checked(value, name, lambda a: a <= 0, "be > 0 (a standard deviation)")
 
 
 def nonnegative(value, name: str) -> np.ndarray:
-    x = _finite_scalar(value, name)
-    if x is not None:
-        if x < 0:
-            raise InvalidParameterError(f"{name} must be ≥ 0 (a standard deviation, not a variance), got {x}")
-        return np.asarray(x)
-    arr = as_array(value, name)
-    if np.any(arr < 0):
-        bad = arr[arr < 0].flat[0]
-        raise InvalidParameterError(f"{name} must be ≥ 0 (a standard deviation, not a variance), got {bad}")
-    return arr
+    return _checked(value, name, lambda a: a < 0, "be ≥ 0 (a standard deviation, not a variance)")
 
 
 def correlation(value, name: str) -> np.ndarray:
-    x = _finite_scalar(value, name)
-    if x is not None:
-        if abs(x) > 1:
-            raise InvalidParameterError(f"{name} must lie in [-1, 1], got {x}")
-        return np.asarray(x)
-    arr = as_array(value, name)
-    if np.any(np.abs(arr) > 1):
-        bad = arr[np.abs(arr) > 1].flat[0]
-        raise InvalidParameterError(f"{name} must lie in [-1, 1], got {bad}")
-    return arr
+    return _checked(value, name, lambda a: abs(a) > 1, "lie in [-1, 1]")
 
 
 def integer(value, name: str, minimum: int = 1) -> int:

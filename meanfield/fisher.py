@@ -62,15 +62,6 @@ def _nans(n):
     return a
 
 
-def _moments_at(k, tab, q, out):
-    """(E φ², μ_1, μ_2) at q ≥ 0 as Python floats; below Q_TINY the linear regime (E φ² ∝ q, μ_k constant)."""
-    if q >= Q_TINY:
-        k.moments(q, tab, out)
-        return float(out[0]), float(out[2]), float(out[3])
-    k.moments(Q_TINY, tab, out)
-    return float(out[0]) * (q / Q_TINY), float(out[2]), float(out[3])
-
-
 @dataclass(frozen=True)
 class _Layers:
     """Forward order parameters of layers 0..L+1 (index = layer; L+1 is the readout) for one (φ, σ_w, σ_b, inputs)."""
@@ -111,7 +102,6 @@ def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
             f"{act.name}: the length map overflowed at layer {bad} (sigma_w={sw:.6g}, sigma_b={sb:.6g}); the"
             " network is too deep for its chaotic growth to be represented"
         )
-    out = np.empty(k.N_MOMENTS)
     if not cross:
         nan = _nans(n)
         return _Layers(q, nan, qh, nan, mu1, mu2, nan, l_q, "none")
@@ -135,8 +125,10 @@ def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
         qs = np.maximum(q[1 : top + 1], Q_TINY)
         phi2 = qh[1 : top + 1].copy()
         small = q[1 : top + 1] < Q_TINY
-        if small.any():
-            phi2[small] = _moments_at(k, tab, Q_TINY, out)[0]
+        if small.any():  # their series are those at Q_TINY (the linear regime), rescaled by q/Q_TINY below
+            out = np.empty(k.N_MOMENTS)
+            k.moments(Q_TINY, tab, out)
+            phi2[small] = out[0]
         a2, b2, nterms = _mehler_coefficients(k, qs, phi2, mu1[1 : top + 1], odd=act.is_odd)
         n_ok = int(np.count_nonzero(nterms))
         method = "Mehler series" if n_ok == top else ("quadrature" if n_ok == 0 else "Mehler series + quadrature")

@@ -117,9 +117,8 @@ def _scalar_q_star(phi, sigma_w, sigma_b, q0):
     q, st, _, _ = k.q_star_kernel(sw2, sb * sb, q0, act.table, RTOL, MAXITER)
     if st != k.CONVERGED and st != k.ZERO:
         return None  # let the general path raise its specific error
-    buf = np.empty(k.N_MOMENTS)
-    k.moments(max(q, 1e-300), act.table, buf)
-    return act, q, sw2 * buf[2], sw2 * buf[1]
+    m = _moments(act, max(q, 1e-300))
+    return act, q, sw2 * m[2], sw2 * m[1]
 
 
 def _prepare(phi, sigma_w, sigma_b, q0):
