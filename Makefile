@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run verify test test-fast bench figures clean
+.PHONY: setup run verify test test-fast bench bench-gpu figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
+
+# GPU cases (about a minute on one GPU); refuses with exit status 2 where no CUDA device is present.
+bench-gpu: setup
+	$(PY) benchmarks/bench_gpu.py --out benchmarks/RESULTS.md
 
 figures: setup
 	$(PY) -m meanfield.cli run --out docs/figures
