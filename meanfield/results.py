@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -10,8 +12,157 @@ import numpy as np
 STATUS = {0: "converged", 1: "max_iterations", 2: "diverged", 3: "zero", 4: "degenerate"}
 
 
+# ==================================================================================================== serialisation
+# JSON has no inf or NaN: to_json writes them as these strings (and only them), from_json reads them back.
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+# Fields that describe the inputs of a computation: the first line of a result's summary.
+_INPUTS = ("activation", "sigma_w", "sigma_b", "depth", "width", "weights", "input_norm", "q")
+
+
+def _plain(value):
+    """``value`` as plain Python data: arrays and tuples as (nested) lists, NumPy scalars as int/float/bool/complex."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Result):
+        return value.to_dict()
+    return value
+
+
+def _encode(value):
+    """Plain data with non-finite floats replaced by the strings of ``_NONFINITE`` (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, complex):
+        return {"real": _encode(value.real), "imag": _encode(value.imag)}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value):
+    """Inverse of :func:`_encode` (for values that are numbers or containers of numbers)."""
+    if isinstance(value, str):
+        return _NONFINITE.get(value, value)
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"real", "imag"}:
+            return complex(_decode(value["real"]), _decode(value["imag"]))
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def _rebuild(value, annotation: str):
+    """A field's value from plain data, by its annotation: arrays for ``np.ndarray`` fields (scalars stay scalars for
+    ``float | np.ndarray``), tuples for ``tuple`` fields, lists of tuples for ``list`` fields (``atoms``)."""
+    if annotation == "str" or value is None:
+        return value
+    value = _decode(value)
+    if isinstance(value, list):
+        if "ndarray" in annotation:
+            return np.asarray(value)
+        if annotation.startswith("tuple"):
+            return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        if annotation.startswith("list"):
+            return [tuple(v) if isinstance(v, list) else v for v in value]
+    return value
+
+
+def _brief(value) -> str:
+    """One readable line for a field's value: numbers to 8 significant digits, arrays by shape and range."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.8g}"
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _brief(value[()])
+    if isinstance(value, np.ndarray):
+        if value.size <= 6:
+            return "[" + ", ".join(_brief(v) for v in value.reshape(-1)) + "]" + (
+                f" (shape {value.shape})" if value.ndim > 1 else ""
+            )
+        text = f"array of shape {value.shape}"
+        if np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value):
+            finite = value[np.isfinite(value)]
+            if finite.size:
+                text += f", from {_brief(finite.min())} to {_brief(finite.max())}"
+            if finite.size < value.size:
+                text += f", {value.size - finite.size} not finite"
+        return text
+    if isinstance(value, (list, tuple)) and len(value) > 6:
+        return f"{len(value)} items"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_brief(v) for v in value) + "]"
+    return str(value)
+
+
+class Result:
+    """Serialisation shared by the result dataclasses: :meth:`to_dict`, :meth:`to_json`, :meth:`from_dict`,
+    :meth:`from_json`, and a readable summary as ``str(result)``.
+
+    ``to_dict`` holds the public fields (those not starting with ``_``) as plain Python data: arrays become nested lists,
+    NumPy scalars Python numbers; inf and NaN stay floats. ``to_json`` writes strict JSON, with inf, -inf and NaN as the
+    strings ``"inf"``, ``"-inf"``, ``"nan"``; ``from_json``/``from_dict`` turn them back into floats and lists back into
+    arrays for array fields. A result whose methods need solver state that is not serialised (e.g. the spectral
+    densities) writes its fields but cannot be rebuilt: ``from_dict`` raises ``TypeError`` for it.
+    """
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict:
+        """Public fields as plain Python data (lists for arrays; inf and NaN as floats)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if not f.name.startswith("_")}
+
+    def to_json(self, **kwargs) -> str:
+        """Strict JSON of :meth:`to_dict` (inf, -inf, NaN as the strings "inf", "-inf", "nan"); ``kwargs`` go to
+        :func:`json.dumps` (e.g. ``indent=2``)."""
+        return json.dumps(_encode(self.to_dict()), allow_nan=False, ensure_ascii=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """The result back from :meth:`to_dict` (or the parsed :meth:`to_json`); unknown keys are an error."""
+        if any(f.name.startswith("_") for f in fields(cls)):
+            raise TypeError(f"{cls.__name__} cannot be rebuilt from its fields (its solver state is not serialised); "
+                            "recompute it from the inputs it records")
+        names = {f.name: f for f in fields(cls) if not f.name.startswith("_") and f.init}
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.from_dict: unknown fields {unknown}")
+        return cls(**{k: _rebuild(v, str(names[k].type)) for k, v in data.items()})
+
+    @classmethod
+    def from_json(cls, text: str):
+        """The result back from :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def summary(self) -> str:
+        """Readable multi-line summary: the inputs on the first line, then one line per other public field."""
+        shown = [f.name for f in fields(self) if not f.name.startswith("_")]
+        head = [
+            f"{k}={_brief(getattr(self, k))}"
+            for k in _INPUTS
+            if k in shown and getattr(self, k) is not None and np.ndim(getattr(self, k)) == 0
+        ]
+        rest = [k for k in shown if k not in _INPUTS or np.ndim(getattr(self, k)) != 0]
+        width = max((len(k) for k in rest), default=0)
+        lines = [f"{type(self).__name__}({', '.join(head)})"]
+        lines += [f"  {k:<{width}}  {_brief(getattr(self, k))}" for k in rest]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(Result):
     """A quadrature result with its error estimate (|I_16 - I_10| of the panelled rule; 0 for closed forms)."""
 
     value: float | np.ndarray
@@ -19,7 +170,7 @@ class Estimate:
 
 
 @dataclass(frozen=True)
-class GaussianMoments:
+class GaussianMoments(Result):
     """One-point moments at variance q (THEORY §1): E φ², dE φ²/dq, μ_1 = E φ'², μ_2 = E φ'⁴, with error estimates."""
 
     q: float | np.ndarray
@@ -28,10 +179,11 @@ class GaussianMoments:
     mu1: float | np.ndarray
     mu2: float | np.ndarray
     error: np.ndarray  # shape (..., 4): errors of [phi2, dphi2_dq, mu1, mu2]
+    activation: str | None = None  # registry name or expression of φ
 
 
 @dataclass(frozen=True)
-class FixedPoint:
+class FixedPoint(Result):
     """Fixed point of the length and correlation maps (Poole et al. 2016; Schoenholz et al. 2017).
 
     Attributes
@@ -59,10 +211,11 @@ class FixedPoint:
     converged: bool = True
     iterations: int = 0
     residual: float = 0.0
+    activation: str | None = None  # registry name or expression of φ
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class Trajectory(Result):
     """Finite-depth propagation of two inputs of equal length (THEORY §1, last bullet).
 
     ``q[l]`` is the mean squared pre-activation of layer l (``q[0] = q0`` is the input's |x|²/N_0);
@@ -74,6 +227,7 @@ class Trajectory:
     chi: np.ndarray
     sigma_w: float
     sigma_b: float
+    activation: str | None = None  # registry name or expression of φ
 
     @property
     def depth(self) -> int:
@@ -81,7 +235,7 @@ class Trajectory:
 
 
 @dataclass(frozen=True)
-class PhaseDiagram:
+class PhaseDiagram(Result):
     """q*, χ_1, c*, ξ_c on a σ_w × σ_b grid; arrays have shape (len(sigma_w), len(sigma_b)).
 
     Where the length map has no finite fixed point (``diverges``) q* is inf and the other fields NaN; ``status`` holds
