@@ -53,12 +53,56 @@ def _checked(value, name: str, is_bad, requirement: str):
     return arr
 
 
-def positive(value, name: str) -> np.ndarray:
-    return _checked(value, name, lambda a: a <= 0, "be > 0 (a standard deviation)")
+# What a quantity is, by its argument name, for the messages: σ's are standard deviations, q's are variances (mean
+# squared pre-activations), input norms are squared lengths |x|²/N_0. Unlisted names get no gloss.
+_KINDS = {
+    "sigma_w": "a standard deviation",
+    "sigma_b": "a standard deviation",
+    "sigma_w_grid": "standard deviations",
+    "sigma_b_grid": "standard deviations",
+    "sigma_w2": "a variance σ_w²",
+    "sigma_b2": "a variance σ_b²",
+    "q": "a variance",
+    "q_star": "a variance, the fixed point of the length map",
+    "q_stars": "variances, fixed points of the length map",
+    "q_init": "a variance, where the length-map iteration starts",
+    "q0": "a variance or squared length |x|²/N_0",
+    "q11": "a variance",
+    "q22": "a variance",
+    "input_norm": "a squared length |x|²/N_0",
+}
 
 
-def nonnegative(value, name: str) -> np.ndarray:
-    return _checked(value, name, lambda a: a < 0, "be ≥ 0 (a standard deviation, not a variance)")
+def _gloss(name: str, kind: str | None) -> str:
+    kind = _KINDS.get(name, "") if kind is None else kind
+    return f" ({kind})" if kind else ""
+
+
+def positive(value, name: str, kind: str | None = None) -> np.ndarray:
+    """``value`` as a float64 array (0-d for a scalar), finite and > 0; ``kind`` says what it is in the message ("a
+    variance", ...; by default from the name: sigma_* are standard deviations, q* variances; "" for none)."""
+    return _checked(value, name, lambda a: a <= 0, "be > 0" + _gloss(name, kind))
+
+
+def nonnegative(value, name: str, kind: str | None = None) -> np.ndarray:
+    """``value`` as a float64 array, finite and ≥ 0; ``kind`` as for :func:`positive`."""
+    return _checked(value, name, lambda a: a < 0, "be ≥ 0" + _gloss(name, kind))
+
+
+def broadcast(**named) -> list[np.ndarray]:
+    """The arrays broadcast together, or an InvalidParameterError naming the arguments whose shapes do not match."""
+    try:
+        return list(np.broadcast_arrays(*named.values()))
+    except ValueError:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in named.items())
+        raise InvalidParameterError(f"shapes do not broadcast together: {shapes}") from None
+
+
+def nonempty(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` unless it has no elements (InvalidParameterError naming it)."""
+    if np.size(arr) == 0:
+        raise InvalidParameterError(f"{name} must not be empty")
+    return arr
 
 
 def correlation(value, name: str) -> np.ndarray:
