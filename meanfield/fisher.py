@@ -34,6 +34,7 @@ from meanfield._mehler import series_pair as _series_pair
 from meanfield._validate import as_array, choice, correlation, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import InvalidParameterError, NumericalError
+from meanfield.results import Result
 
 __all__ = [
     "fisher_statistics",
@@ -176,7 +177,7 @@ DEGENERATE_RTOL = 1e-12  # |κ_2| T ≤ this·κ_1: the top and bulk eigenvalues
 
 
 @dataclass(frozen=True)
-class FisherStatistics:
+class FisherStatistics(Result):
     """Mean-field statistics of the FIM eigenvalues (Karakida, Akaho & Amari 2019; THEORY §3).
 
     Scalars for a scalar ``depth``; arrays of the shape of ``depth`` for an array of depths [vec]. ``Θ`` is the NTK
@@ -504,7 +505,7 @@ def _product_atoms(atoms_y, atoms_nu, nu_zero):
 
 
 @dataclass(frozen=True)
-class ConditionalFisherSpectrum:
+class ConditionalFisherSpectrum(Result):
     """Spectrum of the conditional FIM ``F(θ|x)/N`` for one input and C = N outputs (Hayase & Karakida 2021; THEORY §4).
 
     Its non-zero eigenvalues are those of ``Φ/N``, ``Φ = Σ_{l=1}^{L+1} a_l J_l J_lᵀ``, ``a_l = |x^{l-1}|² + 1``,
@@ -831,7 +832,7 @@ def conditional_fisher_spectrum(
 
 # ============================================================================================= Sokol–Park bound
 @dataclass(frozen=True)
-class SokolParkBound:
+class SokolParkBound(Result):
     """Upper bound on the largest eigenvalue of the conditional FIM through the partial Jacobians (Sokol & Park 2020).
 
     Attributes

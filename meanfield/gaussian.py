@@ -17,7 +17,7 @@ from meanfield import _quad
 from meanfield._validate import as_array, is_scalar, nonnegative, positive, scalar_or_array
 from meanfield.activations import get_activation
 from meanfield.errors import InvalidParameterError, NumericalError
-from meanfield.results import Estimate, GaussianMoments
+from meanfield.results import Estimate, GaussianMoments, Result
 
 __all__ = ["gaussian_moments", "two_point", "TwoPoint", "expect", "expect2"]
 
@@ -59,7 +59,7 @@ def gaussian_moments(phi, q) -> GaussianMoments:
 
 
 @dataclass(frozen=True)
-class TwoPoint:
+class TwoPoint(Result):
     """E[φ(u1)φ(u2)] and E[φ'(u1)φ'(u2)] with error estimates (shape (..., 2))."""
 
     phi_phi: float | np.ndarray

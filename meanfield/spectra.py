@@ -46,6 +46,7 @@ from meanfield._validate import as_array, choice, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import ConvergenceError, InvalidParameterError, NoFixedPointError, NumericalError
 from meanfield.propagation import propagate, q_star
+from meanfield.results import Result
 
 __all__ = [
     "JacobianSpectrum",
@@ -614,7 +615,7 @@ def _pushforward_density(act, law: _Law, t):
 
 # ------------------------------------------------------------------------------------------------------ the result
 @dataclass(frozen=True, eq=False)
-class JacobianSpectrum:
+class JacobianSpectrum(Result):
     """Spectrum of JJᵀ for ``J = D_L W_L ⋯ D_1 W_1`` in the large-width limit (THEORY §2).
 
     Attributes
