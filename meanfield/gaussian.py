@@ -55,6 +55,7 @@ def gaussian_moments(phi, q) -> GaussianMoments:
         mu1=col(2),
         mu2=col(3),
         error=errs[:, :4].reshape(shape + (4,)),
+        activation=act.name,
     )
 
 
