@@ -19,7 +19,8 @@ from empirical.measure import (
     layer_statistics,
     sokol_park_bound,
 )
-from empirical.networks import ForwardPass, RandomMLP, default_device
+from empirical.networks import ForwardPass, LinearChain, RandomMLP, default_device
+from empirical.models import ModelMLP, activation_of, as_mlp, register_activation
 from empirical.experiments import (
     EXPERIMENTS,
     Record,
@@ -47,6 +48,12 @@ __all__ = [
     "RandomMLP",
     "ForwardPass",
     "default_device",
+    # users' models: read as chains of Linear layers and activations
+    "LinearChain",
+    "ModelMLP",
+    "as_mlp",
+    "register_activation",
+    "activation_of",
     # activations in torch
     "TorchActivation",
     "torch_activation",

@@ -1,4 +1,6 @@
-"""Measurements on a :class:`~empirical.networks.RandomMLP` that the theory predicts.
+"""Measurements that the theory predicts, on a :class:`~empirical.networks.RandomMLP` or an ordinary PyTorch model of
+Linear layers and elementwise activations (read by :func:`empirical.models.as_mlp`: the same code runs on the model's
+own weight tensors; a Linear layer without bias has no bias parameter in θ).
 
 * :func:`layer_statistics` — q^l and c^l per layer and input (THEORY §1);
 * :func:`input_output_jacobian`, :func:`jacobian_singular_values` — ``J = ∂x^L/∂x^0 = D_L W_L ⋯ D_1 W_1`` by the explicit
@@ -37,7 +39,7 @@ import torch
 
 from meanfield.errors import InvalidParameterError, NumericalError
 
-from empirical.networks import RandomMLP, _check_finite
+from empirical.networks import LinearChain, _check_finite
 
 __all__ = [
     "LayerStatistics",
@@ -81,9 +83,17 @@ def _measuring():
             torch.backends.cuda.matmul.allow_tf32 = prev
 
 
-def _check_net(net):
-    if not isinstance(net, RandomMLP):
-        raise InvalidParameterError(f"net must be an empirical.RandomMLP, got {type(net).__name__}")
+def _as_net(net) -> LinearChain:
+    """A :class:`~empirical.RandomMLP` as it is; an ordinary PyTorch model as the view of its Linear layers and
+    activations (:func:`empirical.models.as_mlp`, which raises naming any layer the theory does not describe)."""
+    from empirical.models import as_mlp
+
+    return as_mlp(net)
+
+
+def _betas(net: LinearChain, biases: bool) -> list[float]:
+    """β_l of the layerwise identity for l = 1..L+1: 1 where layer l has a bias that belongs to θ, else 0."""
+    return [1.0 if (biases and has) else 0.0 for has in net.has_bias]
 
 
 def _check_method(method, top_k, n, min_size=LANCZOS_MIN_SIZE):
@@ -118,7 +128,7 @@ def _lanczos(matvec, n: int, k: int, tol: float = 0.0) -> np.ndarray:
     return np.sort(ev)[::-1].copy()
 
 
-def _deltas(net: RandomMLP, derivs):
+def _deltas(net: LinearChain, derivs):
     """Yield ``(l, Δ_l)`` for l = L, …, 1 with ``Δ_l[t, k] = δ^l_k(x_t) = ∂f_k/∂h^l`` of shape (T, C, N_l).
 
     Backward recursion ``δ^L = D_L W^{L+1ᵀ} e_k``, ``δ^{l-1} = D_{l-1} W^{lᵀ} δ^l``, one (T·C, N_l)×(N_l, N_{l-1}) matmul per
@@ -137,19 +147,19 @@ def _deltas(net: RandomMLP, derivs):
             derivs[l - 2] = None
 
 
-def _forward_grams(net: RandomMLP, X, beta: float):
-    """One forward pass keeping only what the Gram needs: ``A_l = X^{l-1} X^{l-1ᵀ} + β`` (T×T) for l = 1..L+1 and the
+def _forward_grams(net: LinearChain, X, betas: list[float]):
+    """One forward pass keeping only what the Gram needs: ``A_l = X^{l-1} X^{l-1ᵀ} + β_l`` (T×T) for l = 1..L+1 and the
     φ'(h^l) (T×N_l) — not the activations themselves, which halves the memory of a stored forward pass."""
     x = net.as_input(X)
     L = net.depth
     grams, ders = [], []
     for l in range(L):
-        grams.append(torch.mm(x, x.T).add_(beta))
+        grams.append(torch.mm(x, x.T).add_(betas[l]))
         h = torch.addmm(net.b[l], x, net.W[l].T)
         _check_finite(h, f"pre-activation h^{l + 1} (hidden layer {l + 1} of {L})")
-        x, d = net.phi.phi_and_dphi(h)
+        x, d = net.phis[l].phi_and_dphi(h)
         ders.append(d)
-    grams.append(torch.mm(x, x.T).add_(beta))
+    grams.append(torch.mm(x, x.T).add_(betas[L]))
     return grams, ders
 
 
@@ -165,14 +175,15 @@ def _check_chunk(chunk_size, t):
     return min(int(chunk_size), t)
 
 
-def _gram(net: RandomMLP, X, biases: bool, chunk_size, norms: bool = False):
+def _gram(net: LinearChain, X, biases: bool, chunk_size, norms: bool = False):
     """Θ (T, C, T, C) — not yet divided by T — and, with ``norms``, per-layer ``a_l(x_t)`` and ``‖J_l(x_t)‖₂²``.
 
-    ``Θ_{(s,k),(t,k')} = Σ_{l=1}^{L+1} (δ^l_k(x_s)·δ^l_{k'}(x_t)) (x^{l-1}(x_s)·x^{l-1}(x_t) + β)``, β = 1 with biases.
+    ``Θ_{(s,k),(t,k')} = Σ_{l=1}^{L+1} (δ^l_k(x_s)·δ^l_{k'}(x_t)) (x^{l-1}(x_s)·x^{l-1}(x_t) + β_l)``, β_l = 1 with biases
+    (where layer l has one).
     The readout layer (δ^{L+1}_k = e_k) contributes ``(A_{L+1} + β) ⊗ I_C``. Blocks of ``chunk_size`` inputs: only the
     blocks on and above the diagonal are computed (the Gram is symmetric) and the temporaries are (chunk·C)² in size.
     """
-    grams, ds = _forward_grams(net, X, 1.0 if biases else 0.0)
+    grams, ds = _forward_grams(net, X, _betas(net, biases))
     T = grams[0].shape[0]
     C = net.output_width
     chunk = _check_chunk(chunk_size, T)
@@ -269,9 +280,9 @@ def _gram_to_stats(g: torch.Tensor, n: int):
     return d / n, c
 
 
-def layer_statistics(net: RandomMLP, X) -> LayerStatistics:
+def layer_statistics(net: LinearChain, X) -> LayerStatistics:
     """q^l, c^l of the inputs ``X`` (``(T, N_0)``, or one input ``(N_0,)``) through ``net``: see :class:`LayerStatistics`."""
-    _check_net(net)
+    net = _as_net(net)
     with _measuring():
         fp = net.forward_all(X, pre=True, derivatives=False, check_finite=True)
         x0 = fp.post[0]
@@ -298,12 +309,12 @@ def _jacobian_inputs(net, x):
     return net.as_input(x, "x"), single
 
 
-def _forward_derivatives(net: RandomMLP, x0: torch.Tensor) -> tuple:
+def _forward_derivatives(net: LinearChain, x0: torch.Tensor) -> tuple:
     """φ'(h^l) (T, N_l) for l = 1..L (a non-finite pre-activation raises, naming its layer)."""
     return net.forward_all(x0, pre=False, derivatives=True, check_finite=True).derivatives
 
 
-def _jacobian_chain(net: RandomMLP, ds, check: bool = False) -> torch.Tensor:
+def _jacobian_chain(net: LinearChain, ds, check: bool = False) -> torch.Tensor:
     """``J = D_L W_L ⋯ D_1 W_1`` for T inputs at once, ``(T, N_L, N_0)``, from ``ds[l-1] = φ'(h^l)`` of shape (T, N_l).
 
     Left to right: ``M ← D_L W_L``, then ``M ← (M D_l) W_l`` for l = L-1, …, 1 — the column scaling in place, then ONE
@@ -333,7 +344,7 @@ def _jacobian_chain(net: RandomMLP, ds, check: bool = False) -> torch.Tensor:
     return m
 
 
-def _checked_jacobian_chain(net: RandomMLP, ds) -> torch.Tensor:
+def _checked_jacobian_chain(net: LinearChain, ds) -> torch.Tensor:
     j = _jacobian_chain(net, ds)
     try:
         _check_finite(j, f"the Jacobian D_{net.depth} W_{net.depth} ⋯ D_1 W_1")
@@ -343,11 +354,11 @@ def _checked_jacobian_chain(net: RandomMLP, ds) -> torch.Tensor:
     return j
 
 
-def input_output_jacobian(net: RandomMLP, x) -> torch.Tensor:
+def input_output_jacobian(net: LinearChain, x) -> torch.Tensor:
     """The dense ``J = ∂x^L/∂x^0 = D_L W_L ⋯ D_1 W_1`` as a torch tensor on the network's device, by the explicit chain
     of D·W products (L-1 matrix products, no autograd): shape ``(N_L, N_0)`` for one input ``x`` (1-D), ``(T, N_L, N_0)``
     for T inputs ``x`` of shape ``(T, N_0)`` (one GEMM per layer for all of them)."""
-    _check_net(net)
+    net = _as_net(net)
     x0, single = _jacobian_inputs(net, x)
     with _measuring():
         j = _checked_jacobian_chain(net, _forward_derivatives(net, x0))
@@ -390,7 +401,7 @@ def _dense_singular_values(j: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def jacobian_singular_values(
-    net: RandomMLP, x, top_k: int | None = None, method: str = "auto", tol: float = 0.0
+    net: LinearChain, x, top_k: int | None = None, method: str = "auto", tol: float = 0.0
 ) -> np.ndarray:
     """Singular values of ``J = ∂x^L/∂x^0`` (THEORY §0, §2: input to the last hidden layer's post-activations, the
     readout excluded), descending, NumPy float64: shape ``(k,)`` for one input ``x`` (1-D), ``(T, k)`` for T inputs
@@ -419,7 +430,7 @@ def jacobian_singular_values(
     tol : Lanczos only — ARPACK's relative accuracy of the eigenvalues of JᵀJ (0 = machine precision); 1e-8 roughly
         halves the iterations.
     """
-    _check_net(net)
+    net = _as_net(net)
     if method not in JACOBIAN_METHODS:
         raise InvalidParameterError(f"method must be one of {JACOBIAN_METHODS}, got {method!r}")
     n = min(net.input_width, net.hidden_widths[-1])
@@ -446,7 +457,7 @@ def jacobian_singular_values(
     return out[0] if single else out
 
 
-def _jacobian_lanczos(net: RandomMLP, x0: torch.Tensor, k: int, tol: float) -> np.ndarray:
+def _jacobian_lanczos(net: LinearChain, x0: torch.Tensor, k: int, tol: float) -> np.ndarray:
     """The k largest singular values of J at one input (1, N_0), matrix-free (ARPACK on the smaller Gram)."""
     ds = [d[0] for d in _forward_derivatives(net, x0)]
     dev, dt = net.device, net.dtype
@@ -475,13 +486,13 @@ def _jacobian_lanczos(net: RandomMLP, x0: torch.Tensor, k: int, tol: float) -> n
 
 
 # ------------------------------------------------------------------------------------------------------------- Fisher
-def fisher_gram(net: RandomMLP, X, biases: bool = True, chunk_size: int | None = None) -> torch.Tensor:
+def fisher_gram(net: LinearChain, X, biases: bool = True, chunk_size: int | None = None) -> torch.Tensor:
     """The dual Gram ``Θ/T`` of the FIM (the empirical NTK over T), a (T·C, T·C) tensor indexed ``(t, k) → t·C + k``.
 
     Its eigenvalues are the non-zero eigenvalues of ``F = (1/T) Σ_t Σ_k ∇_θ f_k(x_t) ∇_θ f_k(x_t)ᵀ`` (THEORY §3). See
     :func:`fisher_eigenvalues` for the arguments.
     """
-    _check_net(net)
+    net = _as_net(net)
     with _measuring():
         theta = _gram(net, X, bool(biases), chunk_size)
         T, C = theta.shape[:2]
@@ -489,7 +500,7 @@ def fisher_gram(net: RandomMLP, X, biases: bool = True, chunk_size: int | None =
 
 
 def fisher_eigenvalues(
-    net: RandomMLP,
+    net: LinearChain,
     X,
     top_k: int | None = None,
     biases: bool = True,
@@ -517,7 +528,7 @@ def fisher_eigenvalues(
     ------
     NumericalError : a forward, backward or Gram value is not finite (the message names the layer).
     """
-    _check_net(net)
+    net = _as_net(net)
     T = net.as_input(X).shape[0]
     n = min(T * net.output_width, net.num_parameters(biases))
     how = _check_method(method, top_k, T * net.output_width)
@@ -531,7 +542,7 @@ def fisher_eigenvalues(
 
 
 def conditional_fisher_eigenvalues(
-    net: RandomMLP, x, biases: bool = True, normalize: bool | float = False
+    net: LinearChain, x, biases: bool = True, normalize: bool | float = False
 ) -> np.ndarray:
     """Non-zero spectrum of the conditional FIM ``F(θ|x) = J_θ(x)ᵀ J_θ(x)`` at one input (THEORY §4), descending.
 
@@ -542,7 +553,7 @@ def conditional_fisher_eigenvalues(
     ``normalize``: False → eigenvalues of Φ; True → of Φ/N, N the hidden width (THEORY §4 reports Φ/N, whose eigenvalues
     are O(1); needs equal hidden widths); a positive number → of Φ divided by it.
     """
-    _check_net(net)
+    net = _as_net(net)
     x1 = _single_input(net, x)
     if normalize is True:
         scale = float(net.width)
@@ -581,10 +592,10 @@ class SokolParkBound:
         return self.lambda_max / self.bound
 
 
-def sokol_park_bound(net: RandomMLP, X, biases: bool = True, chunk_size: int | None = None) -> SokolParkBound:
+def sokol_park_bound(net: LinearChain, X, biases: bool = True, chunk_size: int | None = None) -> SokolParkBound:
     """The empirical inequality ``λ_max(F) ≤ (1/T) Σ_t Σ_l (|x^{l-1}(x_t)|² + 1) ‖J_l(x_t)‖₂²`` (THEORY §5), both sides
     from one forward and one backward pass; see :class:`SokolParkBound`."""
-    _check_net(net)
+    net = _as_net(net)
     with _measuring():
         theta, a, jn = _gram(net, X, bool(biases), chunk_size, norms=True)
         T, C = theta.shape[:2]

@@ -35,7 +35,7 @@ from meanfield.errors import InvalidParameterError, NumericalError
 
 from empirical._torch_activations import TorchActivation, torch_activation
 
-__all__ = ["RandomMLP", "ForwardPass", "default_device"]
+__all__ = ["RandomMLP", "LinearChain", "ForwardPass", "default_device"]
 
 WEIGHT_KINDS = ("gaussian", "orthogonal")
 DTYPES = (torch.float64, torch.float32)
@@ -97,7 +97,102 @@ def _haar(rows: int, cols: int, generator: torch.Generator, device) -> torch.Ten
     return q if tall else q.T.contiguous()
 
 
-class RandomMLP(torch.nn.Module):
+class LinearChain:
+    """What the measurements need of a network ``x ↦ W^{L+1} φ_L(⋯ φ_1(W^1 x + b^1) ⋯) + b^{L+1}``: the weights ``W``, biases
+    ``b`` (zeros where a layer has none, see ``has_bias``), per-layer torch activations ``phis``, ``depth``, ``widths``,
+    ``hidden_widths``, ``input_width``, ``output_width``; and the forward passes built on them. Shared by
+    :class:`RandomMLP` and the view of a user's model (:func:`empirical.models.as_mlp`)."""
+
+    # ------------------------------------------------------------------------------------------------------ properties
+    @property
+    def width(self) -> int:
+        """The hidden width N when all hidden layers have it (raises otherwise)."""
+        if len(set(self.hidden_widths)) != 1:
+            raise InvalidParameterError(f"the hidden widths {self.hidden_widths} differ: there is no single width")
+        return self.hidden_widths[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.W[0].device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W[0].dtype
+
+    def num_parameters(self, biases: bool = True) -> int:
+        """P = Σ_l N_l N_{l-1} (+ Σ_l N_l over the layers that have a bias, with ``biases``), the readout included."""
+        ws = self.widths
+        nb = sum(n for n, has in zip(ws[1:], self.has_bias) if has)
+        return sum(a * b for a, b in zip(ws[:-1], ws[1:])) + (nb if biases else 0)
+
+    # ------------------------------------------------------------------------------------------------------- forward
+    def as_input(self, x, name: str = "X") -> torch.Tensor:
+        """``x`` as a ``(T, N_0)`` tensor of the network's dtype and device (a 1-D input becomes one row)."""
+        t = torch.as_tensor(x)
+        if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+            raise InvalidParameterError(f"{name} must be real numbers, got dtype {t.dtype}")
+        t = t.to(device=self.device, dtype=self.dtype)
+        if t.ndim == 1:
+            t = t.unsqueeze(0)
+        if t.ndim != 2 or t.shape[1] != self.input_width or t.shape[0] == 0:
+            raise InvalidParameterError(
+                f"{name} must have shape (n_inputs, {self.input_width}) or ({self.input_width},), got {tuple(t.shape)}"
+            )
+        if not bool(torch.isfinite(t).all()):
+            raise InvalidParameterError(f"{name} has non-finite entries")
+        return t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): ``(T, N_0) → (T, C)`` or ``(N_0,) → (C,)``."""
+        h = x
+        for l in range(self.depth):
+            h = self.phis[l].phi(torch.nn.functional.linear(h, self.W[l], self.b[l]))
+        return torch.nn.functional.linear(h, self.W[-1], self.b[-1])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x^L, the last hidden layer's post-activations (``(T, N_0) → (T, N_L)`` or ``(N_0,) → (N_L,)``)."""
+        h = x
+        for l in range(self.depth):
+            h = self.phis[l].phi(torch.nn.functional.linear(h, self.W[l], self.b[l]))
+        return h
+
+    def forward_all(
+        self, x, *, pre: bool = True, derivatives: bool = False, check_finite: bool = False
+    ) -> ForwardPass:
+        """One forward pass keeping every layer: see :class:`ForwardPass`.
+
+        ``x`` is ``(T, N_0)`` or ``(N_0,)`` (then T = 1). With ``check_finite`` a non-finite pre-activation raises
+        :class:`~meanfield.errors.NumericalError` naming the first layer where it appeared.
+        """
+        x0 = self.as_input(x)
+        posts, pres, ders = [x0], [], []
+        h_prev = x0
+        for l in range(self.depth):
+            h = torch.addmm(self.b[l], h_prev, self.W[l].T)
+            if check_finite:
+                _check_finite(h, f"pre-activation h^{l + 1} (hidden layer {l + 1} of {self.depth})")
+            if derivatives:
+                y, d = self.phis[l].phi_and_dphi(h)
+                ders.append(d)
+            else:
+                y = self.phis[l].phi(h)
+            if pre:
+                pres.append(h)
+            posts.append(y)
+            h_prev = y
+        f = torch.addmm(self.b[-1], h_prev, self.W[-1].T)
+        if check_finite:
+            _check_finite(f, f"output f (readout layer {self.depth + 1})")
+        return ForwardPass(
+            post=tuple(posts),
+            pre=tuple(pres) if pre else None,
+            derivatives=tuple(ders) if derivatives else None,
+            output=f,
+        )
+
+
+
+class RandomMLP(LinearChain, torch.nn.Module):
     """A fully connected network at random initialisation (THEORY §0).
 
     Parameters
@@ -203,26 +298,15 @@ class RandomMLP(torch.nn.Module):
             )
         return gen
 
-    # ------------------------------------------------------------------------------------------------------ properties
     @property
-    def width(self) -> int:
-        """The hidden width N when all hidden layers have it (raises otherwise)."""
-        if len(set(self.hidden_widths)) != 1:
-            raise InvalidParameterError(f"the hidden widths {self.hidden_widths} differ: there is no single width")
-        return self.hidden_widths[0]
+    def phis(self) -> tuple:
+        """The torch activation of every hidden layer (all :attr:`phi`)."""
+        return (self.phi,) * self.depth
 
     @property
-    def device(self) -> torch.device:
-        return self.W[0].device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W[0].dtype
-
-    def num_parameters(self, biases: bool = True) -> int:
-        """P = Σ_l N_l N_{l-1} (+ Σ_l N_l with biases), the readout included."""
-        ws = self.widths
-        return sum(a * b for a, b in zip(ws[:-1], ws[1:])) + (sum(ws[1:]) if biases else 0)
+    def has_bias(self) -> tuple:
+        """Whether each of the L+1 layers has a bias (all do)."""
+        return (True,) * (self.depth + 1)
 
     def extra_repr(self) -> str:
         w = self.hidden_widths[0] if len(set(self.hidden_widths)) == 1 else list(self.hidden_widths)
@@ -231,72 +315,6 @@ class RandomMLP(torch.nn.Module):
             f"activation={self.activation.name!r}, sigma_w={self.sigma_w!r}, sigma_b={self.sigma_b!r}, "
             f"weights={self.weights!r}, dtype={self.dtype}, seed={self.seed}"
         )
-
-    # ------------------------------------------------------------------------------------------------------- forward
-    def as_input(self, x, name: str = "X") -> torch.Tensor:
-        """``x`` as a ``(T, N_0)`` tensor of the network's dtype and device (a 1-D input becomes one row)."""
-        t = torch.as_tensor(x)
-        if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-            raise InvalidParameterError(f"{name} must be real numbers, got dtype {t.dtype}")
-        t = t.to(device=self.device, dtype=self.dtype)
-        if t.ndim == 1:
-            t = t.unsqueeze(0)
-        if t.ndim != 2 or t.shape[1] != self.input_width or t.shape[0] == 0:
-            raise InvalidParameterError(
-                f"{name} must have shape (n_inputs, {self.input_width}) or ({self.input_width},), got {tuple(t.shape)}"
-            )
-        if not bool(torch.isfinite(t).all()):
-            raise InvalidParameterError(f"{name} has non-finite entries")
-        return t
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x): ``(T, N_0) → (T, C)`` or ``(N_0,) → (C,)``."""
-        h = x
-        for l in range(self.depth):
-            h = self.phi.phi(torch.nn.functional.linear(h, self.W[l], self.b[l]))
-        return torch.nn.functional.linear(h, self.W[-1], self.b[-1])
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """x^L, the last hidden layer's post-activations (``(T, N_0) → (T, N_L)`` or ``(N_0,) → (N_L,)``)."""
-        h = x
-        for l in range(self.depth):
-            h = self.phi.phi(torch.nn.functional.linear(h, self.W[l], self.b[l]))
-        return h
-
-    def forward_all(
-        self, x, *, pre: bool = True, derivatives: bool = False, check_finite: bool = False
-    ) -> ForwardPass:
-        """One forward pass keeping every layer: see :class:`ForwardPass`.
-
-        ``x`` is ``(T, N_0)`` or ``(N_0,)`` (then T = 1). With ``check_finite`` a non-finite pre-activation raises
-        :class:`~meanfield.errors.NumericalError` naming the first layer where it appeared.
-        """
-        x0 = self.as_input(x)
-        posts, pres, ders = [x0], [], []
-        h_prev = x0
-        for l in range(self.depth):
-            h = torch.addmm(self.b[l], h_prev, self.W[l].T)
-            if check_finite:
-                _check_finite(h, f"pre-activation h^{l + 1} (hidden layer {l + 1} of {self.depth})")
-            if derivatives:
-                y, d = self.phi.phi_and_dphi(h)
-                ders.append(d)
-            else:
-                y = self.phi.phi(h)
-            if pre:
-                pres.append(h)
-            posts.append(y)
-            h_prev = y
-        f = torch.addmm(self.b[-1], h_prev, self.W[-1].T)
-        if check_finite:
-            _check_finite(f, f"output f (readout layer {self.depth + 1})")
-        return ForwardPass(
-            post=tuple(posts),
-            pre=tuple(pres) if pre else None,
-            derivatives=tuple(ders) if derivatives else None,
-            output=f,
-        )
-
 
 def _check_finite(t: torch.Tensor, what: str) -> None:
     """Raise NumericalError when ``t`` has a non-finite entry. Fast path: the sum of finite entries is finite (a

@@ -1,7 +1,8 @@
 """Brute-force references, by automatic differentiation (``torch.func``), that the fast paths of
 :mod:`empirical.measure` are tested against in float64.
 
-They differentiate the module's own forward (``RandomMLP.forward``, through the torch φ with autograd's derivative),
+They accept a :class:`~empirical.RandomMLP` or a user's model (its parameters by their own names). They differentiate
+the module's own forward (``RandomMLP.forward``, through the torch φ with autograd's derivative),
 never the explicit D·W chains or the layerwise Gram, and they materialise what the fast paths avoid — dense Jacobians,
 per-sample gradients, the P×P Fisher matrix — so keep the networks small (P up to a few thousand). Pattern: curvlinops'
 ``examples/functorch.py`` (f-dangel/curvlinops), which checks its matrix-free operators against functorch the same way.
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from empirical.models import as_mlp
 from empirical.networks import RandomMLP
 
 __all__ = [
@@ -29,7 +31,10 @@ __all__ = [
 
 
 def parameter_names(net: RandomMLP, biases: bool = True) -> list[str]:
-    """θ's parameters in order W^1, b^1, W^2, b^2, … (the biases left out with ``biases=False``)."""
+    """θ's parameters in order W^1, b^1, W^2, b^2, … (the biases left out with ``biases=False``); for a user's model its
+    own names (``"0.weight"``, ``"0.bias"``, …) of the Linear layers' parameters."""
+    if not isinstance(net, RandomMLP):
+        return as_mlp(net).parameter_names(biases)
     names = []
     for l in range(net.depth + 1):
         names.append(f"W.{l}")
@@ -39,11 +44,12 @@ def parameter_names(net: RandomMLP, biases: bool = True) -> list[str]:
 
 
 def _inputs(net, X):
-    return net.as_input(X)
+    return as_mlp(net).as_input(X)
 
 
 def reference_layer_statistics(net: RandomMLP, X) -> tuple[np.ndarray, np.ndarray]:
     """(q, c): q (L, T) = |h^l|²/N_l and c (L, T, T) the cosine similarities of the h^l, by a plain layer loop."""
+    net = as_mlp(net)
     x = _inputs(net, X)
     qs, cs = [], []
     with torch.no_grad():
@@ -52,12 +58,13 @@ def reference_layer_statistics(net: RandomMLP, X) -> tuple[np.ndarray, np.ndarra
             qs.append((h * h).sum(1) / h.shape[1])
             hn = h / h.norm(dim=1, keepdim=True)
             cs.append(hn @ hn.T)
-            x = net.phi.phi(h)
+            x = net.phis[l].phi(h)
     return torch.stack(qs).cpu().numpy(), torch.stack(cs).cpu().numpy()
 
 
 def reference_jacobian(net: RandomMLP, x) -> torch.Tensor:
     """Dense ``∂x^L/∂x^0`` (N_L, N_0) at one input by ``torch.func.jacrev`` of ``net.features``."""
+    net = as_mlp(net)
     x0 = _inputs(net, x)[0]
     return jacrev(net.features)(x0).detach()
 
@@ -74,7 +81,7 @@ def reference_per_sample_gradients(net: RandomMLP, X, biases: bool = True) -> to
 
     theta = {k: all_params[k] for k in names}
     jac = vmap(jacrev(f), in_dims=(None, 0))(theta, x)  # dict name -> (T, C, *shape)
-    T, C = x.shape[0], net.output_width
+    T, C = x.shape[0], as_mlp(net).output_width
     return torch.cat([jac[k].reshape(T, C, -1) for k in names], dim=2).detach()
 
 
@@ -98,19 +105,20 @@ def reference_fisher_eigenvalues(net: RandomMLP, X, biases: bool = True) -> np.n
     """The min(T·C, P) largest eigenvalues of the P×P matrix F itself, descending."""
     F = reference_fisher_matrix(net, X, biases)
     T = _inputs(net, X).shape[0]
-    n = min(T * net.output_width, F.shape[0])
+    n = min(T * as_mlp(net).output_width, F.shape[0])
     return torch.linalg.eigvalsh(F).flip(0)[:n].cpu().numpy()
 
 
 def reference_partial_jacobians(net: RandomMLP, x) -> list[torch.Tensor]:
     """``J_l = ∂f/∂h^l`` (C, N_l) for l = 1..L+1 at one input, by ``jacrev`` with respect to a shift of h^l."""
+    net = as_mlp(net)
     x0 = _inputs(net, x)[0]
     L = net.depth
 
     def f(shifts):
         y = x0
         for l in range(L):
-            y = net.phi.phi(torch.nn.functional.linear(y, net.W[l], net.b[l]) + shifts[l])
+            y = net.phis[l].phi(torch.nn.functional.linear(y, net.W[l], net.b[l]) + shifts[l])
         return torch.nn.functional.linear(y, net.W[L], net.b[L]) + shifts[L]
 
     zeros = [torch.zeros(n, dtype=net.dtype, device=net.device) for n in net.widths[1:]]

@@ -258,8 +258,10 @@ def test_jacobian_bad_arguments(kw, needle):
         emp.jacobian_singular_values(net, _inputs(1, 12)[0], **kw)
 
 
-def test_measurements_need_a_random_mlp():
-    with pytest.raises(InvalidParameterError, match="RandomMLP"):
+def test_measurements_need_a_network():
+    with pytest.raises(InvalidParameterError, match="RandomMLP or a torch.nn.Module"):
+        emp.fisher_eigenvalues(lambda x: x, _inputs(2, 3))
+    with pytest.raises(InvalidParameterError, match="one Linear layer"):
         emp.fisher_eigenvalues(torch.nn.Linear(3, 3), _inputs(2, 3))
 
 
