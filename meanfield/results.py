@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 # Solver status codes (the kernels return these integers; see meanfield._kernels)
-STATUS = {0: "converged", 1: "max_iterations", 2: "diverged", 3: "zero", 4: "degenerate"}
+STATUS = {
+    0: "converged",
+    1: "max_iterations",
+    2: "diverged",
+    3: "zero",
+    4: "degenerate",
+    5: "nonfinite",  # the moments were not finite (overflow, divergent or unresolved Gaussian integral)
+    6: "unverified",  # the root failed its independent check
+}
 
 
 # ==================================================================================================== serialisation
 # JSON has no inf or NaN: to_json writes them as these strings (and only them), from_json reads them back.
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 # Fields that describe the inputs of a computation: the first line of a result's summary.
-_INPUTS = ("activation", "sigma_w", "sigma_b", "depth", "width", "weights", "input_norm", "q")
+_INPUTS = (
+    "activation", "sigma_w", "sigma_b", "depth", "width", "input_width", "n_samples", "n_outputs", "weights",
+    "input_norm", "input_correlation", "biases", "hessian_max", "q",
+)
 
 
 def _plain(value):
@@ -149,11 +161,12 @@ class Result:
         head = [
             f"{k}={_brief(getattr(self, k))}"
             for k in _INPUTS
-            if k in shown and getattr(self, k) is not None and np.ndim(getattr(self, k)) == 0
+            if k in shown and np.ndim(getattr(self, k)) == 0
         ]
         rest = [k for k in shown if k not in _INPUTS or np.ndim(getattr(self, k)) != 0]
         width = max((len(k) for k in rest), default=0)
-        lines = [f"{type(self).__name__}({', '.join(head)})"]
+        name = type(self).__name__
+        lines = textwrap.wrap(f"{name}({', '.join(head)})", 100, subsequent_indent=" " * (len(name) + 1))
         lines += [f"  {k:<{width}}  {_brief(getattr(self, k))}" for k in rest]
         return "\n".join(lines)
 
@@ -188,14 +201,20 @@ class FixedPoint(Result):
 
     Attributes
     ----------
-    q_star : stable fixed point of the length map reached from ``q0``.
+    q_star : stable fixed point of the length map reached from ``q_init`` (the start of the iteration).
     c_star : stable fixed point of the correlation map at q* (1 in the ordered phase).
     chi1 : σ_w² E_{q*}[φ'²], slope of the c-map at c = 1 (Poole et al. 2016 eq. 8).
     chi_c : σ_w² E[φ'(u1)φ'(u2)] at c*, slope of the c-map at c* (Schoenholz et al. 2017 eq. 5).
-    slope_q : σ_w² dE_q[φ²]/dq at q*, slope of the length map.
+    slope_q : g'(q*) = σ_w² dE_q[φ²]/dq at q*, slope of the length map (THEORY §6).
     xi_q, xi_c : depth scales -1/ln(slope_q), -1/ln(χ_c) (Schoenholz et al. 2017 eqs. 4, 9); inf where the slope is 1.
     phase : "ordered" (χ_1 < 1), "critical" (|χ_1 - 1| ≤ CRITICAL_TOL) or "chaotic".
-    converged, iterations, residual : of the q* solve (Newton on a bracket, scale-aware stopping).
+    converged, iterations, residual : of the q* solve: True once the root passed its independent check (a failure
+        raises instead), the Newton iterations after bracketing (0 where q* = 0 or the start is exactly fixed) and
+        |q_map(q*) - q*| by direct quadrature.
+    stable : |g'(q*)| < 1: iterating the length map near q* returns to it (THEORY §6).
+    q_star_error : proven relative accuracy δ of q*: q_map(q) - q changes sign across [q*(1 - δ), q*(1 + δ)].
+    c_star_error : proven absolute accuracy of c* the same way (0 where c* = 1, always a fixed point, or c* = 0 by
+        symmetry).
     """
 
     q_star: float
@@ -212,13 +231,77 @@ class FixedPoint(Result):
     iterations: int = 0
     residual: float = 0.0
     activation: str | None = None  # registry name or expression of φ
+    stable: bool = True
+    q_star_error: float = 0.0
+    c_star_error: float = 0.0
+
+
+@dataclass(frozen=True)
+class LengthFixedPoint:
+    """One fixed point of the length map (an item of :class:`FixedPoints`): q, the slope g'(q) = σ_w² dE_q[φ²]/dq,
+    ``stable`` (|g'| < 1), χ_1 = σ_w² E_q[φ'²] and the proven relative accuracy ``error`` of q."""
+
+    q: float
+    slope: float
+    stable: bool
+    chi1: float
+    error: float
+
+
+@dataclass(frozen=True)
+class FixedPoints(Result):
+    """Every fixed point of the length map g(q) = σ_w² E_q[φ²] + σ_b² in (0, ∞), ascending (THEORY §6), from
+    :func:`meanfield.fixed_points`. Iterating it yields :class:`LengthFixedPoint` items; ``len`` counts them.
+
+    Attributes
+    ----------
+    q, slope, stable, chi1, error : per fixed point (arrays): q*, g'(q*), |g'(q*)| < 1, χ_1 at q*, proven relative
+        accuracy of q* (q_map(q) - q changes sign across q*(1 ± error); 0 for a double root, where it only touches).
+    zero_is_fixed : 0 is a fixed point (σ_b = 0 and φ(0) = 0).
+    zero_attracts : moreover q_map(q) < q just above 0, so small q shrink to 0.
+    diverges : q_map(q) > q beyond the largest fixed point (or to rounding, as in linear growth q ↦ q + σ_b²), up to
+        ``q_range[1]`` or to where E_q[φ²] stops being finite: q grows without bound from there.
+    q_range : the range of q scanned; ``nonfinite_from`` the q from which the moments are not finite (inf if none).
+    """
+
+    activation: str
+    sigma_w: float
+    sigma_b: float
+    q: np.ndarray
+    slope: np.ndarray
+    stable: np.ndarray
+    chi1: np.ndarray
+    error: np.ndarray
+    zero_is_fixed: bool
+    zero_attracts: bool
+    diverges: bool
+    q_range: tuple
+    nonfinite_from: float = math.inf
+    every_q_fixed: bool = False  # F = 0 to rounding on the whole range (ReLU at σ_w² = 2, σ_b = 0)
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    def __getitem__(self, i) -> LengthFixedPoint:
+        return LengthFixedPoint(
+            float(self.q[i]), float(self.slope[i]), bool(self.stable[i]), float(self.chi1[i]), float(self.error[i])
+        )
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def stable_points(self) -> tuple:
+        """The stable fixed points (|g'| < 1), ascending."""
+        return tuple(p for p in self if p.stable)
 
 
 @dataclass(frozen=True)
 class Trajectory(Result):
     """Finite-depth propagation of two inputs of equal length (THEORY §1, last bullet).
 
-    ``q[l]`` is the mean squared pre-activation of layer l (``q[0] = q0`` is the input's |x|²/N_0);
+    ``q[l]`` is the mean squared pre-activation of layer l (``q[0] = q0`` is the input's |x|²/N_0, not a start of an
+    iteration towards q*: that is ``q_init`` in :func:`meanfield.q_star`);
     ``c[l]`` their correlation (``c[0] = c0``); ``chi[l]`` = σ_w² μ_1(q[l]) for l ≥ 1 (``chi[0]`` is NaN).
     """
 
@@ -236,7 +319,7 @@ class Trajectory(Result):
 
 @dataclass(frozen=True)
 class PhaseDiagram(Result):
-    """q*, χ_1, c*, ξ_c on a σ_w × σ_b grid; arrays have shape (len(sigma_w), len(sigma_b)).
+    """q*, χ_1, c*, ξ_c on a σ_w × σ_b grid (standard deviations); arrays have shape (len(sigma_w), len(sigma_b)).
 
     Where the length map has no finite fixed point (``diverges``) q* is inf and the other fields NaN; ``status`` holds
     the solver codes of :data:`STATUS` for every point.
@@ -251,11 +334,18 @@ class PhaseDiagram(Result):
     chi_c: np.ndarray
     xi_c: np.ndarray
     status: np.ndarray
+    slope_q: np.ndarray | None = None  # slope σ_w² dE_q[φ²]/dq of the length map at q* (< 1: q* is stable)
     meta: dict = field(default_factory=dict)
 
     @property
     def diverges(self) -> np.ndarray:
+        """q grows without bound from the start (no finite fixed point is reached)."""
         return self.status == 2
+
+    @property
+    def no_fixed_point(self) -> np.ndarray:
+        """Points without a (proved) finite fixed point: diverging, non-finite moments or unverified (status ≠ 0, 3)."""
+        return (self.status != 0) & (self.status != 3)
 
     def to_records(self) -> list[dict]:
         """Tidy rows (one per grid point) for CSV / pandas."""
@@ -271,7 +361,25 @@ class PhaseDiagram(Result):
                         c_star=float(self.c_star[i, j]),
                         chi_c=float(self.chi_c[i, j]),
                         xi_c=float(self.xi_c[i, j]),
-                        status=STATUS[int(self.status[i, j])],
+                        slope_q=float(self.slope_q[i, j]) if self.slope_q is not None else math.nan,
+                        status=STATUS.get(int(self.status[i, j]), str(int(self.status[i, j]))),
                     )
                 )
         return rows
+
+
+@dataclass(frozen=True)
+class CriticalLine(Result):
+    """The critical line χ_1 = 1 parametrised by q* (THEORY §1, §6), from :func:`meanfield.critical_line`.
+
+    ``sigma_w``, ``sigma_b`` (standard deviations; NaN where the point would need σ_b² < 0), ``slope_q`` the slope
+    g'(q*) = σ_w² dE_q[φ²]/dq of the length map there and ``stable`` (g' ≤ 1 to rounding): the edge of chaos is the
+    stable part; where g' > 1 the fixed point repels and no network sits on it.
+    """
+
+    activation: str
+    q_star: np.ndarray
+    sigma_w: np.ndarray
+    sigma_b: np.ndarray
+    slope_q: np.ndarray
+    stable: np.ndarray
