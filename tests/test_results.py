@@ -117,7 +117,8 @@ def test_results_know_their_inputs(made):
             assert getattr(r, k) == v, (name, k)
 
 
-@pytest.mark.xfail(strict=True, reason="propagation.py: fixed_point/propagate do not record the activation yet")
+# not strict: the change to propagation.py is in flight; make it strict (or drop the mark) once it lands
+@pytest.mark.xfail(strict=False, reason="propagation.py: fixed_point/propagate do not record the activation yet")
 @pytest.mark.parametrize("name", sorted(NO_ACTIVATION_YET))
 def test_fixed_point_and_trajectory_record_their_activation(name):
     assert MAKERS[name]().activation == INPUTS[name]["activation"]
