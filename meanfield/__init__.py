@@ -17,6 +17,7 @@ from meanfield.errors import (
 )
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
 from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
+from meanfield.network import Network
 from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
 
 __version__ = "0.1.0"
@@ -82,6 +83,8 @@ __all__ = [
     "c_star",
     "fixed_point",
     "propagate",
+    # networks whose layers differ (THEORY §8)
+    "Network",
     "CRITICAL_TOL",
     # criticality
     "critical_sigma_w",
