@@ -290,3 +290,125 @@ def chain_up_real(w1, s, D, P, off, gauss, dmax):
         w = s[l] + w * Hn / u
         H = Hn
     return w
+
+
+# ------------------------------------------------------------------------------------- real axis, in logarithms
+# The same real chain with every quantity carried as a logarithm and both H_l and K_l = 1 - H_l kept, each from sums
+# and products of positive numbers: H_{l+1} = H_l + K_l s_l/w_l and K_{l+1} = K_l δ_l/w_l (δ_l = w_l - s_l), which
+# follow from H_{l+1} = 1 - (1 - H_l)(1 - s_l/w_l). Nothing cancels, so the chain stays exact to rounding where the
+# plain form loses 1 - H (a strongly contracting chain: K_l falls by δ_l/w_l ≈ χ_1 per level) or where the bottom
+# point w_1 is astronomically far from s_1 (its fold sits at w_1 ~ χ_1^{-L}). The bottom is parametrised by
+# t = log δ_1 = log(w_1 - s_1) over the whole real line; the chain also carries d/dt of every logarithm (forward mode),
+# so the fold is a sign change of dF/dt, F = log w_{L+1}.
+@njit(**JIT)
+def _lae(a, b):
+    """log(e^a + e^b), exact for -inf arguments."""
+    if a < b:
+        a, b = b, a
+    if b == -math.inf:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+@njit(**JIT)
+def _log_s_nu(lv, d, p):
+    """S(v) = ψ_ν(v)/v = Σ p d/(1 - v d) and v S'(v)/S(v) at v = e^lv (v < 1/max d)."""
+    v = math.exp(lv)
+    S = 0.0
+    dS = 0.0
+    for i in range(d.shape[0]):
+        den = 1.0 - v * d[i]
+        t = p[i] * d[i] / den
+        S += t
+        dS += t * d[i] / den
+    return S, v * dS / S
+
+
+@njit(**JIT)
+def invert_psi_log(target, d, p, dmax, m_nu):
+    """log v with log ψ_ν(v) = target, v in (0, 1/dmax), ψ_ν(v) = Σ p v d/(1 - v d) increasing from 0 to ∞.
+
+    Safeguarded Newton in log v on the bracket [lo, -log dmax]: at lo = min(target - log 2m_ν, -log 2dmax) S(v) ≤ 2m_ν,
+    so ψ ≤ e^target there. Returns (log v, d log ψ/d log v, ok); a target beyond what rounding can resolve next to the
+    pole at 1/dmax returns the pole itself (ok) with its slope from the last resolved point.
+    """
+    hi = -math.log(dmax)
+    lo = min(target - math.log(2.0 * m_nu), hi - math.log(2.0))
+    lv = min(target - math.log(m_nu), 0.5 * (lo + hi))
+    if not lo < lv < hi:
+        lv = 0.5 * (lo + hi)
+    g = 1.0
+    for _ in range(300):
+        S, r = _log_s_nu(lv, d, p)
+        if not (S > 0.0 and math.isfinite(S)):
+            hi = lv
+            lv = 0.5 * (lo + hi)
+            continue
+        f = lv + math.log(S) - target
+        g = 1.0 + r
+        if f > 0.0:
+            hi = lv
+        else:
+            lo = lv
+        ln = lv - f / g
+        if not lo < ln < hi:
+            ln = 0.5 * (lo + hi)
+        if abs(ln - lv) <= 1e-15 * max(1.0, abs(lv)) or hi - lo <= 1e-15 * max(1.0, abs(lv)):
+            return ln, g, True
+        lv = ln
+    return lv, g, False
+
+
+@njit(**JIT)
+def chain_up_log(t, ls, D, P, off, gauss, dmax, m_nu):
+    """The real chain from the bottom point w_1 = s_1 + e^t, in logarithms: returns (log w_{L+1}, d log w_{L+1}/dt,
+    ok, below) with ``below`` True when every level under the top still rises with t (d log w_l/dt > 0, l ≤ L).
+
+    ``ls[l] = log s_l`` (-inf for a zero shift). ok is False where an inversion of ψ_ν did not converge. Each level's
+    physical branch is the part beyond its own fold, and the folds come in order up the chain (the subordination point
+    of level l + 1 at its edge lies right of level l's edge), so ``below and d log w_{L+1}/dt > 0`` holds exactly
+    beyond the top fold: a predicate monotone in t, unlike the sign of d log w_{L+1}/dt alone (other levels' folds
+    leave further local minima of w_{L+1} below the physical one).
+    """
+    top = ls.shape[0] - 1
+    lw = _lae(ls[1], t)
+    dlw = math.exp(t - lw)
+    ld = t
+    dld = 1.0
+    lH = -math.inf
+    dlH = 0.0
+    lK = 0.0
+    dlK = 0.0
+    below = True
+    for l in range(2, top + 1):
+        # H_l = H_{l-1} + K_{l-1} s_{l-1}/w_{l-1};  K_l = K_{l-1} δ_{l-1}/w_{l-1}
+        b = lK + ls[l - 1] - lw
+        db = dlK - dlw
+        lHn = _lae(lH, b)
+        dlHn = 0.0
+        if lH > -math.inf:
+            dlHn += math.exp(lH - lHn) * dlH
+        if b > -math.inf:
+            dlHn += math.exp(b - lHn) * db
+        lKn = lK + ld - lw
+        dlKn = dlK + dld - dlw
+        d = D[off[l - 1] : off[l]]
+        p = P[off[l - 1] : off[l]]
+        lv, g, ok = invert_psi_log(lHn - lKn, d, p, dmax[l - 1], m_nu[l - 1])
+        if not ok:
+            return lw, dlw, False, False
+        if dlw <= 0.0:
+            below = False
+        dlv = (dlHn - dlKn) / g
+        if gauss:  # u = (1 - H) v, the Marchenko–Pastur factor
+            lu = lKn + lv
+            dlu = dlKn + dlv
+        else:
+            lu = lv
+            dlu = dlv
+        ldn = lw + lHn - lu  # δ_l = w_{l-1} H_l/u_l
+        dldn = dlw + dlHn - dlu
+        lwn = _lae(ls[l], ldn)
+        dlwn = math.exp(ldn - lwn) * dldn
+        lw, dlw, ld, dld, lH, dlH, lK, dlK = lwn, dlwn, ldn, dldn, lHn, dlHn, lKn, dlKn
+    return lw, dlw, True, below

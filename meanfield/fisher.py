@@ -33,7 +33,7 @@ from meanfield._mehler import mehler_coefficients as _mehler_coefficients
 from meanfield._mehler import series_pair as _series_pair
 from meanfield._validate import as_array, choice, correlation, integer, nonnegative, positive
 from meanfield.activations import get_activation
-from meanfield.errors import InvalidParameterError, NumericalError
+from meanfield.errors import ConvergenceError, InvalidParameterError, NumericalError
 from meanfield.results import Result
 
 __all__ = [
@@ -456,6 +456,10 @@ def fisher_statistics(
 LADDER_RATIO = 0.5  # vertical continuation: y → 0.5·y from the start height down to the evaluation height
 NEWTON_MAXIT = 40
 Y_MIN_REL = 1e-7  # densities are taken at x + i·Y_MIN_REL·mean (the Cauchy smoothing this implies is negligible)
+EDGE_T_MIN = -1000.0  # the edge search follows w_1 - s_1 = e^t down to e^-1000 (the end of the branch: a hard edge)
+EDGE_T_MAX = 1e5  # ... and up to e^100000 (the fold of a chain contracting by χ_1 per level sits near w_1 ~ χ_1^{-L})
+EDGE_TTOL = 1e-10  # bracket of the sign change of F' at the fold (F is quadratic there: the edge is exact to rounding)
+EDGE_RTOL = 1e-9  # the edge must lie within the moment and norm bounds to this (relative) slack
 Y_RETRY = (1e-6, 1e-5, 1e-4)  # where the chain cannot be solved that close to the axis (within ~1e-6 of the lower
 # end a_{L+1}/N of the support, where the law has next to no mass), these larger heights are tried in turn
 
@@ -474,14 +478,15 @@ def _laws():
     return _d2_law, _pushforward_density
 
 
-def _nu_law(d2_law, act, q, sw2):
+def _nu_law(d2_law, act, q, sw2, contour=True):
     """ν = law of ``σ_w² φ'(h)²``, h ~ N(0, q): (real values, masses), (complex contour values, weights), atoms.
 
     The real rule serves the real axis (moments, the edge), the contour rule the complex points of the chain (valid
     for the half-plane the chain's ν-arguments live in, ``Im 1/u > 0``). Atoms (pieces where φ' is constant, e.g. ReLU's
-    0 and σ_w² with mass 1/2 each) are part of both.
+    0 and σ_w² with mass 1/2 each) are part of both. ``contour=False`` leaves the contour rule out (atoms only there):
+    the construction needs the real axis only, and :func:`_complex_levels` builds the rest on first use.
     """
-    law = d2_law(act, q)
+    law = d2_law(act, q, contour=contour)
     av, am = sw2 * law.atom_vals, law.atom_mass
     real_d = np.concatenate((av, sw2 * law.node_vals))
     real_p = np.concatenate((am, law.node_wts))
@@ -556,6 +561,29 @@ class ConditionalFisherSpectrum(Result):
         return float(out[0]) if xa.ndim == 0 else out.reshape(xa.shape)
 
 
+def _complex_levels(lev):
+    """(D, P, off) of the laws ν_l on the deformed contour (atoms included), built once on first use: the construction
+    (moments, edge, atoms) needs only the real rules, the density and the Stieltjes transform need these."""
+    got = lev.get("complex")
+    if got is None:
+        d2_law, _ = _laws()
+        built = {}
+        Ds, Ps, offs = [], [], [0, 0]
+        for q in lev["q_levels"]:
+            if q not in built:
+                built[q] = _nu_law(d2_law, lev["act"], q, lev["sw2"])[1]
+            dc, pc = built[q]
+            Ds.append(dc)
+            Ps.append(pc)
+            offs.append(offs[-1] + dc.size)
+        got = lev["complex"] = (
+            np.ascontiguousarray(np.concatenate(Ds)),
+            np.ascontiguousarray(np.concatenate(Ps)),
+            np.asarray(offs, dtype=np.int64),
+        )
+    return got
+
+
 def _initial_guess(lev, target):
     """Bottom point w_1 and inverse values v_l from the large-|w| asymptotics (w_{l-1} ≈ (w_l - s_l)/m_ν)."""
     s, mnu = lev["s"], lev["m_nu"]
@@ -576,7 +604,8 @@ def _solve_at(lev, x, y, guess=None):
     """(w_1, w_{L+1}, H, v) at x + i·y: from ``guess`` directly if given and it works, else by the vertical ladder.
 
     Returns None where the chain cannot be solved."""
-    s, D, P, off, gauss = lev["s"], lev["D"], lev["P"], lev["off"], lev["gauss"]
+    s, gauss = lev["s"], lev["gauss"]
+    D, P, off = _complex_levels(lev)
     if guess is not None:
         w1, v = guess[0], guess[1].copy()
         w1n, wt, H, st = _fk.chain_solve(complex(x, y), w1, s, D, P, off, gauss, v, NEWTON_MAXIT)
@@ -656,8 +685,96 @@ class _Pushforward:
 
 def _edge(lev):
     """Upper edge λ_max = min over w_1 > s_1 of the real chain's top point w_{L+1}(w_1) (the fold of the physical
-    branch, the analogue of THEORY §2's ``λ_max = min_m M^{-1}(m)``): scanned down from large w_1 to the first
-    minimum, then refined by bounded golden-section search."""
+    branch, the analogue of THEORY §2's ``λ_max = min_m M^{-1}(m)``).
+
+    The chain runs in logarithms (:func:`meanfield._fisher_kernels.chain_up_log`) with the bottom point
+    ``w_1 = s_1 + e^t`` and returns ``F(t) = log w_{L+1}`` with ``F'(t)``: exact to rounding whether the chain contracts
+    (the fold sits at w_1 ~ χ_1^{-L}, far beyond any fixed scan) or expands. The physical branch is the one reaching
+    t → ∞ (where F' → 1); it lies beyond the folds of every level (see ``chain_up_log``), and "every level rises
+    with t" is monotone in t, so the search takes F' as negative wherever a lower level has passed its fold (the
+    other local minima of F lie there). From t = log s_1 the bracket of the sign change of F' is found by
+    steps doubling up or down, then refined by the Illinois method on F'; the edge is F at the bracket's ends, which
+    straddle a sign change of F' (a genuine minimum) within EDGE_TTOL. Where F' stays positive down to t = EDGE_T_MIN
+    (w_1 → s_1: the branch ends at the top of a law, a hard edge) the edge is F there. Raises ConvergenceError when no
+    bracket is found or an inversion of η_ν fails.
+    """
+    s, D, P, off, gauss, dmax = lev["s"], lev["D_real"], lev["P_real"], lev["off_real"], lev["gauss"], lev["dmax"]
+    D = np.ascontiguousarray(D, dtype=np.float64)
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    off = np.asarray(off, dtype=np.int64)
+    top = s.shape[0] - 1
+    with np.errstate(divide="ignore"):
+        ls = np.log(np.asarray(s, dtype=np.float64))
+    m_nu = np.full(top + 1, np.nan)
+    for l in range(1, top):
+        m_nu[l] = float(np.dot(P[off[l] : off[l + 1]], D[off[l] : off[l + 1]]))
+    dm = np.asarray(dmax, dtype=np.float64)
+
+    def f(t):
+        F, g, ok, below = _fk.chain_up_log(float(t), ls, D, P, off, gauss, dm, m_nu)
+        if not (ok and math.isfinite(F) and math.isfinite(g)):
+            raise ConvergenceError(f"conditional FIM edge: the real subordination chain failed at log(w_1 - s_1) = {t:.6g}")
+        return F, (g if below else -1.0)  # below a lower level's fold: below the top's fold too
+
+    t0 = float(ls[1])
+    F0, g0 = f(t0)
+    pts = {t0: (F0, g0)}
+    step = 1.0
+    if g0 > 0.0:  # above the fold: walk down
+        b, Fb, gb = t0, F0, g0
+        while True:
+            a = t0 - step
+            if a < EDGE_T_MIN:
+                Fa, ga = f(EDGE_T_MIN)
+                if ga > 0.0:  # F decreases all the way to w_1 → s_1: the branch ends there (hard edge)
+                    return math.exp(min(Fa, Fb))
+                a = EDGE_T_MIN
+                break
+            Fa, ga = f(a)
+            if ga <= 0.0:
+                break
+            b, Fb, gb = a, Fa, ga
+            step *= 2.0
+    else:
+        a, Fa, ga = t0, F0, g0
+        while True:
+            b = t0 + step
+            if b > EDGE_T_MAX:
+                raise ConvergenceError("conditional FIM edge: the real chain never turns upward (no fold found)")
+            Fb, gb = f(b)
+            if gb > 0.0:
+                break
+            a, Fa, ga = b, Fb, gb
+            step *= 2.0
+    # Illinois on F' in the bracket (ga ≤ 0 < gb)
+    side = 0
+    for _ in range(200):
+        if b - a <= EDGE_TTOL * max(1.0, abs(a), abs(b)):
+            break
+        t = (a * gb - b * ga) / (gb - ga)
+        if not a < t < b:
+            t = 0.5 * (a + b)
+        Ft, gt = f(t)
+        if gt > 0.0:
+            b, Fb, gb = t, Ft, gt
+            if side == 1:
+                ga *= 0.5
+            side = 1
+        else:
+            a, Fa, ga = t, Ft, gt
+            if side == -1:
+                gb *= 0.5
+            side = -1
+    else:
+        raise ConvergenceError("conditional FIM edge: the fold of the real chain was not resolved")
+    return math.exp(min(Fa, Fb))
+
+
+def _edge_scan(lev):
+    """The previous edge search, kept as the benchmarks' baseline (not used by the package): the plain real chain
+    (:func:`meanfield._fisher_kernels.chain_up_real`) scanned over w_1 = s_1(1 + e^t), t from 20 down to -36, to its
+    first minimum, refined by bounded golden-section search. Wrong where the fold lies outside that window (a chain
+    contracting or expanding by large factors per level, e.g. sigmoid at σ_w = 0.9, depth 20)."""
     from scipy.optimize import minimize_scalar
 
     s, D, P, off, gauss, dmax = lev["s"], lev["D_real"], lev["P_real"], lev["off_real"], lev["gauss"], lev["dmax"]
@@ -679,6 +796,35 @@ def _edge(lev):
     hi = ts[max(i_min - 1, 0)]
     r = minimize_scalar(top, bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
     return float(min(r.fun, vals[i_min]))
+
+
+def _edge_bounds(mean, var, s, dmax, gauss):
+    """Bounds on λ_max of Φ/N that need no free probability: (lower, upper).
+
+    Lower (Bhatia & Davis 2000): ``var ≤ (λ_max - mean)(mean - λ_min)`` for any law on [λ_min, λ_max], and
+    ``λ_min ≥ s_{L+1}`` since ``Φ/N = s_{L+1} I + W D G D Wᵀ/N`` with the second term positive semi-definite; so
+    ``λ_max ≥ mean + var/(mean - s_{L+1})`` (≥ m_2/m_1, the moment bound). Upper: the operator norms of the recursion
+    ``G_l = a_l I + W D G_{l-1} D Wᵀ`` give ``‖G_l/N‖ ≤ s_l + c·max(σ_w²φ'²)·‖G_{l-1}/N‖`` with c = 1 for orthogonal W and
+    c = 4 for Gaussian W (the edge of WWᵀ/σ_w², Marchenko–Pastur of ratio 1)."""
+    top = s.shape[0] - 1
+    gap = mean - s[top]
+    lower = mean + var / gap if gap > 0.0 else mean
+    c = 4.0 if gauss else 1.0
+    upper = s[1]
+    for l in range(2, top + 1):
+        upper = s[l] + c * dmax[l - 1] * upper
+    return lower, upper
+
+
+def _check_edge(name, lam, mean, var, s, dmax, gauss, atoms):
+    """λ_max must lie within :func:`_edge_bounds` (and above every atom), else ConvergenceError."""
+    lower, upper = _edge_bounds(mean, var, s, dmax, gauss)
+    lower = max([lower] + [loc for loc, _ in atoms])
+    if not (math.isfinite(lam) and lower * (1.0 - EDGE_RTOL) <= lam <= upper * (1.0 + EDGE_RTOL)):
+        raise ConvergenceError(
+            f"conditional FIM edge of {name}: λ_max = {lam!r} is outside its bounds [{lower!r}, {upper!r}] from the"
+            " exact moments and the operator norms"
+        )
 
 
 def conditional_fisher_spectrum(
@@ -759,20 +905,18 @@ def conditional_fisher_spectrum(
 
     # the laws ν_l (l = 1 … L) and the atoms of every level
     d2_law, pushforward_density = _laws()
-    Ds, Ps, Drs, Prs, offs, offs_r = [], [], [], [], [0, 0], [0, 0]
+    Drs, Prs, offs_r = [], [], [0, 0]
     m_nu, dmax = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
     atoms = [(s[1], 1.0)]
     cache = {}
+    pushforward = L == 1 and not gauss
     for l in range(1, L + 1):
         ql = float(lay.q[l])
         if ql not in cache:
-            cache[ql] = _nu_law(d2_law, act, ql, sw2)
-        (dr, pr), (dc, pc), nu_atoms, law = cache[ql]
-        Ds.append(dc)
-        Ps.append(pc)
+            cache[ql] = _nu_law(d2_law, act, ql, sw2, contour=pushforward)
+        (dr, pr), _, nu_atoms, law = cache[ql]
         Drs.append(dr)
         Prs.append(pr)
-        offs.append(offs[-1] + dc.size)
         offs_r.append(offs_r[-1] + dr.size)
         m_nu[l] = float(np.dot(pr, dr))
         dmax[l] = float(dr.max())
@@ -786,11 +930,11 @@ def conditional_fisher_spectrum(
 
     lev = dict(
         s=np.ascontiguousarray(s),
-        D=np.ascontiguousarray(np.concatenate(Ds)),
-        P=np.ascontiguousarray(np.concatenate(Ps)),
+        act=act,
+        sw2=sw2,
+        q_levels=[float(lay.q[l]) for l in range(1, L + 1)],
         D_real=np.ascontiguousarray(np.concatenate(Drs)),
         P_real=np.ascontiguousarray(np.concatenate(Prs)),
-        off=np.asarray(offs, dtype=np.int64),
         off_real=np.asarray(offs_r, dtype=np.int64),
         gauss=gauss,
         m_nu=m_nu,
@@ -801,12 +945,13 @@ def conditional_fisher_spectrum(
         pushforward=None,
         lambda_max=math.inf,
     )
-    if L == 1 and not gauss:
+    if pushforward:
         pf = _Pushforward(act, cache[float(lay.q[1])][3], sw2, s[1], s[2], pushforward_density)
         lev["pushforward"] = pf
         lam = pf.edge()
     else:
         lam = _edge(lev)
+    _check_edge(act.name, lam, float(e[top]), float(v[top]), s, dmax, gauss, atoms)
     lev["lambda_max"] = lam
 
     return ConditionalFisherSpectrum(
