@@ -5,14 +5,7 @@ Conventions (THEORY §0): σ_w and σ_b are standard deviations (``W_ij ~ N(0, �
 """
 
 from meanfield.activations import Activation, available_activations, get_activation
-from meanfield.critical import (
-    UnstableCriticalPointError,
-    critical_line,
-    critical_point,
-    critical_sigma_b,
-    critical_sigma_w,
-    phase_diagram,
-)
+from meanfield.critical import critical_point, critical_sigma_b, critical_sigma_w, phase_diagram
 from meanfield.errors import (
     ConvergenceError,
     InvalidParameterError,
@@ -23,9 +16,9 @@ from meanfield.errors import (
     UnknownActivationError,
 )
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
-from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, fixed_points, propagate, q_map, q_star
+from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
 from meanfield.network import Network
-from meanfield.results import Estimate, FixedPoint, FixedPoints, GaussianMoments, LengthFixedPoint, CriticalLine, PhaseDiagram, Trajectory
+from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
 
 __version__ = "0.1.0"
 
@@ -90,7 +83,6 @@ __all__ = [
     "chi1",
     "c_star",
     "fixed_point",
-    "fixed_points",
     "propagate",
     # networks whose layers differ (THEORY §8)
     "Network",
@@ -99,8 +91,6 @@ __all__ = [
     "critical_sigma_w",
     "critical_sigma_b",
     "critical_point",
-    "critical_line",
-    "CriticalLine",
     "phase_diagram",
     # Jacobian spectra (free probability)
     "jacobian_spectrum",
@@ -127,8 +117,6 @@ __all__ = [
     "GaussianMoments",
     "TwoPoint",
     "FixedPoint",
-    "FixedPoints",
-    "LengthFixedPoint",
     "Trajectory",
     "PhaseDiagram",
     # errors
@@ -139,5 +127,4 @@ __all__ = [
     "NoCriticalPointError",
     "ConvergenceError",
     "NumericalError",
-    "UnstableCriticalPointError",
 ]
