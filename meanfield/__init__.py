@@ -5,7 +5,14 @@ Conventions (THEORY §0): σ_w and σ_b are standard deviations (``W_ij ~ N(0, �
 """
 
 from meanfield.activations import Activation, available_activations, get_activation
-from meanfield.critical import critical_point, critical_sigma_b, critical_sigma_w, phase_diagram
+from meanfield.critical import (
+    UnstableCriticalPointError,
+    critical_line,
+    critical_point,
+    critical_sigma_b,
+    critical_sigma_w,
+    phase_diagram,
+)
 from meanfield.errors import (
     ConvergenceError,
     InvalidParameterError,
@@ -18,7 +25,7 @@ from meanfield.errors import (
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
 from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
 from meanfield.network import Network
-from meanfield.results import Estimate, FixedPoint, GaussianMoments, PhaseDiagram, Trajectory
+from meanfield.results import Estimate, FixedPoint, GaussianMoments, CriticalLine, PhaseDiagram, Trajectory
 
 __version__ = "0.1.0"
 
@@ -91,6 +98,8 @@ __all__ = [
     "critical_sigma_w",
     "critical_sigma_b",
     "critical_point",
+    "critical_line",
+    "CriticalLine",
     "phase_diagram",
     # Jacobian spectra (free probability)
     "jacobian_spectrum",
@@ -125,6 +134,7 @@ __all__ = [
     "UnknownActivationError",
     "NoFixedPointError",
     "NoCriticalPointError",
+    "UnstableCriticalPointError",
     "ConvergenceError",
     "NumericalError",
 ]

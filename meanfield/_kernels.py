@@ -505,38 +505,72 @@ def q_star_many(sw2, sb2, q0, tab, rtol, maxiter, q_out, chi_out, slope_out, sta
             slope_out[i] = math.nan
 
 
+GRID_UNVERIFIED = 6  # status of a grid point whose q* the sign-change check below does not confirm
+GRID_PROOF_DELTA_MAX = 1e-8  # the sign change must show within q*(1 ± δ), δ ≤ this
+
+
+@njit(**JIT)
+def grid_root_proved(q, sw2, sb2, tab):
+    """Whether F(q) = σ_w² E_q φ² + σ_b² - q changes sign across [q(1-δ), q(1+δ)] (moment table, accurate to ~5e-15;
+    δ from twice the Newton step plus rounding, grown by 16 up to GRID_PROOF_DELTA_MAX), or F ≡ 0 to rounding with
+    F' = 0 (homogeneous marginal point: every q fixed)."""
+    par = np.array([sw2, sb2, 0.0])
+    buf = np.empty(N_MOMENTS)
+    f, df = residual(P_QSTAR, q, par, tab, buf)
+    tau = 64.0 * EPS * (q + abs(f + q))
+    if abs(f) <= tau and abs(df) <= 64.0 * EPS:
+        return True
+    if df == 0.0:
+        return False
+    d = max(1e-15, 2.0 * (abs(f) + tau) / (abs(df) * q))
+    while True:
+        d = min(d, GRID_PROOF_DELTA_MAX)
+        fa, _ = residual(P_QSTAR, q * (1.0 - d), par, tab, buf)
+        fb, _ = residual(P_QSTAR, q * (1.0 + d), par, tab, buf)
+        ta = 64.0 * EPS * q
+        if (fa > ta and fb < -ta) or (fa < -ta and fb > ta):
+            return True
+        if d >= GRID_PROOF_DELTA_MAX:
+            return False
+        d *= 16.0
+
+
 @njit(parallel=True, **JIT)
-def grid_kernel(sw2, sb2, q0, tab, with_corr, rtol, maxiter, q_out, chi_out, c_out, chic_out, status_out):
-    """Phase diagram on sw2 × sb2 (output shape (len(sb2), len(sw2))), rows in parallel, continuation along σ_w."""
+def grid_kernel(sw2, sb2, q_init, tab, rtol, maxiter, q_out, chi_out, slope_out, phi2_out, status_out):
+    """q*, χ_1, the length map's slope and E_{q*} φ² on sw2 × sb2 (output shape (len(sb2), len(sw2))), rows in parallel.
+
+    Every point is solved from ``q_init`` by :func:`q_star_kernel`, as :func:`meanfield.fixed_point` does (no
+    continuation from a neighbour: with several fixed points that could land in another basin).
+    """
     for j in prange(sb2.shape[0]):
         buf = np.empty(N_MOMENTS)
-        qprev = q0
-        cprev = 0.5
         for i in range(sw2.shape[0]):
-            q, st, it, res = q_star_kernel(sw2[i], sb2[j], qprev, tab, rtol, maxiter)
+            q, st, it, res = q_star_kernel(sw2[i], sb2[j], q_init, tab, rtol, maxiter)
+            if st == CONVERGED and q > 0.0 and not grid_root_proved(q, sw2[i], sb2[j], tab):
+                st = GRID_UNVERIFIED
             status_out[j, i] = st
             if st == CONVERGED or st == ZERO:
-                qprev = q if q > 0.0 else q0
                 moments(max(q, 1e-300), tab, buf)
-                chi = sw2[i] * buf[2]
                 q_out[j, i] = q
-                chi_out[j, i] = chi
-                if with_corr:
-                    if q > 0.0:
-                        c, chic, cst, cit = c_star_kernel(sw2[i], sb2[j], q, chi, cprev, rtol, maxiter)
-                    else:
-                        c, chic, cst = (1.0 if chi <= 1.0 else 0.0), chi, CONVERGED
-                    if c < 1.0:
-                        cprev = c
-                    c_out[j, i] = c
-                    chic_out[j, i] = chic
-                    if cst != CONVERGED:
-                        status_out[j, i] = cst
+                chi_out[j, i] = sw2[i] * buf[2]
+                slope_out[j, i] = sw2[i] * buf[1]
+                phi2_out[j, i] = buf[0]
             else:
                 q_out[j, i] = math.inf
                 chi_out[j, i] = math.nan
-                c_out[j, i] = math.nan
-                chic_out[j, i] = math.nan
+                slope_out[j, i] = math.nan
+                phi2_out[j, i] = math.nan
+
+
+@njit(parallel=True, **JIT)
+def c_star_grid(sw2, sb2, q, chi, rtol, maxiter, c_out, chic_out, status_out):
+    """c* and χ_c by :func:`c_star_kernel` (two-dimensional quadrature) at flat arrays of chaotic points, in parallel:
+    the phase diagram's path where the Mehler series is not accepted."""
+    for i in prange(q.shape[0]):
+        c, chic, st, it = c_star_kernel(sw2[i], sb2[i], q[i], chi[i], 0.5, rtol, maxiter)
+        c_out[i] = c
+        chic_out[i] = chic
+        status_out[i] = st
 
 
 @njit(**JIT)
