@@ -61,95 +61,121 @@ def closed_layer(code, param, qa, qb, fa, da, K, T, gamma, sb2, alpha, beta):
             K[i, j] = gamma * out[0] + sb2
 
 
+BLOCK = 64  # columns summed together: one term count per block, the inner loop over columns vectorised
+
+
 @njit(**JIT)
-def _series_entry(A, B, SA, SB, i, j, nt, rho, tol, out):
+def _series_entry(Ar, Br, SAr, SBr, Ac, Bc, SAc, SBc, i, j, rho, tol, out):
     """Normalised Mehler sums ``Σ_k Â_k(i) Â_k(j) ρ^k`` (and the same for B) to a truncation bound ≤ tol.
 
-    ``A[i, k] = a_k(q_i)/√(E_{q_i} φ²)`` and ``SA[i, m] = √(Σ_{k≥m} A[i, k]² + r_i)`` (``r_i`` the Parseval residual of the
-    stored coefficients); by Cauchy–Schwarz the omitted terms from m on are at most ``|ρ|^m SA[i, m] SA[j, m]``. Returns
-    False when ``nt`` terms do not reach the bound (the caller then integrates the entry directly).
+    ``Ar[i, k] = a_k(q_i)/√(E_{q_i} φ²)`` (rows), ``Ac[k, j]`` the same for the columns' inputs (transposed), and
+    ``SAr[i, m] = √(Σ_{k≥m} Ar[i, k]² + r_i)`` (``r_i`` the Parseval residual of the stored coefficients; ``SAc`` alike):
+    by Cauchy–Schwarz the omitted terms from m on are at most ``|ρ|^m SAr[i, m] SAc[j, m]``. Returns False when the
+    stored terms do not reach the bound (the caller then integrates the entry directly).
     """
     s0 = 0.0
     s1 = 0.0
     p = 1.0
-    for k in range(nt):
-        s0 += A[i, k] * A[j, k] * p
-        s1 += B[i, k] * B[j, k] * p
+    for k in range(Ar.shape[1]):
+        s0 += Ar[i, k] * Ac[k, j] * p
+        s1 += Br[i, k] * Bc[k, j] * p
         p *= rho
         pa = abs(p)
-        if pa * SA[i, k + 1] * SA[j, k + 1] <= tol and pa * SB[i, k + 1] * SB[j, k + 1] <= tol:
+        if pa * SAr[i, k + 1] * SAc[j, k + 1] <= tol and pa * SBr[i, k + 1] * SBc[j, k + 1] <= tol:
             out[0] = s0
             out[1] = s1
             return True
     return False
 
 
+@njit(**JIT)
+def _block_terms(SAr, SBr, SAb, SBb, i, b, rmax, tol):
+    """Terms m after which the bound ``rmax^m SAr[i, m] SAb[b, m] ≤ tol`` (and B alike) holds for every column of block
+    b (``SAb[b, m]`` the largest ``SAc[j, m]`` of the block, ``rmax`` its largest |ρ|); -1 when no stored m reaches it."""
+    p = 1.0
+    for m in range(1, SAr.shape[1]):
+        p *= rmax
+        if p * SAr[i, m] * SAb[b, m] <= tol and p * SBr[i, m] * SBb[b, m] <= tol:
+            return m
+    return -1
+
+
 @njit(parallel=True, **JIT)
-def series_layer(qa, qb, A, B, SA, SB, NA, NB, nta, ntb, fa, da, fb, db, K, T, gamma, sb2, alpha, beta, tol, fails):
+def series_layer(qa, qb, Ar, Br, SAr, SBr, NAr, NBr, Ac, Bc, SAc, SBc, SAb, SBb, NAc, NBc, fa, da,
+                 K, T, gamma, sb2, alpha, beta, tol, fails, mask):
     """One layer by the Mehler series of THEORY §7, ``E φ(u)φ(v) = Σ_k a_k(q_i) a_k(q_j) ρ^k`` (and φ' alike).
 
-    Rows ``0..n1-1`` of the coefficient arrays belong to ``qa``, rows ``n1..`` to ``qb`` (none when ``sym``); ``NA``/``NB``
-    hold √(E_q φ²), √(E_q φ'²) of each row (the normalisation of A, B), ``nta``/``ntb`` the number of stored terms
-    (0: no accepted series). ``fa, da`` (``fb, db``) are E_q φ², E_q φ'² of each input: the exact diagonal of K(X, X).
-    Entries whose series does not reach ``tol`` are left untouched and counted in ``fails[i]``.
+    Row side ``Ar, Br`` (n1, K), column side transposed ``Ac, Bc`` (K, n2), their tail bounds ``SAr`` … (n, K + 1), the
+    blocks' largest column tails ``SAb, SBb`` (n2 / BLOCK, K + 1) and the normalisations ``NA = √(E_q φ²)``,
+    ``NB = √(E_q φ'²)`` (see :func:`_series_entry`). Columns go in blocks of :data:`BLOCK`: one term count from the
+    block's largest |ρ| and tails, the sum vectorised over the block; a block whose bound is not reached goes entry by
+    entry. ``fa, da``: E_q φ², E_q φ'² of the inputs, the exact diagonal of K(X, X). Entries whose series does not
+    reach ``tol`` are left untouched, marked in ``mask`` and counted in ``fails[i]`` (each entry's verdict is its own
+    bound's: a block passes only where each of its entries would).
     """
     n1, n2 = K.shape
     sym = qb.shape[0] == 0
+    qc = qa if sym else qb
+    nb = (n2 + BLOCK - 1) // BLOCK
     for k in prange(n1):
         i = _rows(n1, sym, k)
         out = np.empty(2)
+        rho = np.empty(BLOCK)
+        p = np.empty(BLOCK)
+        s0 = np.empty(BLOCK)
+        s1 = np.empty(BLOCK)
         nf = 0
-        j0 = i if sym else 0
-        for j in range(j0, n2):
-            if sym and j == i:
-                h0 = fa[i]
-                h1 = da[i]
+        if sym:
+            T[i, i] = alpha * fa[i] + beta + gamma * da[i] * T[i, i]
+            K[i, i] = gamma * fa[i] + sb2
+        b0 = (i + 1) // BLOCK if sym else 0
+        for b in range(b0, nb):
+            j0 = b * BLOCK
+            if sym and j0 <= i:
+                j0 = i + 1
+            j1 = min(n2, (b + 1) * BLOCK)
+            w = j1 - j0
+            if w <= 0:
+                continue
+            rmax = 0.0
+            for jj in range(w):
+                j = j0 + jj
+                rr = math.sqrt(qa[i] * qc[j])
+                r = K[i, j] / rr if rr > 0.0 else 0.0
+                r = -1.0 if r < -1.0 else (1.0 if r > 1.0 else r)
+                rho[jj] = r
+                rmax = max(rmax, abs(r))
+            m = _block_terms(SAr, SBr, SAb, SBb, i, b, rmax, tol)
+            if m >= 0:
+                for jj in range(w):
+                    s0[jj] = 0.0
+                    s1[jj] = 0.0
+                    p[jj] = 1.0
+                for t in range(m):
+                    a = Ar[i, t]
+                    c = Br[i, t]
+                    for jj in range(w):
+                        s0[jj] += a * Ac[t, j0 + jj] * p[jj]
+                        s1[jj] += c * Bc[t, j0 + jj] * p[jj]
+                        p[jj] *= rho[jj]
+                for jj in range(w):
+                    j = j0 + jj
+                    h0 = s0[jj] * NAr[i] * NAc[j]
+                    h1 = s1[jj] * NBr[i] * NBc[j]
+                    T[i, j] = alpha * h0 + beta + gamma * h1 * T[i, j]
+                    K[i, j] = gamma * h0 + sb2
             else:
-                jj = j if sym else n1 + j
-                q2 = qa[j] if sym else qb[j]
-                nt = min(nta[i], ntb[j] if not sym else nta[j])
-                if nt == 0:
-                    nf += 1
-                    continue
-                rr = math.sqrt(qa[i] * q2)
-                rho = K[i, j] / rr if rr > 0.0 else 0.0
-                rho = -1.0 if rho < -1.0 else (1.0 if rho > 1.0 else rho)
-                if not _series_entry(A, B, SA, SB, i, jj, nt, rho, tol, out):
-                    nf += 1
-                    continue
-                h0 = out[0] * NA[i] * NA[jj]
-                h1 = out[1] * NB[i] * NB[jj]
-            T[i, j] = alpha * h0 + beta + gamma * h1 * T[i, j]
-            K[i, j] = gamma * h0 + sb2
+                for jj in range(w):
+                    j = j0 + jj
+                    if not _series_entry(Ar, Br, SAr, SBr, Ac, Bc, SAc, SBc, i, j, rho[jj], tol, out):
+                        nf += 1
+                        mask[i, j] = 1
+                        continue
+                    h0 = out[0] * NAr[i] * NAc[j]
+                    h1 = out[1] * NBr[i] * NBc[j]
+                    T[i, j] = alpha * h0 + beta + gamma * h1 * T[i, j]
+                    K[i, j] = gamma * h0 + sb2
         fails[i] = nf
-
-
-@njit(**JIT)
-def series_row_failures(i, qa, qb, A, B, SA, SB, nta, ntb, K, tol):
-    """Columns j of row i that :func:`series_layer` could not evaluate (same test, nothing updated)."""
-    n1, n2 = K.shape
-    sym = qb.shape[0] == 0
-    out = np.empty(2)
-    bad = np.empty(n2, dtype=np.int64)
-    m = 0
-    j0 = i if sym else 0
-    for j in range(j0, n2):
-        if sym and j == i:
-            continue
-        jj = j if sym else n1 + j
-        q2 = qa[j] if sym else qb[j]
-        nt = min(nta[i], ntb[j] if not sym else nta[j])
-        if nt == 0:
-            bad[m] = j
-            m += 1
-            continue
-        rr = math.sqrt(qa[i] * q2)
-        rho = K[i, j] / rr if rr > 0.0 else 0.0
-        rho = -1.0 if rho < -1.0 else (1.0 if rho > 1.0 else rho)
-        if not _series_entry(A, B, SA, SB, i, jj, nt, rho, tol, out):
-            bad[m] = j
-            m += 1
-    return bad[:m]
 
 
 @njit(parallel=True, **JIT)

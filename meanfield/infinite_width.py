@@ -54,6 +54,9 @@ __all__ = ["kernels", "Kernels", "predict", "Prediction"]
 SERIES_TOL = 1e-13
 # Parseval acceptance of a coefficient table: |E_q φ² - Σ_k a_k²| ≤ PARSEVAL_RTOL·E_q φ² (and the same for φ').
 PARSEVAL_RTOL = 1e-13
+# Largest Parseval residual of the largest rule still used (large q, where no rule meets PARSEVAL_RTOL): the entries of
+# small |ρ| still meet SERIES_TOL through the factor |ρ|^m of the bound.
+RELAXED_RTOL = 1e-4
 _CLOSED = {"relu": (_nk.CLOSED_LEAKY_RELU, 0.0), "linear": (_nk.CLOSED_LEAKY_RELU, 1.0), "erf": (_nk.CLOSED_ERF, 0.0)}
 
 
@@ -124,10 +127,14 @@ def _moments(act, q):
 def _coefficients(act, q, f, d):
     """Signed, normalised Mehler coefficient tables of every variance in q (see :func:`_nk.series_layer`).
 
-    Returns (A, B, SA, SB, NA, NB, nt): ``A[i, k] = a_k(q_i)/√f_i``, ``B[i, k] = b_k(q_i)/√d_i`` (b_k those of φ'),
-    ``SA[i, m] = (Σ_{k≥m} A[i, k]² + |1 - Σ_k A[i, k]²|)^{1/2}`` (likewise SB), ``NA = √f``, ``NB = √d`` and ``nt[i]``
-    the number of coefficients (0 where no Gauss–Hermite size of :data:`meanfield._mehler.HERMITE_SIZES` met
-    :data:`PARSEVAL_RTOL`).
+    Returns (A, B, SA, SB, NA, NB): ``A[i, k] = a_k(q_i)/√f_i``, ``B[i, k] = b_k(q_i)/√d_i`` (b_k those of φ'),
+    ``SA[i, m] = (Σ_{k≥m} A[i, k]² + |1 - Σ_k A[i, k]²|)^{1/2}`` (likewise SB), ``NA = √f``, ``NB = √d``. Each variance
+    takes the first Gauss–Hermite size of :data:`meanfield._mehler.HERMITE_SIZES` whose coefficients meet Parseval's
+    identity to :data:`PARSEVAL_RTOL`; failing all, the largest size's as they are when within :data:`RELAXED_RTOL`
+    (their residual then enters every tail bound, so that only entries of small enough |ρ| pass), else none (zero
+    coefficients, tail bounds +inf: every entry of that input goes to the quadrature). The residual of an n-point rule
+    is the tail beyond K = 3n/4 plus the aliasing of the kept coefficients, which comes from components of degree
+    ≥ 2n - K and is far smaller.
     """
     from meanfield._mehler import HERMITE_SIZES, NODES_PER_Q, _hermite_basis
 
@@ -159,22 +166,27 @@ def _coefficients(act, q, f, d):
             ra = np.abs(f[batch] - np.sum(A * A, axis=1))
             rb = np.abs(d[batch] - np.sum(B * B, axis=1))
             ok = (ra <= PARSEVAL_RTOL * f[batch]) & (rb <= PARSEVAL_RTOL * d[batch])
+        if n == HERMITE_SIZES[-1]:  # the largest rule: kept as it is, its Parseval residual in the tail bounds
+            ok = (ra <= RELAXED_RTOL * f[batch]) & (rb <= RELAXED_RTOL * d[batch])
         if ok.any():
             found.append((batch[ok], A[ok], B[ok]))
         todo = np.concatenate((batch[~ok], todo[take:]))
     Kmax = max((a.shape[1] for _, a, _ in found), default=1)
     A = np.zeros((m, Kmax))
     B = np.zeros((m, Kmax))
-    nt = np.zeros(m, dtype=np.int64)
+    has = np.zeros(m, dtype=bool)
     for idx, a, b in found:
         A[idx, : a.shape[1]] = a
         B[idx, : b.shape[1]] = b
-        nt[idx] = a.shape[1]
+        has[idx] = True
     NA = np.sqrt(f)
     NB = np.sqrt(d)
     A /= np.where(NA > 0, NA, 1.0)[:, None]
     B /= np.where(NB > 0, NB, 1.0)[:, None]
-    return A, B, _tails(A), _tails(B), NA, NB, nt
+    SA, SB = _tails(A), _tails(B)
+    SA[~has] = np.inf  # no coefficients at all: no bound holds (every entry of that input goes to the quadrature)
+    SB[~has] = np.inf
+    return A, B, SA, SB, NA, NB
 
 
 def _tails(A):
@@ -193,6 +205,7 @@ class _Layer:
     def __init__(self, act, rtol):
         self.act = act
         self.rtol = rtol
+        self.mask = None
         self.closed = _CLOSED.get(act.closed_form)
         if act.closed_form == "leaky_relu":
             self.closed = (_nk.CLOSED_LEAKY_RELU, float(act.params.get("negative_slope", 0.01)))
@@ -208,22 +221,24 @@ class _Layer:
         q = qa if sym else np.concatenate((qa, qb))
         f = fa if sym else np.concatenate((fa, fb))
         d = da if sym else np.concatenate((da, db))
-        A, B, SA, SB, NA, NB, nt = _coefficients(self.act, q, f, d)
-        nta = nt[:n1]
-        ntb = nt[:0] if sym else nt[n1:]
+        A, B, SA, SB, NA, NB = _coefficients(self.act, q, f, d)
+        c = slice(0, n1) if sym else slice(n1, None)
+        Ac, Bc = np.ascontiguousarray(A[c].T), np.ascontiguousarray(B[c].T)
+        SAb, SBb = _block_max(SA[c]), _block_max(SB[c])
         fails = np.zeros(n1, dtype=np.int64)
-        _nk.series_layer(
-            qa, qb, A, B, SA, SB, NA, NB, nta, ntb, fa, da, fb, db, K, T, gamma, sb2, alpha, beta, SERIES_TOL, fails
-        )
+        if self.mask is None or self.mask.shape != K.shape:
+            self.mask = np.zeros(K.shape, dtype=np.uint8)  # pages untouched (never written) cost no memory
+        _nk.series_layer(qa, qb, A[:n1], B[:n1], SA[:n1], SB[:n1], NA[:n1], NB[:n1], Ac, Bc, SA[c], SB[c], SAb, SBb,
+                         NA[c], NB[c], fa, da, K, T, gamma, sb2, alpha, beta, SERIES_TOL, fails, self.mask)
         nfail = int(fails.sum())
         counts["series"] += total - nfail
         if nfail == 0:
             return SERIES_TOL
         counts["quadrature"] += nfail
-        err = self._quadrature(K, T, qa, qb, fa, da, fb, db, gamma, sb2, alpha, beta, A, B, SA, SB, nta, ntb, fails)
+        err = self._quadrature(K, T, qa, qb, fa, da, fb, db, gamma, sb2, alpha, beta, fails)
         return max(err, SERIES_TOL)
 
-    def _quadrature(self, K, T, qa, qb, fa, da, fb, db, gamma, sb2, alpha, beta, A, B, SA, SB, nta, ntb, fails):
+    def _quadrature(self, K, T, qa, qb, fa, da, fb, db, gamma, sb2, alpha, beta, fails):
         sym = qb.size == 0
         qb_, fb_, db_ = (qa, fa, da) if sym else (qb, fb, db)
         kern = self.act.kernels
@@ -231,7 +246,8 @@ class _Layer:
         err = np.empty(2)
         worst = 0.0
         for i in np.flatnonzero(fails):
-            cols = _nk.series_row_failures(i, qa, qb, A, B, SA, SB, nta, ntb, K, SERIES_TOL)
+            cols = np.flatnonzero(self.mask[i])
+            self.mask[i, cols] = 0
             for j in cols:
                 kern.twopoint_direct(qa[i], qb_[j], K[i, j], out, err)
                 e0 = err[0] / math.sqrt(fa[i] * fb_[j])
@@ -246,6 +262,15 @@ class _Layer:
                 T[i, j] = alpha * out[0] + beta + gamma * out[1] * T[i, j]
                 K[i, j] = gamma * out[0] + sb2
         return worst
+
+
+def _block_max(S):
+    """Largest tail bound of each block of :data:`_nk.BLOCK` consecutive inputs (rows of S)."""
+    n, w = S.shape
+    nb = -(-n // _nk.BLOCK)
+    pad = np.zeros((nb * _nk.BLOCK, w))
+    pad[:n] = S
+    return np.ascontiguousarray(pad.reshape(nb, _nk.BLOCK, w).max(axis=1))
 
 
 def kernels(
