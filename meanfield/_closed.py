@@ -5,8 +5,9 @@ Every function fills ``out`` with the same quantities as the quadrature kernels 
 * one-point, at variance ``q``: ``out = [E φ², dE φ²/dq, μ_1 = E φ'², μ_2 = E φ'⁴, dμ_1/dq]``;
 * two-point, at covariances ``(q11, q22, q12)``: ``out = [E φ(u1)φ(u2), E φ'(u1)φ'(u2)]``.
 
-ReLU and linear are one-line calls of leaky ReLU (slope 0 and 1): the formula is written once (STYLE §6) and
-``tests/test_gaussian.py`` asserts the identities. Sources: arc-cosine kernel of Cho & Saul 2009 (ReLU), Williams 1997
+ReLU, linear and leaky ReLU are one-line calls of the positively homogeneous two-slope φ (slopes (1, 0), (1, 1),
+(1, a)), which also serves expressions such as ``Max(0, x)``: the formula is written once and ``tests/test_gaussian.py``
+asserts the identities. Sources: arc-cosine kernel of Cho & Saul 2009 (ReLU), Williams 1997
 (erf); hard-tanh from integrating the Gaussian over the three linear pieces.
 """
 
@@ -34,31 +35,50 @@ def safe_det_sqrt(q11, q22, q12):
 
 
 @njit(**JIT)
-def leaky_relu_onepoint(q, a, out):
-    s = 0.5 * (1.0 + a * a)
+def homogeneous_onepoint(q, a, b, out):
+    """Positively homogeneous φ(u) = a u (u > 0), b u (u < 0): E φ² = q (a² + b²)/2, μ_1 = (a² + b²)/2,
+    μ_2 = (a⁴ + b⁴)/2 (each half-line carries half the Gaussian mass, E[u² 1{u>0}] = q/2)."""
+    s = 0.5 * (a * a + b * b)
     out[0] = s * q
     out[1] = s
     out[2] = s
-    out[3] = 0.5 * (1.0 + a * a * a * a)
+    out[3] = 0.5 * (a * a * a * a + b * b * b * b)
     out[4] = 0.0
+
+
+@njit(**JIT)
+def homogeneous_twopoint(q11, q22, q12, a, b, out):
+    """φ(u) = b u + (a - b) relu(u): E φφ = ab q12 + (a-b)² √(q11q22)(sin θ + (π-θ)cos θ)/(2π),
+    E φ'φ' = ab + (a-b)²(π-θ)/(2π), cos θ = c (arc-cosine kernel, Cho & Saul 2009; E[u1 relu(u2)] = q12/2)."""
+    r = math.sqrt(q11 * q22)
+    c = clip_corr(q12 / r) if r > 0.0 else 0.0
+    theta = math.acos(c)
+    d = (a - b) * (a - b)
+    out[0] = a * b * q12 + d * r * (math.sin(theta) + (math.pi - theta) * c) / (2.0 * math.pi)
+    out[1] = a * b + d * (math.pi - theta) / (2.0 * math.pi)
+
+
+@njit(**JIT)
+def homogeneous_qmap(q, a, b):
+    """(E φ², dE φ²/dq): what the length map's Newton solve needs, without the other moments."""
+    s = 0.5 * (a * a + b * b)
+    return s * q, s
+
+
+@njit(**JIT)
+def leaky_relu_onepoint(q, a, out):
+    homogeneous_onepoint(q, 1.0, a, out)
 
 
 @njit(**JIT)
 def leaky_relu_twopoint(q11, q22, q12, a, out):
     """E[φ(u1)φ(u2)] = a q12 + (1-a)² √(q11q22)(sin θ + (π-θ)cos θ)/(2π), E[φ'φ'] = a + (1-a)²(π-θ)/(2π)."""
-    r = math.sqrt(q11 * q22)
-    c = clip_corr(q12 / r) if r > 0.0 else 0.0
-    theta = math.acos(c)
-    b = (1.0 - a) * (1.0 - a)
-    out[0] = a * q12 + b * r * (math.sin(theta) + (math.pi - theta) * c) / (2.0 * math.pi)
-    out[1] = a + b * (math.pi - theta) / (2.0 * math.pi)
+    homogeneous_twopoint(q11, q22, q12, 1.0, a, out)
 
 
 @njit(**JIT)
 def leaky_relu_qmap(q, a):
-    """(E φ², dE φ²/dq): what the length map's Newton solve needs, without the other moments."""
-    s = 0.5 * (1.0 + a * a)
-    return s * q, s
+    return homogeneous_qmap(q, 1.0, a)
 
 
 @njit(**JIT)

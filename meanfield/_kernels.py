@@ -27,6 +27,8 @@ from numba import njit, prange
 
 from meanfield._quad import X10, X16, W10, W16, MAX_BREAKS, INV_SQRT_2PI
 from meanfield._quad import add_breaks, add_kink_grading, sort_unique
+from meanfield._quad import Q_NONFINITE, Q_TAIL, Q_BUDGET, Z_STEP, Z_EXT, TAIL_RTOL, SPLIT_RTOL, ROUND_RTOL
+from meanfield._quad import MIN_WIDTH, MAX_PANELS
 
 JIT = dict(cache=True, nogil=True)
 
@@ -79,6 +81,10 @@ TABLE_LOG2_LO = -34
 TABLE_LOG2_HI = 20
 TABLE_DEG = 20
 N_TABULATED = 4  # m[0..3] are interpolated; m[4] is the derivative of the μ_1 interpolant
+# Accepted relative error (to the moment's scale, see onepoint_checked) of [E φ², dE φ²/dq, μ_1, μ_2, dμ_1/dq] where
+# the table holds a row and where moments() integrates directly; beyond it the moment is NaN. The slopes (Newton
+# steps, stability of a fixed point) need fewer digits than the values.
+DIRECT_RTOL = np.array([1e-10, 1e-7, 1e-10, 1e-10, 1e-7])
 
 # Solver status codes (mirrored in meanfield.results.Status)
 CONVERGED = 0
@@ -122,56 +128,211 @@ def phi_dphi_array(u, f, d):
 
 
 # ------------------------------------------------------------------------------------------------------------ one point
+# The checked one-point rule (THEORY §1 "Numerical pitfalls"). Composite Gauss–Legendre in z = u/√q, 16 and 10 nodes on
+# the same panels: the panels of meanfield._quad on [-Z_MAX, Z_MAX]; then panels of width Z_STEP beyond ±Z_MAX, added
+# while the last one still holds more than TAIL_RTOL of a moment's scale (up to ±Z_EXT, where the Gaussian weight
+# e^{-z²/2} reaches 1e-281); then every panel whose |I_16 - I_10| exceeds SPLIT_RTOL of the moment's scale is halved,
+# until none does, a panel is narrower than MIN_WIDTH or there are MAX_PANELS of them. The scale of a moment is the
+# rule applied to the absolute value of its integrand (its value for E φ², μ_1, μ_2). The error estimate is
+# Σ_panels |I_16 - I_10| + (the last tail panel) + ROUND_RTOL·scale (summation rounding); what it does not see is flagged:
+# Q_NONFINITE: φ or φ' is not finite at a node (overflow or outside φ's domain), or a sum overflows;
+# Q_TAIL: the integrand has not decayed at |z| = Z_EXT: the moment is infinite or beyond float64;
+# Q_BUDGET: MAX_PANELS or MIN_WIDTH reached: oscillation or a singularity the rule cannot resolve.
+# (constants in meanfield._quad, shared with meanfield.gaussian.expect)
+
+
 @njit(**JIT)
-def onepoint_rule(q, x, w, out):
-    """Direct composite Gauss–Legendre quadrature of the one-point moments at variance q."""
+def _onepoint_panel(q, sigma, a, b, x, w, acc, j, sc, js):
+    """Add the panel [a, b]'s contributions (rule x, w) to ``acc[j]`` and of the absolute integrands to ``sc[js]``.
+    Returns the first u where φ or φ' is not finite (NaN if none)."""
+    h = 0.5 * (b - a)
+    m = 0.5 * (b + a)
+    bad = math.nan
+    for i in range(x.shape[0]):
+        z = m + h * x[i]
+        wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z * z)
+        u = sigma * z
+        f = phi(u)
+        d = dphi(u)
+        d2 = d * d
+        ff = f * f
+        zz = z * z
+        acc[j, 0] += wt * ff
+        sc[js, 0] += wt * ff
+        if q <= 1.0:
+            g = f * d2phi(u)
+            acc[j, 1] += wt * (d2 + g)
+            sc[js, 1] += wt * (d2 + abs(g))
+        else:
+            acc[j, 1] += wt * ff * (zz - 1.0)
+            sc[js, 1] += wt * ff * (zz + 1.0)
+        acc[j, 2] += wt * d2
+        sc[js, 2] += wt * d2
+        acc[j, 3] += wt * d2 * d2
+        sc[js, 3] += wt * d2 * d2
+        acc[j, 4] += wt * d2 * (zz - 1.0)
+        sc[js, 4] += wt * d2 * (zz + 1.0)
+        if not (math.isfinite(f) and math.isfinite(d)) and math.isnan(bad):
+            bad = u
+    return bad
+
+
+@njit(**JIT)
+def _eval_panel(q, sigma, p, pa, pb, v16, v10, s16):
     for k in range(N_MOMENTS):
-        out[k] = 0.0
+        v16[p, k] = 0.0
+        v10[p, k] = 0.0
+        s16[p, k] = 0.0
+    bad = _onepoint_panel(q, sigma, pa[p], pb[p], X16, W16, v16, p, s16, p)
+    scratch = np.zeros((1, N_MOMENTS))
+    _onepoint_panel(q, sigma, pa[p], pb[p], X10, W10, v10, p, scratch, 0)
+    return bad
+
+
+@njit(**JIT)
+def onepoint_checked(q, out, err, scale, beyond):
+    """One-point moments at variance q by the checked rule; ``err`` the error estimates, ``scale`` the moments' scales,
+    ``beyond`` the part of the scales from |z| > Z_MAX (what a rule truncated there, like the two-point one, misses).
+
+    Returns ``(flags, u_bad)``: an OR of Q_NONFINITE, Q_TAIL, Q_BUDGET (0 if none) and the first u where φ or φ' was not
+    finite. A moment is accurate when ``err ≤ rtol·scale`` for the caller's rtol; a non-finite value has ``err = inf``.
+    """
     sigma = math.sqrt(q)
     buf = np.empty(MAX_BREAKS)
     nb = add_breaks(0.0, sigma, KINKS, buf, 0)
     nb = sort_unique(buf, nb)
-    npt = x.shape[0]
-    for p in range(nb - 1):
-        h = 0.5 * (buf[p + 1] - buf[p])
-        m = 0.5 * (buf[p + 1] + buf[p])
-        for i in range(npt):
-            z = m + h * x[i]
-            wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z * z)
-            u = sigma * z
-            f = phi(u)
-            d = dphi(u)
-            d2 = d * d
-            zz = z * z - 1.0
-            out[0] += wt * f * f
-            out[2] += wt * d2
-            out[3] += wt * d2 * d2
-            out[4] += wt * d2 * zz
-            if q <= 1.0:
-                out[1] += wt * (d2 + f * d2phi(u))
-            else:
-                out[1] += wt * f * f * zz
-    out[4] /= 2.0 * q
+    cap = MAX_PANELS
+    pa = np.empty(cap)
+    pb = np.empty(cap)
+    v16 = np.empty((cap, N_MOMENTS))
+    v10 = np.empty((cap, N_MOMENTS))
+    s16 = np.empty((cap, N_MOMENTS))
+    flags = 0
+    u_bad = math.nan
+    n = 0
+    for i in range(nb - 1):
+        pa[n] = buf[i]
+        pb[n] = buf[i + 1]
+        bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
+        if not math.isnan(bad) and math.isnan(u_bad):
+            u_bad = bad
+        n += 1
+    tot = np.zeros(N_MOMENTS)
+    for p in range(n):
+        for k in range(N_MOMENTS):
+            tot[k] += s16[p, k]
+    tail = np.zeros(N_MOMENTS)
+    for side in (1.0, -1.0):  # tails beyond ±Z_MAX, while they still count
+        z0 = buf[nb - 1] if side > 0.0 else -buf[0]
+        more = True
+        while more:
+            if not math.isnan(u_bad):
+                break
+            if z0 >= Z_EXT - 1e-9:
+                flags |= Q_TAIL
+                break
+            z1 = min(z0 + Z_STEP, Z_EXT)
+            pa[n] = z0 if side > 0.0 else -z1
+            pb[n] = z1 if side > 0.0 else -z0
+            bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
+            if not math.isnan(bad) and math.isnan(u_bad):
+                u_bad = bad
+            more = False
+            for k in range(N_MOMENTS):
+                tot[k] += s16[n, k]
+                if not (s16[n, k] <= TAIL_RTOL * tot[k]):
+                    more = True
+            n += 1
+            z0 = z1
+        for k in range(N_MOMENTS):
+            tail[k] += s16[n - 1, k]
+    # refine: halve every panel whose |I_16 - I_10| is above SPLIT_RTOL of the scale
+    split = math.isnan(u_bad)
+    for k in range(N_MOMENTS):
+        if not math.isfinite(tot[k]):
+            split = False
+    while split:
+        split = False
+        n0 = n
+        for p in range(n0):
+            need = False
+            for k in range(N_MOMENTS):
+                if not (abs(v16[p, k] - v10[p, k]) <= SPLIT_RTOL * tot[k]):
+                    need = True
+            if not need:
+                continue
+            if n >= cap or pb[p] - pa[p] < MIN_WIDTH * (1.0 + abs(pa[p])):
+                flags |= Q_BUDGET
+                continue
+            mid = 0.5 * (pa[p] + pb[p])
+            for k in range(N_MOMENTS):
+                tot[k] -= s16[p, k]
+            pa[n] = mid
+            pb[n] = pb[p]
+            pb[p] = mid
+            _eval_panel(q, sigma, p, pa, pb, v16, v10, s16)
+            _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
+            for k in range(N_MOMENTS):
+                tot[k] += s16[p, k] + s16[n, k]
+            n += 1
+            split = True
+    for k in range(N_MOMENTS):
+        out[k] = 0.0
+        err[k] = 0.0
+        scale[k] = 0.0
+        beyond[k] = 0.0
+    zm = buf[nb - 1]
+    for p in range(n):
+        far = pa[p] >= zm or pb[p] <= -zm
+        for k in range(N_MOMENTS):
+            out[k] += v16[p, k]
+            err[k] += abs(v16[p, k] - v10[p, k])
+            scale[k] += s16[p, k]
+            if far:
+                beyond[k] += s16[p, k]
+    for k in range(N_MOMENTS):
+        err[k] += tail[k] + ROUND_RTOL * scale[k]
     if q <= 1.0:
         for k in range(KINKS.shape[0]):
             kk = KINKS[k]
-            out[1] += phi(kk) * JUMPS[k] * INV_SQRT_2PI * math.exp(-0.5 * kk * kk / q) / sigma
+            delta = phi(kk) * JUMPS[k] * INV_SQRT_2PI * math.exp(-0.5 * kk * kk / q) / sigma
+            out[1] += delta
+            scale[1] += abs(delta)
     else:
         out[1] /= 2.0 * q
+        err[1] /= 2.0 * q
+        scale[1] /= 2.0 * q
+        beyond[1] /= 2.0 * q
+    out[4] /= 2.0 * q
+    err[4] /= 2.0 * q
+    scale[4] /= 2.0 * q
+    beyond[4] /= 2.0 * q
+    for k in range(N_MOMENTS):
+        if not (math.isfinite(out[k]) and math.isfinite(scale[k])):
+            err[k] = math.inf
+            flags |= Q_NONFINITE
+    if not math.isnan(u_bad):
+        flags |= Q_NONFINITE
+    return flags, u_bad
 
 
 @njit(**JIT)
-def onepoint_direct(q, out, err):
-    """One-point moments by quadrature (16-node panels) with the error estimate |I_16 - I_10| in ``err``."""
+def onepoint_direct(q, out, err, scale):
+    """Checked one-point moments (closed forms where they exist: error = rounding, 16 ulp); returns (flags, u_bad)."""
+    return onepoint_direct_tails(q, out, err, scale, np.empty(N_MOMENTS))
+
+
+@njit(**JIT)
+def onepoint_direct_tails(q, out, err, scale, beyond):
+    """:func:`onepoint_direct`, with the part of the scales beyond |z| = Z_MAX in ``beyond`` (zero for closed forms)."""
     if CLOSED_ONEPOINT:
         closed_onepoint(q, out)
         for k in range(N_MOMENTS):
-            err[k] = 0.0
-        return
-    onepoint_rule(q, X16, W16, out)
-    onepoint_rule(q, X10, W10, err)
-    for k in range(N_MOMENTS):
-        err[k] = abs(err[k] - out[k])
+            scale[k] = abs(out[k])
+            err[k] = 16.0 * EPS * scale[k]
+            beyond[k] = 0.0
+        return 0, math.nan
+    return onepoint_checked(q, out, err, scale, beyond)
 
 
 # ---------------------------------------------------------------------------------------------------------- the table
@@ -201,7 +362,18 @@ def moments(q, tab, out):
                 out[k] = _clenshaw(tab[j, k], x)
             out[4] *= 2.0 / (q * math.log(2.0))
             return
-    onepoint_rule(q, X16, W16, out)
+    moments_direct(q, out)
+
+
+@njit(**JIT)
+def moments_direct(q, out):
+    """The checked rule where the table does not reach; a moment it cannot bound within DIRECT_RTOL is NaN."""
+    err = np.empty(N_MOMENTS)
+    scale = np.empty(N_MOMENTS)
+    onepoint_checked(q, out, err, scale, np.empty(N_MOMENTS))
+    for k in range(N_MOMENTS):
+        if not (err[k] <= DIRECT_RTOL[k] * scale[k]):
+            out[k] = math.nan
 
 
 @njit(**JIT)
@@ -339,11 +511,14 @@ def twopoint_solver(q11, q22, q12, out):
 
 @njit(**JIT)
 def twopoint_direct(q11, q22, q12, out, err):
-    """Two-point expectations with the error estimate |I_16 - I_10| (zero for closed forms)."""
+    """Two-point expectations with the error estimate |I_16 - I_10| (16 ulp of rounding for closed forms).
+
+    The rule is truncated at |z| ≤ Z_MAX and not refined: meanfield.gaussian.two_point adds the truncation bound from the
+    one-point rule's tails (Cauchy–Schwarz) and refuses what this estimate does not bound."""
     if CLOSED_TWOPOINT:
         closed_twopoint(q11, q22, q12, out)
-        err[0] = 0.0
-        err[1] = 0.0
+        err[0] = 16.0 * EPS * abs(out[0])
+        err[1] = 16.0 * EPS * abs(out[1])
         return
     twopoint_rule(q11, q22, q12, X16, W16, out)
     twopoint_rule(q11, q22, q12, X10, W10, err)

@@ -12,7 +12,8 @@ A Gaussian expectation ``E_z[F(μ + σ z)]`` (z standard normal) is integrated w
 
 Truncation at ``Z_MAX = 9`` drops Gaussian mass ``2Φ(-9) = 2.3e-19``. The main rule has 16 nodes per panel; the 10-node
 rule on the same panels gives an error estimate ``|I_16 - I_10|`` that bounds the 16-node error (``tests/test_gaussian.py``
-shows it against 30-digit references).
+shows it against 30-digit references). The checked one-point rule extends these panels where the integrand's tails,
+oscillation or size need it (constants below; the algorithm in ``meanfield._kernels.onepoint_checked``).
 """
 
 import math
@@ -33,6 +34,21 @@ for _a in (X16, W16, X10, W10):
     _a.setflags(write=False)
 del _a
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# The checked one-point rule (meanfield._kernels.onepoint_checked, meanfield.gaussian.expect): tail panels of width
+# Z_STEP beyond ±Z_MAX while the last still holds more than TAIL_RTOL of the scale, up to ±Z_EXT (e^{-Z_EXT²/2} = 1e-281);
+# panels halved while |I_16 - I_10| > SPLIT_RTOL·scale, down to MIN_WIDTH and up to MAX_PANELS; ROUND_RTOL·scale of
+# summation rounding in the error estimate. Flags of what it could not do:
+Q_NONFINITE = 1  # a value of the integrand, or a sum, is not finite
+Q_TAIL = 2  # the integrand has not decayed at |z| = Z_EXT
+Q_BUDGET = 4  # MAX_PANELS or MIN_WIDTH reached with panels still above SPLIT_RTOL
+Z_STEP = 3.0
+Z_EXT = 36.0
+TAIL_RTOL = 1e-17
+SPLIT_RTOL = 1e-14
+ROUND_RTOL = 4e-15
+MIN_WIDTH = 1e-9
+MAX_PANELS = 16384
 
 
 @njit(**JIT)

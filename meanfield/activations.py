@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from meanfield._table import VERSION as TABLE_VERSION
 from meanfield._table import build_table
 from meanfield.errors import InvalidParameterError, UnknownActivationError
 
@@ -347,30 +348,66 @@ class Activation:
             k = self.kernels
             if k.CLOSED_ONEPOINT:
                 t = np.zeros((0, k.N_MOMENTS, k.TABLE_DEG + 1))
-                err = np.zeros(k.N_TABULATED)
+                err = np.zeros((0, k.N_TABULATED))
+                valid = np.zeros((0, k.N_TABULATED), dtype=bool)
             else:
                 path = Path(k.__file__).with_suffix(".table.npz")
                 try:
                     with np.load(path) as f:
-                        t, err = f["tab"], f["err"]
+                        if int(f["version"]) != TABLE_VERSION:
+                            raise KeyError("version")
+                        t, err, valid = f["tab"], f["err"], f["valid"]
                 except (OSError, KeyError, ValueError):
-                    t, errs = build_table(k)
-                    err = errs.max(axis=0)
+                    t, err, valid = build_table(k)
                     try:
                         tmp = path.with_suffix(f".{os.getpid()}.npz")
-                        np.savez(tmp, tab=t, err=err)
+                        np.savez(tmp, tab=t, err=err, valid=valid, version=TABLE_VERSION)
                         os.replace(tmp, path)
                     except OSError:  # read-only cache: rebuild next time
                         pass
-            self._state["table_error"] = err
+            for a in (t, err, valid):
+                a.setflags(write=False)
+            self._state["table_errors"] = err
+            self._state["table_valid"] = valid
             t = self._state["table"] = t
         return t
 
     @property
     def table_error(self) -> np.ndarray:
-        """Estimated max relative error of the table for [E φ², dE φ²/dq, μ_1, μ_2] (vs direct quadrature)."""
+        """Estimated max relative error of the table for [E φ², dE φ²/dq, μ_1, μ_2] (vs the checked quadrature,
+        relative to each moment's scale), over the octaves where it holds numbers (:attr:`table_valid`)."""
         self.table
-        return self._state["table_error"]
+        e = self._state["table_errors"]
+        if e.shape[0] == 0:
+            return np.zeros(e.shape[1])
+        return np.array([col[np.isfinite(col)].max() if np.isfinite(col).any() else np.nan for col in e.T])
+
+    @property
+    def table_valid(self) -> np.ndarray:
+        """``valid[j, m]``: whether the table holds moment m ([E φ², dE φ²/dq, μ_1, μ_2]) on the octave
+        ``2^(TABLE_LOG2_LO + j) ≤ q < 2^(TABLE_LOG2_LO + j + 1)``. Elsewhere its row is NaN, so ``moments`` returns NaN
+        there: the quadrature found the moment infinite, beyond float64 or unresolved (meanfield._table)."""
+        self.table
+        return self._state["table_valid"]
+
+    def moment_range(self, moment: int = 0) -> tuple[float, float]:
+        """The q-interval ``[lo, hi)`` of the table's contiguous valid octaves of a moment (0: E φ², 1: dE φ²/dq,
+        2: μ_1, 3: μ_2) that holds q = 1 (or the first valid run); ``(0, inf)`` for closed forms, ``(nan, nan)`` if none."""
+        valid = self.table_valid
+        if valid.shape[0] == 0:
+            return 0.0, math.inf
+        col = valid[:, moment]
+        if not col.any():
+            return math.nan, math.nan
+        k = self.kernels
+        j = -k.TABLE_LOG2_LO if col[-k.TABLE_LOG2_LO] else int(np.argmax(col))
+        a = j
+        while a > 0 and col[a - 1]:
+            a -= 1
+        b = j
+        while b + 1 < col.size and col[b + 1]:
+            b += 1
+        return 2.0 ** (k.TABLE_LOG2_LO + a), 2.0 ** (k.TABLE_LOG2_LO + b + 1)
 
     # -- evaluation ---------------------------------------------------------------------------------------------------
     def _eval(self, u, order):
@@ -408,9 +445,20 @@ class Activation:
 
     @property
     def is_homogeneous(self) -> bool:
-        """φ(a x) = a φ(x) for a > 0 (ReLU, leaky ReLU, linear): χ_1 then does not depend on q*. Checked numerically."""
-        u = self._PROBE
-        return bool(all(np.allclose(self.phi(a * u), a * self.phi(u), rtol=1e-13, atol=1e-15) for a in (0.37, 2.9)))
+        """φ(a x) = a φ(x) for a > 0 (ReLU, leaky ReLU, linear, and expressions such as ``Max(0, x)``, ``2*x``,
+        ``abs(x)``): χ_1 then does not depend on q*. Expressions are recognised when parsed (numerically at scales
+        1e-6 … 1e6, then symbolically) and get the exact moments of the two-slope φ; named ones are checked numerically."""
+        got = self._state.get("is_homogeneous")
+        if got is None:
+            if self.closed_form in ("homogeneous", "relu", "leaky_relu", "linear"):
+                got = True
+            else:
+                u = np.concatenate((self._PROBE, [1e-6, 1e6, -1e-6, -1e6]))
+                got = self.phi0 == 0.0 and all(
+                    np.allclose(self.phi(a * u), a * self.phi(u), rtol=1e-13, atol=1e-300) for a in (0.37, 2.9)
+                )
+            got = self._state["is_homogeneous"] = bool(got)
+        return got
 
     @property
     def phi0(self) -> float:
@@ -468,27 +516,99 @@ _EXPR_CACHE: dict[str, Activation] = {}
 _NAMED_CACHE: dict[tuple, Activation] = {}
 
 
+_DOMAIN_PROBE = np.unique(np.concatenate((
+    np.linspace(-40.0, 40.0, 801), np.geomspace(1e-300, 1e3, 61), -np.geomspace(1e-300, 1e3, 61), [0.0])))
+
+
+def _check_domain(name, bodies, kinks):
+    """φ, φ', φ'' must be real and finite on the whole real line (Gaussian moments integrate them over all of it).
+
+    Probed at 924 points (a grid on [-40, 40], both sides of 0 down to 1e-300, the kinks): a math domain error, a
+    division by zero or a complex or NaN value rejects the expression, naming the point. An overflow is growth, not an
+    undefined value: whether the Gaussian moments exist then is for the quadrature to decide (it flags their tails).
+    """
+    pts = np.concatenate((_DOMAIN_PROBE, np.asarray(kinks, dtype=np.float64)))
+    for what, body in zip(("φ", "φ'", "φ''"), bodies):
+        try:
+            f = _python_fn(body)
+        except Exception as exc:  # pragma: no cover - the printer's output always compiles
+            raise UnknownActivationError(f"activation expression {name!r} cannot be compiled ({exc})") from None
+        for v in pts.tolist():
+            try:
+                y = f(v)
+            except OverflowError:
+                continue
+            except (ValueError, ZeroDivisionError) as exc:
+                kind = "is singular" if isinstance(exc, ZeroDivisionError) else "is undefined"
+                raise InvalidParameterError(
+                    f"activation {name!r}: {what} {kind} at x = {v:.6g} ({exc}); Gaussian moments need φ, φ', φ''"
+                    " defined and finite on the whole real line (use e.g. Abs, Max or Piecewise to extend it)"
+                ) from None
+            except Exception as exc:
+                raise UnknownActivationError(
+                    f"activation expression {name!r} uses a function that cannot be compiled ({exc}); "
+                    "use elementary functions, erf, Max/Min/Abs/Heaviside/Piecewise"
+                ) from None
+            if isinstance(y, complex) or not isinstance(y, (int, float)) or math.isnan(y):
+                raise InvalidParameterError(
+                    f"activation {name!r}: {what} is not a real number at x = {v:.6g} (got {y!r}); Gaussian moments need"
+                    " φ, φ', φ'' defined on the whole real line (use e.g. Abs, Max or Piecewise to extend it)"
+                )
+
+
+def _homogeneous_slopes(expr, bodies, kinks):
+    """``(a, b)`` if φ(x) = a x for x > 0 and b x for x < 0 (positively homogeneous of degree 1), else None.
+
+    Numerically at scales 1e-6 … 1e6 on both sides (cheap, rejects almost everything), then symbolically:
+    ``φ(p) - p φ(1)`` and ``φ(-p) - p φ(-1)`` simplify to 0 for a positive symbol p.
+    """
+    if any(k != 0.0 for k in kinks):
+        return None
+    f = _python_fn(bodies[0])
+    try:
+        a, b = float(f(1.0)), -float(f(-1.0))
+        for u in np.geomspace(1e-6, 1e6, 25).tolist():
+            for s, slope in ((1.0, a), (-1.0, b)):
+                y = float(f(s * u))
+                if not math.isclose(y, slope * s * u, rel_tol=1e-12, abs_tol=1e-300):
+                    return None
+        if f(0.0) != 0.0:
+            return None
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    import sympy as sp
+
+    from meanfield._symbolic import X
+
+    p = sp.Symbol("p", positive=True)
+    for s in (1, -1):
+        try:
+            if sp.simplify(expr.subs(X, s * p) - p * expr.subs(X, s)) != 0:
+                return None
+        except Exception:  # pragma: no cover - sympy could not decide: not declared homogeneous
+            return None
+    return a, b
+
+
 def _from_expression(expr, name: str) -> Activation:
     from meanfield._symbolic import analyse
 
     source, bodies, kinks = analyse(expr, name)
-    # check that the generated code evaluates (catches functions with no math equivalent)
-    for body in bodies:
-        try:
-            _python_fn(body)(0.3)
-        except Exception as exc:
-            raise UnknownActivationError(
-                f"activation expression {name!r} uses a function that cannot be compiled ({exc}); "
-                "use elementary functions, erf, Max/Min/Abs/Heaviside/Piecewise"
-            ) from None
+    _check_domain(name, bodies, kinks)
+    slopes = _homogeneous_slopes(expr, bodies, kinks)
+    closed, closed_param = None, ""
+    if slopes is not None:  # exact moments of the two-slope φ (THEORY §1 ReLU row), as for the named relu
+        closed, closed_param = "homogeneous", f"{slopes[0]!r}, {slopes[1]!r}, "
+        kinks = (0.0,) if slopes[0] != slopes[1] else ()
     act = Activation(
         name=name,
         source=source,
         kinks=kinks,
         jumps=_jumps(bodies, kinks),
-        closed_form=None,
+        closed_form=closed,
         params={},
         _bodies=bodies,
+        _closed_param=closed_param,
     )
     act._state["expr"] = expr
     return act

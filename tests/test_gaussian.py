@@ -161,4 +161,5 @@ def test_moment_table_vs_direct_quadrature(name):
         ref = np.array([m.phi2, m.dphi2_dq, m.mu1, m.mu2])
         worst = np.maximum(worst, np.abs(out[:4] - ref) / np.abs(ref))
     assert np.all(worst[[0, 2, 3]] <= 2e-14) and worst[1] <= 1e-12
-    assert np.all(worst <= est)
+    # the estimate is relative to each moment's scale: the value itself for E φ², μ_1, μ_2 (dE φ²/dq can cancel)
+    assert np.all(worst[[0, 2, 3]] <= est[[0, 2, 3]])
