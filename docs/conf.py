@@ -157,7 +157,13 @@ def _escape_bars(app, what, name, obj, options, lines):
         lines[i] = "".join(parts)
 
 
+def _always_reread_other(app, env, added, changed, removed):
+    # api/other depends on __all__ and on the other pages, not on its own source: regenerate it on every build.
+    return ["api/other"]
+
+
 def setup(app):
+    app.connect("env-get-outdated", _always_reread_other)
     app.connect("source-read", _fill_other)
     app.connect("source-read", _optional_pages)
     # numpydoc rewrites docstrings at priority 500; escape first.
