@@ -207,22 +207,43 @@ def cmd_critical(args):
     for phi in args.activation:
         if args.q_star is not None:
             for q in args.q_star:
-                sw, sb = mf.critical_point(phi, q)
+                sw, sb = mf.critical_point(phi, q, **_unstable(mf.critical_point, args))
                 rows.append(dict(activation=phi, sigma_w=sw, sigma_b=sb, q_star=q))
+                if args.allow_unstable and hasattr(mf, "critical_line"):
+                    rows[-1]["stable"] = bool(mf.critical_line(phi, q).stable[0])
         elif args.sigma_w is not None or args.sigma_w2 is not None:
             for sw in _sigma(args, "sigma_w"):
-                sb = mf.critical_sigma_b(phi, sw)
-                rows.append(dict(activation=phi, sigma_w=sw, sigma_b=sb, q_star=_critical_q(mf, phi, sw, sb)))
+                sb = mf.critical_sigma_b(phi, sw, **_unstable(mf.critical_sigma_b, args))
+                rows.append(_critical_row(mf, phi, sw, sb, args))
         else:
             for sb in _sigma(args, "sigma_b"):
-                sw = mf.critical_sigma_w(phi, sb)
-                rows.append(dict(activation=phi, sigma_w=sw, sigma_b=sb, q_star=_critical_q(mf, phi, sw, sb)))
+                sw = mf.critical_sigma_w(phi, sb, **_unstable(mf.critical_sigma_w, args))
+                rows.append(_critical_row(mf, phi, sw, sb, args))
     _emit(_with_variances(rows), args.format)
 
 
-def _critical_q(mf, phi, sw, sb) -> float:
-    """q* at a critical point; 0 at σ_b = 0 (where the length map's fixed point is q* = 0 or not unique)."""
-    return mf.q_star(phi, sw, sb) if sb > 0 else 0.0
+def _unstable(func, args) -> dict:
+    """``allow_unstable=True`` when asked for (and the library takes it)."""
+    if not args.allow_unstable:
+        return {}
+    return {"allow_unstable": True} if "allow_unstable" in inspect.signature(func).parameters else {}
+
+
+def _critical_row(mf, phi, sw, sb, args) -> dict:
+    """A critical point given by σ_w and σ_b with its q*: the fixed point of the length map with χ_1 closest to 1 (0
+    at σ_b = 0, where it is 0 or not unique; NaN if there is none), and with ``--allow-unstable`` its stability."""
+    row = dict(activation=phi, sigma_w=sw, sigma_b=sb, q_star=0.0)
+    if sb == 0.0:
+        return row
+    if not hasattr(mf, "fixed_points"):
+        row["q_star"] = mf.q_star(phi, sw, sb)
+        return row
+    points = list(mf.fixed_points(phi, sw, sb))
+    best = min(points, key=lambda p: abs(p.chi1 - 1.0)) if points else None
+    row["q_star"] = best.q if best else math.nan
+    if args.allow_unstable:
+        row["stable"] = bool(best.stable) if best else False
+    return row
 
 
 def cmd_fixed_point(args):
@@ -508,6 +529,9 @@ def build_parser():
     g.add_argument("--sigma-w2", type=VAR_POSITIVE, nargs="+", metavar="SW2", help="weight variances σ_w²: σ_b for each (required: this or another of the five)")
     g.add_argument("--q-star", type=VAR_POSITIVE, nargs="+", metavar="Q",
                    help="fixed points q* (variances): the critical (σ_w, σ_b) for each (required: this or another of the five)")
+    c.add_argument("--allow-unstable", action="store_true",
+                   help="also return χ_1 = 1 points whose q* is an unstable fixed point of the length map (not an edge "
+                   "of chaos; an error otherwise)")
     _format_args(c)
     c.set_defaults(func=cmd_critical)
 
@@ -585,7 +609,8 @@ def main(argv=None) -> int:
         try:
             return args.func(args) or 0
         except mf.MeanFieldError as exc:
-            print(f"meanfield: error: {_one_line(exc)}", file=sys.stderr)
+            text = _one_line(exc).replace("Pass allow_unstable=True", "Pass --allow-unstable")
+            print(f"meanfield: error: {text}", file=sys.stderr)
             return 2
     except SystemExit as exc:  # argparse: --help, --version (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

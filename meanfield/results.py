@@ -109,6 +109,8 @@ def _brief(value) -> str:
             if finite.size < value.size:
                 text += f", {value.size - finite.size} not finite"
         return text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_brief(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)) and len(value) > 6:
         return f"{len(value)} items"
     if isinstance(value, (list, tuple)):
@@ -167,7 +169,9 @@ class Result:
         width = max((len(k) for k in rest), default=0)
         name = type(self).__name__
         lines = textwrap.wrap(f"{name}({', '.join(head)})", 100, subsequent_indent=" " * (len(name) + 1))
-        lines += [f"  {k:<{width}}  {_brief(getattr(self, k))}" for k in rest]
+        for k in rest:
+            line = f"  {k:<{width}}  {_brief(getattr(self, k))}"
+            lines += textwrap.wrap(line, 100, subsequent_indent=" " * (width + 4))
         return "\n".join(lines)
 
     def __str__(self) -> str:

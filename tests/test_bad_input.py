@@ -81,6 +81,7 @@ API = {
     "critical_sigma_w": (mf.critical_sigma_w, dict(phi="tanh", sigma_b=SB), dict(sigma_b="nonnegative")),
     "critical_sigma_b": (mf.critical_sigma_b, dict(phi="tanh", sigma_w=SW), dict(sigma_w="positive")),
     "critical_point": (mf.critical_point, dict(phi="tanh", q_star=1.0), dict(q_star="positive")),
+    "critical_line": (mf.critical_line, dict(phi="tanh", q_star=1.0), dict(q_star="positive")),
     "phase_diagram": (mf.phase_diagram, dict(phi="tanh", sigma_w_grid=[1.0, 1.5], sigma_b_grid=[0.0, 0.5]),
                       dict(sigma_w_grid="grid", sigma_b_grid="grid")),
     "jacobian_spectrum": (mf.jacobian_spectrum, dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=3),
@@ -132,8 +133,6 @@ _SHAPES = "numpy's ValueError 'shape mismatch' without the arguments' names (mea
 KNOWN = {
     **{f"expect-f={_label(v)}": _NOT_CALLABLE for v in BAD["callable"]},
     **{f"expect2-{a}={_label(v)}": _NOT_CALLABLE for a in "fg" for v in BAD["callable"]},
-    "phase_diagram-sigma_w_grid=[]": "returns an empty PhaseDiagram (critical.py)",
-    "phase_diagram-sigma_b_grid=[]": "ValueError 'range() arg 3 must not be zero' (critical.py; issue 12)",
     **{f"{f}-shapes": _SHAPES + " (propagation.py)" for f in ("q_map", "c_map", "q_star", "chi1", "c_star")},
     "two_point-shapes": _SHAPES + " (gaussian.py)",
     "expect2-shapes": "TypeError 'only 0-dimensional arrays can be converted to Python scalars': expect2 takes scalars "

@@ -69,6 +69,16 @@ def test_critical_given_sigma_w(capsys):
     _assert_critical(row)
 
 
+def test_unstable_critical_points_need_the_flag(capsys):
+    """GELU's χ_1 = 1 point at σ_b² = 0.05 has an unstable q* (issue 12: q* = 0.722, slope 1.085)."""
+    assert main(["critical", "gelu", "--sigma-b2", "0.05"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unstable" in err and "--allow-unstable" in err and "allow_unstable=" not in err
+    assert main(["critical", "gelu", "--q-star", "0.5", "8", "--allow-unstable", "--format", "json"]) == 0
+    rows = _strict_json(capsys.readouterr().out)
+    assert [(r["q_star"], r["stable"]) for r in rows] == [(0.5, False), (8.0, True)]
+
+
 @pytest.mark.parametrize(
     "sd, var",
     [

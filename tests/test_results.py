@@ -24,6 +24,7 @@ MAKERS = {
     "FisherStatistics": lambda: mf.fisher_statistics("tanh", 1.5, 0.25, 3, 64, 8),
     "ConditionalFisherSpectrum": lambda: mf.conditional_fisher_spectrum("erf", 1.25, 0.25, 3, 64),
     "SokolParkBound": lambda: mf.sokol_park_bound("erf", 1.25, 0.25, 3, 64),
+    "CriticalLine": lambda: mf.critical_line("tanh", [0.25, 1.0, 4.0]),
 }
 # Their methods need solver state that is not serialised: written, not rebuilt
 NOT_REBUILT = {"JacobianSpectrum", "ConditionalFisherSpectrum"}
@@ -39,6 +40,7 @@ INPUTS = {
     "FisherStatistics": dict(activation="tanh", sigma_w=1.5, sigma_b=0.25, depth=3, width=64, n_samples=8),
     "ConditionalFisherSpectrum": dict(activation="erf", sigma_w=1.25, sigma_b=0.25, depth=3, width=64),
     "SokolParkBound": dict(activation="erf", sigma_w=1.25, sigma_b=0.25, depth=3, width=64),
+    "CriticalLine": dict(activation="tanh"),
 }
 # propagate and fixed_point (meanfield/propagation.py) do not fill the `activation` field yet
 NO_ACTIVATION_YET = {"FixedPoint", "Trajectory"}
