@@ -21,6 +21,7 @@ from empirical.measure import (
 )
 from empirical.networks import ForwardPass, LinearChain, RandomMLP, default_device
 from empirical.models import ModelMLP, activation_of, as_mlp, register_activation
+from empirical.ntk import MonteCarloKernels, nngp_monte_carlo, ntk
 from empirical.experiments import (
     EXPERIMENTS,
     Record,
@@ -63,6 +64,10 @@ __all__ = [
     # input-output Jacobian (THEORY §2)
     "input_output_jacobian",
     "jacobian_singular_values",
+    # empirical NTK and Monte-Carlo kernels beside the infinite-width ones (THEORY §7)
+    "ntk",
+    "nngp_monte_carlo",
+    "MonteCarloKernels",
     # Fisher information (THEORY §3-§5)
     "fisher_gram",
     "fisher_eigenvalues",
