@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run verify test test-fast bench bench-gpu figures clean
+.PHONY: setup run verify test test-fast bench bench-gpu figures docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench-gpu: setup
 
 figures: setup
 	$(PY) -m meanfield.cli run --out docs/figures
+
+# The documentation: HTML in docs/_build/html (entry page index.html; warnings are errors), then every example of the
+# guide and the API reference run by Sphinx's doctest builder. Needs the docs extra; builds offline.
+docs: setup
+	$(PY) -c "import sphinx, numpydoc, myst_parser" 2>/dev/null || $(PY) -m pip install -q -e ".[docs]"
+	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	$(PY) -m sphinx -b doctest -W --keep-going -q docs docs/_build/doctest
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
