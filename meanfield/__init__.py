@@ -23,9 +23,9 @@ from meanfield.errors import (
     UnknownActivationError,
 )
 from meanfield.gaussian import TwoPoint, expect, expect2, gaussian_moments, two_point
-from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, propagate, q_map, q_star
+from meanfield.propagation import CRITICAL_TOL, c_map, c_star, chi1, fixed_point, fixed_points, propagate, q_map, q_star
 from meanfield.network import Network
-from meanfield.results import Estimate, FixedPoint, GaussianMoments, CriticalLine, PhaseDiagram, Trajectory
+from meanfield.results import Estimate, FixedPoint, FixedPoints, GaussianMoments, LengthFixedPoint, CriticalLine, PhaseDiagram, Trajectory
 
 __version__ = "0.1.0"
 
@@ -90,6 +90,7 @@ __all__ = [
     "chi1",
     "c_star",
     "fixed_point",
+    "fixed_points",
     "propagate",
     # networks whose layers differ (THEORY §8)
     "Network",
@@ -126,6 +127,8 @@ __all__ = [
     "GaussianMoments",
     "TwoPoint",
     "FixedPoint",
+    "FixedPoints",
+    "LengthFixedPoint",
     "Trajectory",
     "PhaseDiagram",
     # errors
@@ -134,7 +137,7 @@ __all__ = [
     "UnknownActivationError",
     "NoFixedPointError",
     "NoCriticalPointError",
-    "UnstableCriticalPointError",
     "ConvergenceError",
     "NumericalError",
+    "UnstableCriticalPointError",
 ]

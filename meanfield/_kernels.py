@@ -529,6 +529,12 @@ def twopoint_direct(q11, q22, q12, out, err):
 # ------------------------------------------------------------------------------------------------------------- solvers
 P_QSTAR = 0  # F(q) = σ_w² E_q φ² + σ_b² - q
 P_CRIT = 2  # F(q) = q - E_q φ²/μ_1(q) - σ_b²
+NONFINITE = 5  # status: the moments were not finite (overflow, divergent or flagged Gaussian integral) at the q returned
+UNVERIFIED = 6  # status: the independent check (q_star_proof) did not confirm the root
+NONFINITE_SIGN = 2  # sign code of _qmap_signed for a non-finite residual
+TAU_F = 64.0 * EPS  # |F| ≤ TAU_F·(q + g) is zero to rounding: the table is accurate to ~5e-15 relative (meanfield._table)
+PROOF_DELTA_MIN = 1e-15  # smallest relative half-width of the proving bracket
+Q_STEP_SWITCH = 2.0**20  # the walk for a bracket steps by 2 inside the moment table's range, by 16 beyond it
 # (c* has its own loop in c_star_kernel: with it here, every length-map solve would compile the two-point quadrature)
 
 
@@ -583,37 +589,169 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
 
 
 @njit(**JIT)
+def _qmap_signed(x, par, tab, buf):
+    """(F, F', s) of the length-map residual at x with its sign s resolved against rounding: s = ±1 where
+    |F| > TAU_F·(x + g) (g = F + x, both of size q), 0 within it (F is zero to rounding: no sign), NONFINITE_SIGN where
+    F or F' is not finite (the moments overflowed or were flagged)."""
+    f, df = residual(P_QSTAR, x, par, tab, buf)
+    if not (math.isfinite(f) and math.isfinite(df)):
+        return f, df, NONFINITE_SIGN
+    tol = TAU_F * (x + abs(f + x))
+    if f > tol:
+        return f, df, 1
+    if f < -tol:
+        return f, df, -1
+    return f, df, 0
+
+
+@njit(**JIT)
 def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
-    """Fixed point of the length map reached from q0: bracket by factors of 4 in the direction q moves, then solve."""
+    """Fixed point of the length map reached from q0 (unverified: see :func:`q_star_proof`). Returns (q, status,
+    iterations, |F(q)|).
+
+    F(q) = σ_w² E_q φ² + σ_b² - q. From q0 the nodes q0·2^k are walked in the direction q moves (up where F(q0) > 0,
+    down where F(q0) < 0; factors of 16 beyond the moment table) until F has the opposite sign beyond rounding
+    (|F| > TAU_F·(q + g)); nodes where F is zero to rounding carry no sign and are stepped over, never taken as a bracket
+    end, so a root at (or within rounding of) a node lies inside the final bracket whatever its last bit. The bracket
+    ends are the last node of the start's sign and the first of the opposite sign; safeguarded Newton (:func:`solve`)
+    refines it. A start within rounding of a root is first bracketed locally, [q0(1-δ), q0(1+δ)] with δ four Newton
+    steps. Going up with no opposite sign before Q_DIVERGE (F > 0, or zero to rounding as in linear growth
+    q ↦ q + σ_b² at large q) is DIVERGED; going down below Q_ZERO is ZERO (q* = 0); moments that are not finite on the
+    way stop the walk with NONFINITE at that q.
+    """
     par = np.array([sw2, sb2, 0.0])
     buf = np.empty(N_MOMENTS)
-    f0, _ = residual(P_QSTAR, q0, par, tab, buf)
-    if abs(f0) <= 4.0 * EPS * q0:  # q0 is fixed to rounding (e.g. ReLU at σ_w = √2, σ_b = 0: every q is fixed)
-        return q0, CONVERGED, 0, abs(f0)
+    f0, df0, s0 = _qmap_signed(q0, par, tab, buf)
+    if s0 == NONFINITE_SIGN:
+        return q0, NONFINITE, 0, math.inf
+    if s0 == 0:
+        if CLOSED_ONEPOINT and abs(df0) <= TAU_F:  # the identity to rounding (ReLU at σ_w = √2, σ_b = 0: every q is
+            return q0, CONVERGED, 0, abs(f0)      # fixed; closed forms make F exactly linear in q)
+        if df0 != 0.0:
+            d = 4.0 * TAU_F * (q0 + abs(f0 + q0)) / (abs(df0) * q0)
+            if d < 1e-3:
+                a = q0 * (1.0 - d)
+                b = q0 * (1.0 + d)
+                fa, _, sa = _qmap_signed(a, par, tab, buf)
+                fb, _, sb = _qmap_signed(b, par, tab, buf)
+                if (sa == 1 and sb == -1) or (sa == -1 and sb == 1):
+                    x, st, it, res, df = solve(P_QSTAR, a, fa, b, fb, q0, par, tab, rtol, maxiter)
+                    return x, st, it, res
+        s0 = 1 if f0 >= 0.0 else -1  # walk in the direction q moves; q0 is a provisional bracket end
+        f0 = TAU_F * q0 if s0 == 1 else -TAU_F * q0
     lo = q0
     hi = q0
     flo = f0
     fhi = f0
-    if f0 > 0.0:
-        while fhi > -4.0 * EPS * hi:  # F = 0 to rounding at large q is linear growth (q ↦ q + σ_b²), not a root
-            lo, flo = hi, fhi
-            hi = 4.0 * hi
+    if s0 == 1:
+        while True:
+            hi = hi * (2.0 if hi < Q_STEP_SWITCH else 16.0)
             if hi > Q_DIVERGE:
                 return math.inf, DIVERGED, 0, math.inf
-            fhi, _ = residual(P_QSTAR, hi, par, tab, buf)
+            fhi, _, s = _qmap_signed(hi, par, tab, buf)
+            if s == NONFINITE_SIGN:
+                return hi, NONFINITE, 0, math.inf
+            if s == -1:
+                break
+            if s == 1:
+                lo, flo = hi, fhi
     else:
-        while flo < 4.0 * EPS * lo:
-            hi, fhi = lo, flo
-            lo = 0.25 * lo
+        while True:
+            lo = lo * (0.5 if lo > 1.0 / Q_STEP_SWITCH else 0.0625)
             if lo < Q_ZERO:
                 return 0.0, ZERO, 0, 0.0
-            flo, _ = residual(P_QSTAR, lo, par, tab, buf)
-    if flo == 0.0:
-        return lo, CONVERGED, 0, 0.0
-    if fhi == 0.0:
-        return hi, CONVERGED, 0, 0.0
+            flo, _, s = _qmap_signed(lo, par, tab, buf)
+            if s == NONFINITE_SIGN:
+                return lo, NONFINITE, 0, math.inf
+            if s == 1:
+                break
+            if s == -1:
+                hi, fhi = lo, flo
     x, st, it, res, df = solve(P_QSTAR, lo, flo, hi, fhi, q0, par, tab, rtol, maxiter)
     return x, st, it, res
+
+
+@njit(**JIT)
+def qmap_direct(q, sw2, sb2, out, err):
+    """(F, bound, F') of F(q) = σ_w² E_q φ² + σ_b² - q by the checked direct quadrature (:func:`onepoint_direct`,
+    independent of the moment table): ``bound`` = σ_w²·(its error estimate of E φ²) + 4ε(g + q) bounds the error of F.
+    F is NaN where the rule flags the moment (not finite, tails not decayed, unresolved)."""
+    scale = np.empty(N_MOMENTS)
+    flags, u_bad = onepoint_direct(q, out, err, scale)
+    g = sw2 * out[0] + sb2
+    f = g - q
+    bound = sw2 * err[0] + 4.0 * EPS * (abs(g) + q)
+    if flags != 0 or not math.isfinite(bound):
+        f = math.nan
+    return f, bound, sw2 * out[1] - 1.0
+
+
+@njit(**JIT)
+def qmap_checked(q, sw2, sb2, tab, tab_err, out, err):
+    """(F, bound, F') as :func:`qmap_direct`, from the moment table plus its measured error where q is inside the table
+    (``tab_err[octave, 0]`` relative to the largest E φ² on the octave, taken as twice the largest of the interpolant
+    at q and at the octave's ends), else by the checked direct quadrature. F is NaN where the error is not finite."""
+    if not CLOSED_ONEPOINT and tab.shape[0] > 0:
+        s = math.log2(q) - TABLE_LOG2_LO
+        if 0.0 <= s < tab.shape[0]:
+            j = int(s)
+            x = 2.0 * (s - j) - 1.0
+            f0 = _clenshaw(tab[j, 0], x)
+            f1 = _clenshaw(tab[j, 1], x)
+            sc = max(abs(f0), abs(_clenshaw(tab[j, 0], -1.0)), abs(_clenshaw(tab[j, 0], 1.0)))
+            g = sw2 * f0 + sb2
+            f = g - q
+            bound = sw2 * 2.0 * tab_err[j, 0] * sc + 4.0 * EPS * (abs(g) + q)
+            if not math.isfinite(bound):
+                f = math.nan
+            return f, bound, sw2 * f1 - 1.0
+    return qmap_direct(q, sw2, sb2, out, err)
+
+
+@njit(**JIT)
+def q_star_proof(q, sw2, sb2, qtol, tab, tab_err):
+    """Proof that q > 0 is a fixed point of the length map to relative accuracy δ ≤ qtol, independent of the solver's
+    stopping rule.
+
+    F = q_map - id is evaluated with an error bound (:func:`qmap_checked`: the moment table plus its measured error, or
+    the checked direct quadrature outside the table); the proof is a sign change beyond those bounds across
+    [q(1-δ), q(1+δ)], δ starting at twice the Newton estimate (|F| + bound)/(|F'| q) and growing by 16 up to qtol.
+    (F and F' zero to rounding for closed forms, which are exactly linear in q for homogeneous φ: the marginal point
+    where every q is fixed, accepted with δ = 0.) Returns (status, |F(q)|, bound, slope g'(q) = 1 + F'(q), δ): status CONVERGED, UNVERIFIED (no sign
+    change shown within qtol) or NONFINITE.
+    """
+    out = np.empty(N_MOMENTS)
+    err = np.empty(N_MOMENTS)
+    f, b, df = qmap_checked(q, sw2, sb2, tab, tab_err, out, err)
+    if not (math.isfinite(f) and math.isfinite(b) and math.isfinite(df)):
+        return NONFINITE, abs(f), b, df + 1.0, math.inf
+    if CLOSED_ONEPOINT and abs(f) <= b and abs(df) <= TAU_F:
+        return CONVERGED, abs(f), b, df + 1.0, 0.0
+    d = qtol
+    if df != 0.0:
+        d = max(PROOF_DELTA_MIN, 2.0 * (abs(f) + b) / (abs(df) * q))
+    while True:
+        d = min(d, qtol)
+        fa, ba, _ = qmap_checked(q * (1.0 - d), sw2, sb2, tab, tab_err, out, err)
+        fb, bb, _ = qmap_checked(q * (1.0 + d), sw2, sb2, tab, tab_err, out, err)
+        if not (math.isfinite(fa) and math.isfinite(fb)):
+            return NONFINITE, abs(f), b, df + 1.0, math.inf
+        if (fa > ba and fb < -bb) or (fa < -ba and fb > bb):
+            return CONVERGED, abs(f), b, df + 1.0, d
+        if d >= qtol:
+            return UNVERIFIED, abs(f), b, df + 1.0, d
+        d *= 16.0
+
+
+@njit(**JIT)
+def qmap_residuals(sw2, sb2, qs, tab, f_out, df_out):
+    """F(q) = σ_w² E_q φ² + σ_b² - q and F'(q) at every q of ``qs`` (moment table; for :func:`fixed_points`)."""
+    par = np.array([sw2, sb2, 0.0])
+    buf = np.empty(N_MOMENTS)
+    for i in range(qs.shape[0]):
+        f, df = residual(P_QSTAR, qs[i], par, tab, buf)
+        f_out[i] = f
+        df_out[i] = df
 
 
 @njit(**JIT)
@@ -664,17 +802,31 @@ def c_star_kernel(sw2, sb2, q, chi1, c0, rtol, maxiter):
 
 
 @njit(**JIT)
-def q_star_many(sw2, sb2, q0, tab, rtol, maxiter, q_out, chi_out, slope_out, status_out):
-    """Vectorised q*: elementwise over flat arrays (the public wrappers broadcast)."""
+def q_star_many(sw2, sb2, q0, tab, tab_err, rtol, maxiter, qtol, q_out, chi_out, slope_out, status_out, it_out, res_out, err_out):
+    """Vectorised q* with its proof: elementwise over flat arrays (the public wrappers broadcast).
+
+    For each point: :func:`q_star_kernel`, then :func:`q_star_proof` (status UNVERIFIED where it fails), then χ_1 and
+    the slope g'(q*) from the moments. ``res_out`` is |F(q*)| by direct quadrature, ``err_out`` the proven relative
+    accuracy δ of q* (0 for q* = 0).
+    """
     buf = np.empty(N_MOMENTS)
     for i in range(sw2.shape[0]):
         q, st, it, res = q_star_kernel(sw2[i], sb2[i], q0[i], tab, rtol, maxiter)
+        slope = math.nan
+        delta = math.nan
+        if st == CONVERGED and q > 0.0:
+            st, res, bound, slope, delta = q_star_proof(q, sw2[i], sb2[i], qtol, tab, tab_err)
+        elif st == ZERO:
+            delta = 0.0
         q_out[i] = q
         status_out[i] = st
+        it_out[i] = it
+        res_out[i] = res
+        err_out[i] = delta
         if st == CONVERGED or st == ZERO:
             moments(max(q, 1e-300), tab, buf)
             chi_out[i] = sw2[i] * buf[2]
-            slope_out[i] = sw2[i] * buf[1]
+            slope_out[i] = sw2[i] * buf[1] if st == ZERO else slope
         else:
             chi_out[i] = math.nan
             slope_out[i] = math.nan

@@ -8,6 +8,7 @@ eq. 5, χ_1 eq. 8); Schoenholz et al. 2017, "Deep information propagation" (dept
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -21,14 +22,34 @@ from meanfield._validate import (
     scalar_or_array,
 )
 from meanfield.activations import get_activation
-from meanfield.errors import ConvergenceError, NoFixedPointError, NumericalError
-from meanfield.results import STATUS, FixedPoint, Trajectory
+from meanfield.errors import ConvergenceError, InvalidParameterError, NoFixedPointError, NumericalError
+from meanfield.results import STATUS, FixedPoint, FixedPoints, Trajectory
 
-__all__ = ["q_map", "c_map", "q_star", "chi1", "c_star", "fixed_point", "propagate", "CRITICAL_TOL"]
+__all__ = [
+    "q_map", "c_map", "q_star", "chi1", "c_star", "fixed_point", "fixed_points", "propagate", "CRITICAL_TOL", "Q_TOL",
+    "C_TOL",
+]
 
 RTOL = 1e-14  # Newton stopping tolerance |Δx| ≤ RTOL |x| (quadratic convergence: the result is at rounding level)
 MAXITER = 100
+Q_TOL = 1e-8  # largest proven relative accuracy of a returned q* (sign change of q_map(q) - q across q*(1 ± Q_TOL))
+C_TOL = 1e-8  # the same for c* (absolute: c-map(c) - c changes sign across c* ± C_TOL)
+EPS = 2.220446049250313e-16
 CRITICAL_TOL = 1e-9  # |χ_1 - 1| below this is reported as phase "critical" (χ_1 itself is accurate to ~1e-12)
+
+
+def _table_error(act):
+    """The moment table's measured relative errors per octave, ``(n_octaves, 4)`` C-contiguous float64 (NaN on
+    octaves the table does not hold), for the kernels' proofs (:func:`meanfield._kernels.q_star_proof`)."""
+    got = act._state.get("table_error_by_octave")
+    if got is None:
+        tab = act.table
+        err = act._state.get("table_errors")
+        if err is None or np.ndim(err) != 2:
+            err = np.asarray(act.table_error, dtype=np.float64)
+            err = err if err.ndim == 2 else np.tile(err.reshape(1, -1), (tab.shape[0], 1))
+        got = act._state["table_error_by_octave"] = np.ascontiguousarray(err, dtype=np.float64)
+    return got
 
 
 def _moments(act, q):
@@ -73,93 +94,160 @@ def c_map(phi, c, q, sigma_w, sigma_b):
     return scalar_or_array(out, is_scalar(c, q, sigma_w, sigma_b))
 
 
-def _solve_q_star(act, sigma_w, sigma_b, q0):
-    """Flat arrays in, (q*, χ_1, slope_q, status) out; raises NoFixedPointError where q diverges."""
-    sw2 = np.ascontiguousarray(sigma_w, dtype=np.float64).reshape(-1) ** 2
-    sb2 = np.ascontiguousarray(sigma_b, dtype=np.float64).reshape(-1) ** 2
-    q0a = np.ascontiguousarray(q0, dtype=np.float64).reshape(-1)
+def _init_keyword(q_init, q0, func):
+    """The iteration's start: ``q_init``, or the deprecated ``q0`` (which elsewhere is the input's |x|²/N_0)."""
+    if q0 is None:
+        return q_init
+    warnings.warn(
+        f"{func}(q0=...) is deprecated: q0 is the input's |x|²/N0 elsewhere (propagate, jacobian_spectrum); "
+        "use q_init for the start of the iteration",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return q0
+
+
+def _status_error(act, k, st, q, sw2, sb2, qi, res=math.nan, slope=math.nan):
+    """The exception for a q* solve that ended with status ``st`` (a kernel code) at one point."""
+    at = f"sigma_w={math.sqrt(sw2):.6g}, sigma_b={math.sqrt(sb2):.6g} (variance sigma_b²={sb2:.6g}), q_init={qi:.6g}"
+    if st == k.DIVERGED:
+        return NoFixedPointError(
+            f"{act.name}: the length map has no finite fixed point reached from q_init at {at}: q grows without bound"
+            " (q_map(q) > q, or q_map(q) = q + o(q) to rounding, up to q = 1e60)"
+        )
+    if st == k.NONFINITE:
+        if q > qi:
+            return NoFixedPointError(
+                f"{act.name}: no finite fixed point at {at}: q grows from q_init and E_q[φ²] is not finite at"
+                f" q = {q:.6g} (φ² overflows, or its Gaussian integral diverges or is not resolved there)"
+            )
+        return NumericalError(
+            f"{act.name}: E_q[φ²] is not finite at q = {q:.6g} ({at}): φ² overflows, or its Gaussian integral diverges"
+            " or is not resolved there"
+        )
+    if st == k.UNVERIFIED:
+        return ConvergenceError(
+            f"{act.name}: the length map's root q* = {q:.17g} at {at} failed its independent check: |q_map(q*) - q*| ="
+            f" {res:.3g} by direct quadrature, slope {slope:.6g}, and q_map(q) - q does not change sign within a relative"
+            f" {Q_TOL:g} of q*"
+        )
+    return ConvergenceError(f"{act.name}: q* did not converge ({STATUS.get(int(st), st)}) at {at}")
+
+
+def _solve_q_star(act, sigma_w, sigma_b, q_init):
+    """Flat arrays in; (q*, χ_1, slope, status, iterations, residual, error) out, each q* proven by
+    ``q_star_proof``; raises at the first point that has no proven finite fixed point."""
+    # fresh C-contiguous copies: views from np.broadcast_arrays (or reflected lists) are not what the kernels should see
+    sw2 = np.array(sigma_w, dtype=np.float64, copy=True).reshape(-1) ** 2
+    sb2 = np.array(sigma_b, dtype=np.float64, copy=True).reshape(-1) ** 2
+    qi = np.array(q_init, dtype=np.float64, copy=True).reshape(-1)
     n = sw2.size
-    q = np.empty(n)
-    chi = np.empty(n)
-    slope = np.empty(n)
+    q, chi, slope, res, err = (np.empty(n) for _ in range(5))
     status = np.empty(n, dtype=np.int64)
-    act.kernels.q_star_many(sw2, sb2, q0a, act.table, RTOL, MAXITER, q, chi, slope, status)
-    bad = np.flatnonzero(status == 2)
+    it = np.empty(n, dtype=np.int64)
+    k = act.kernels
+    k.q_star_many(sw2, sb2, qi, act.table, _table_error(act), RTOL, MAXITER, Q_TOL, q, chi, slope, status, it, res, err)
+    bad = np.flatnonzero((status != k.CONVERGED) & (status != k.ZERO))
     if bad.size:
         i = bad[0]
-        raise NoFixedPointError(
-            f"{act.name}: the length map has no finite fixed point at sigma_w={math.sqrt(sw2[i]):.6g},"
-            f" sigma_b={math.sqrt(sb2[i]):.6g} (q grows without bound from q0={q0a[i]:.6g})"
-        )
-    bad = np.flatnonzero(status == 1)
+        raise _status_error(act, k, status[i], q[i], sw2[i], sb2[i], qi[i], res[i], slope[i])
+    bad = np.flatnonzero(~(np.isfinite(q) & np.isfinite(chi) & np.isfinite(slope)))
     if bad.size:
         i = bad[0]
-        raise ConvergenceError(
-            f"{act.name}: q* did not converge at sigma_w={math.sqrt(sw2[i]):.6g}, sigma_b={math.sqrt(sb2[i]):.6g}"
+        raise NumericalError(
+            f"{act.name}: μ_1 or the slope is not finite at q* = {q[i]:.6g} (sigma_w={math.sqrt(sw2[i]):.6g},"
+            f" sigma_b={math.sqrt(sb2[i]):.6g}): φ' overflows or its Gaussian integral is not resolved there"
         )
-    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(chi))):
-        raise NumericalError(f"{act.name}: non-finite q* or χ_1 (overflow of φ?)")
-    return q, chi, slope, status
+    return q, chi, slope, status, it, res, err
 
 
 def _is_plain(*values):
     return all(type(v) is float or type(v) is int for v in values)
 
 
-def _scalar_q_star(phi, sigma_w, sigma_b, q0):
-    """Fast path for plain Python numbers: (act, q*, χ_1, slope); falls back to the validated array path on bad input."""
-    sw, sb, q0 = float(sigma_w), float(sigma_b), float(q0)
-    if not (0.0 < sw < math.inf and 0.0 <= sb < math.inf and 0.0 < q0 < math.inf):
+def _scalar_q_star(phi, sigma_w, sigma_b, q_init):
+    """Fast path for plain Python numbers: (act, q*, χ_1, slope, iterations, residual, error); None on bad input or any
+    failure (the validated array path then raises its specific error)."""
+    sw, sb, qi = float(sigma_w), float(sigma_b), float(q_init)
+    if not (0.0 < sw < math.inf and 0.0 <= sb < math.inf and 0.0 < qi < math.inf):
         return None
     act = get_activation(phi)
     k = act.kernels
-    sw2 = sw * sw
-    q, st, _, _ = k.q_star_kernel(sw2, sb * sb, q0, act.table, RTOL, MAXITER)
-    if st != k.CONVERGED and st != k.ZERO:
-        return None  # let the general path raise its specific error
-    m = _moments(act, max(q, 1e-300))
-    return act, q, sw2 * m[2], sw2 * m[1]
+    sw2, sb2 = sw * sw, sb * sb
+    q, st, it, res = k.q_star_kernel(sw2, sb2, qi, act.table, RTOL, MAXITER)
+    if st == k.ZERO:
+        m = _moments(act, 1e-300)
+        slope, err = sw2 * m[1], 0.0
+    elif st == k.CONVERGED:
+        st, res, _, slope, err = k.q_star_proof(q, sw2, sb2, Q_TOL, act.table, _table_error(act))
+        if st != k.CONVERGED:
+            return None
+        m = _moments(act, q)
+    else:
+        return None
+    chi = sw2 * m[2]
+    if not (math.isfinite(chi) and math.isfinite(slope)):
+        return None
+    return act, q, chi, slope, int(it), float(res), float(err)
 
 
-def _prepare(phi, sigma_w, sigma_b, q0):
+def _prepare(phi, sigma_w, sigma_b, q_init):
     act = get_activation(phi)
     sw = positive(sigma_w, "sigma_w")
     sb = nonnegative(sigma_b, "sigma_b")
-    q0a = positive(q0, "q0")
-    sw, sb, q0a = np.broadcast_arrays(sw, sb, q0a)
-    return act, sw, sb, q0a
+    qi = positive(q_init, "q_init")
+    sw, sb, qi = np.broadcast_arrays(sw, sb, qi)
+    return act, sw, sb, qi
 
 
-def q_star(phi, sigma_w, sigma_b, q0=1.0):
-    """Stable fixed point q* of the length map ``q ↦ σ_w² E_q[φ²] + σ_b²`` [vec].
+def q_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
+    """Stable fixed point q* of the length map ``g(q) = σ_w² E_q[φ²] + σ_b²`` reached from ``q_init`` [vec]
+    (Poole et al. 2016 eq. 3; THEORY §1, §6).
 
-    q* is the fixed point that iterating the map from ``q0`` reaches (it is unique for the usual activations; for the
-    marginal homogeneous case, ReLU with σ_w² = 2 and σ_b = 0, every q is fixed and q0 is returned). Found by bracketing
-    in the direction the map moves, then safeguarded Newton to rounding level; fixed points below 1e-40 are reported as 0.
+    q* is the first root of F(q) = g(q) - q in the direction the map moves from q_init (up where g(q_init) > q_init,
+    down otherwise), which is where iterating g from q_init ends for increasing g; there F crosses from the start's
+    sign to the other, so g'(q*) ≤ 1: the fixed point is stable (:func:`fixed_points` lists all of them, unstable ones
+    included). For the marginal homogeneous case, ReLU with σ_w² = 2 and σ_b = 0, every q is fixed and q_init is
+    returned. Found by bracketing (nodes q_init·2^k; nodes where F is zero to rounding never end a bracket, so a root at
+    a node is found whatever its last bit), then safeguarded Newton to rounding level; fixed points below 1e-40 are
+    reported as 0.
+
+    Every q* > 0 is proven before it is returned: F is evaluated by direct quadrature with its error bound
+    (independent of the moment table the solver uses) and must change sign beyond that bound across
+    [q*(1 - δ), q*(1 + δ)] with δ ≤ :data:`Q_TOL` (``FixedPoint.q_star_error`` reports δ).
+
+    ``q0`` is the deprecated name of ``q_init`` (``q0`` is the input's |x|²/N_0 in :func:`propagate`).
 
     Raises
     ------
     NoFixedPointError
-        q grows without bound (e.g. ReLU with σ_w² ≥ 2 and σ_b > 0; linear with σ_w ≥ 1 and σ_b > 0).
+        q grows without bound (e.g. ReLU with σ_w² ≥ 2 and σ_b > 0; linear with σ_w ≥ 1 and σ_b > 0; x·tanh x with
+        σ_w = 1, σ_b > 0, where g(q) - q → σ_b² - 0 is below rounding at large q) or E_q[φ²] overflows on the way up.
+    NumericalError
+        the moments are not finite at the start (overflow, a divergent or unresolved Gaussian integral).
+    ConvergenceError
+        the root could not be proven to relative accuracy Q_TOL (e.g. g'(q*) within ~1e-6 of 1).
     """
-    if _is_plain(sigma_w, sigma_b, q0):
-        fast = _scalar_q_star(phi, sigma_w, sigma_b, q0)
+    q_init = _init_keyword(q_init, q0, "q_star")
+    if _is_plain(sigma_w, sigma_b, q_init):
+        fast = _scalar_q_star(phi, sigma_w, sigma_b, q_init)
         if fast is not None:
             return fast[1]
-    act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
-    q, _, _, _ = _solve_q_star(act, sw, sb, q0a)
-    return scalar_or_array(q.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
+    act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
+    q = _solve_q_star(act, sw, sb, qi)[0]
+    return scalar_or_array(q.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q_init))
 
 
-def chi1(phi, sigma_w, sigma_b, q0=1.0):
-    """χ_1 = σ_w² E_{q*}[φ'(u)²] [vec] (Poole et al. 2016 eq. 8): ordered < 1 < chaotic."""
-    if _is_plain(sigma_w, sigma_b, q0):
-        fast = _scalar_q_star(phi, sigma_w, sigma_b, q0)
+def chi1(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
+    """χ_1 = σ_w² E_{q*}[φ'(u)²] at the q* of :func:`q_star` [vec] (Poole et al. 2016 eq. 8): ordered < 1 < chaotic."""
+    q_init = _init_keyword(q_init, q0, "chi1")
+    if _is_plain(sigma_w, sigma_b, q_init):
+        fast = _scalar_q_star(phi, sigma_w, sigma_b, q_init)
         if fast is not None:
-            return fast[2]
-    act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
-    _, chi, _, _ = _solve_q_star(act, sw, sb, q0a)
-    return scalar_or_array(chi.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
+            return float(fast[2])
+    act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
+    chi = _solve_q_star(act, sw, sb, qi)[1]
+    return scalar_or_array(chi.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q_init))
 
 
 # c* of smooth φ by the Mehler series (False: always the kernel's two-dimensional quadrature, e.g. as a benchmark
@@ -169,7 +257,8 @@ C_STAR_SERIES = True
 
 
 def _c_star_series(act, sw2, sb2, q):
-    """(c*, χ_c) in the chaotic phase from the Mehler series at q (smooth φ without closed two-point forms), or None.
+    """(c*, χ_c, δ) in the chaotic phase from the Mehler series at q (smooth φ without closed two-point forms), or
+    None where the series is not accepted or does not prove its root.
 
     With ``I(c) = Σ_k a_k² c^k = E φ(u1)φ(u2)`` and ``B(c) = Σ_k b_k² c^k = E φ'(u1)φ'(u2)`` (u1, u2 of variance q and
     correlation c; :func:`meanfield._mehler.mehler_coefficients`), c* is the root in [0, 1) of
@@ -178,8 +267,10 @@ def _c_star_series(act, sw2, sb2, q):
     coefficients reproduce E_q φ² and E_q φ'² to 1e-12 relative (the error of the truncated, aliased series at c = 1;
     an estimate for |c| < 1), the accuracy of the quadrature rule it replaces; a polynomial in place of a
     two-dimensional quadrature per Newton step makes ``fixed_point`` 11–23× faster for tanh (benchmarks/RESULTS.md).
+    The root is proven by a sign change of G across c* ± δ (δ ≤ C_TOL) beyond the series' accepted error
+    HERMITE_RTOL·σ_w² E φ²/q (the truncation error is largest at c = 1, where it was checked).
     """
-    from meanfield._mehler import HERMITE_SIZES, NODES_PER_Q, mehler_coefficients, series_pair
+    from meanfield._mehler import HERMITE_RTOL, HERMITE_SIZES, NODES_PER_Q, mehler_coefficients, series_pair
 
     sizes = tuple(n for n in HERMITE_SIZES if n >= NODES_PER_Q * q)[:2]
     if not sizes:
@@ -193,7 +284,7 @@ def _c_star_series(act, sw2, sb2, q):
     a2, b2 = a2[0], b2[0]
     g0 = (sw2 * a2[0] + sb2) / q
     if g0 <= k.ODD_TOL:
-        return 0.0, float(sw2 * b2[0])
+        return 0.0, float(sw2 * b2[0]), 0.0
     buf = np.empty(2)
     lo, hi, x = 0.0, 1.0, 0.5
     for _ in range(MAXITER):
@@ -217,10 +308,65 @@ def _c_star_series(act, sw2, sb2, q):
     if x >= 1.0 - 1e-13:
         return None  # at the edge of the chaotic phase: the kernel's own rule decides
     series_pair(a2, b2, n, x, buf)
-    return float(x), float(sw2 * buf[1])
+    chic = float(sw2 * buf[1])
+    # proof: G changes sign across x ± δ beyond the series' accepted error (HERMITE_RTOL of E φ², its maximum at c = 1)
+    bound = (sw2 * HERMITE_RTOL * m[0] + 4.0 * EPS * (sw2 * m[0] + sb2)) / q + 4.0 * EPS
+    slope = abs(1.0 - chic)
+    d = max(1e-14, 2.0 * bound / slope) if slope > 0.0 else C_TOL
+    while True:
+        d = min(d, C_TOL, 0.5 * (1.0 - x))
+        series_pair(a2, b2, n, x - d, buf)
+        ga = (sw2 * buf[0] + sb2) / q - (x - d)
+        series_pair(a2, b2, n, x + d, buf)
+        gb = (sw2 * buf[0] + sb2) / q - (x + d)
+        if ga > bound and gb < -bound:
+            return float(x), chic, d
+        if d >= C_TOL or d >= 0.5 * (1.0 - x):
+            return None  # not proven by the series: the quadrature path decides
+        d *= 16.0
+
+
+def _c_map_direct(k, sw2, sb2, q, c, out, err):
+    """(G, bound) of G(c) = (σ_w² I_φ(q, q, c q) + σ_b²)/q - c by the 16-node two-point rule with its error estimate."""
+    k.twopoint_direct(q, q, c * q, out, err)
+    g = (sw2 * out[0] + sb2) / q
+    return g - c, (sw2 * err[0] + 4.0 * EPS * (abs(sw2 * out[0]) + sb2)) / q + 4.0 * EPS
+
+
+def _c_star_proof(act, sw2, sb2, q, c, chic):
+    """δ such that G(c) = c-map(c) - c changes sign beyond its error bound across [c - δ, c + δ] (two-point quadrature
+    independent of the solver's path), δ ≤ C_TOL; raises ConvergenceError otherwise. c* = 1 (always a fixed point) and
+    c* = 0 with |G(0)| within its bound (odd φ, σ_b = 0) need no bracket: δ = 0."""
+    if c == 1.0:
+        return 0.0
+    k = act.kernels
+    out, err = np.empty(2), np.empty(2)
+    if c == 0.0:
+        g0, b0 = _c_map_direct(k, sw2, sb2, q, 0.0, out, err)
+        if abs(g0) <= b0 + k.ODD_TOL:
+            return 0.0
+        raise ConvergenceError(
+            f"{act.name}: c* = 0 failed its check: c-map(0) = {g0:.3g} at sigma_w²={sw2:.6g}, sigma_b²={sb2:.6g}"
+        )
+    slope = abs(1.0 - chic) if math.isfinite(chic) else 0.0
+    d = max(1e-14, 1e-11 / slope) if slope > 0.0 else C_TOL
+    while True:
+        d = min(d, C_TOL)
+        lo, hi = max(c - d, 0.0), min(c + d, 1.0)
+        ga, ba = _c_map_direct(k, sw2, sb2, q, lo, out, err)
+        gb, bb = _c_map_direct(k, sw2, sb2, q, hi, out, err)
+        if (ga > ba and gb < -bb) or (ga < -ba and gb > bb):
+            return d
+        if d >= C_TOL:
+            raise ConvergenceError(
+                f"{act.name}: c* = {c:.17g} at sigma_w²={sw2:.6g}, sigma_b²={sb2:.6g} (q* = {q:.6g}) failed its"
+                f" independent check: c-map(c) - c does not change sign within ±{C_TOL:g} of it"
+            )
+        d *= 16.0
 
 
 def _c_star_one(act, sw2, sb2, q, chi):
+    """(c*, χ_c, δ): the stable correlation fixed point at q*, proven to ±δ (:func:`_c_star_proof`)."""
     k = act.kernels
     if C_STAR_SERIES and not k.CLOSED_TWOPOINT and len(act.kinks) == 0 and chi > 1.0 + k.CHI1_ROUNDING:
         got = _c_star_series(act, sw2, sb2, q)
@@ -229,13 +375,19 @@ def _c_star_one(act, sw2, sb2, q, chi):
     c, chic, st, it = k.c_star_kernel(sw2, sb2, q, chi, 0.5, RTOL, MAXITER)
     if st != 0:
         raise ConvergenceError(f"{act.name}: c* did not converge ({STATUS[int(st)]}) at σ_w²={sw2:.6g}, σ_b²={sb2:.6g}")
-    return c, chic
+    c, chic = float(c), float(chic)
+    if not (math.isfinite(c) and math.isfinite(chic)):
+        raise NumericalError(f"{act.name}: c* or χ_c is not finite at σ_w²={sw2:.6g}, σ_b²={sb2:.6g} (q* = {q:.6g})")
+    return c, chic, _c_star_proof(act, sw2, sb2, q, c, chic)
 
 
-def c_star(phi, sigma_w, sigma_b, q0=1.0):
-    """Stable fixed point c* of the correlation map at q* [vec]: 1 in the ordered phase, < 1 in the chaotic phase."""
-    act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
-    q, chi, _, _ = _solve_q_star(act, sw, sb, q0a)
+def c_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
+    """Stable fixed point c* of the correlation map at q* [vec]: 1 in the ordered phase, < 1 in the chaotic phase
+    (Poole et al. 2016 eq. 5; THEORY §1). Each c* < 1 is proven: c-map(c) - c changes sign across c* ± δ, δ ≤ C_TOL,
+    by two-point quadrature with its error bound."""
+    q_init = _init_keyword(q_init, q0, "c_star")
+    act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
+    q, chi = _solve_q_star(act, sw, sb, qi)[:2]
     out = np.empty(q.size)
     for i in range(q.size):
         sw2, sb2 = float(sw.flat[i]) ** 2, float(sb.flat[i]) ** 2
@@ -243,7 +395,7 @@ def c_star(phi, sigma_w, sigma_b, q0=1.0):
             out[i] = 1.0 if chi[i] <= 1.0 else 0.0
         else:
             out[i] = _c_star_one(act, sw2, sb2, float(q[i]), float(chi[i]))[0]
-    return scalar_or_array(out.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q0))
+    return scalar_or_array(out.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q_init))
 
 
 def _depth_scale(slope):
@@ -260,34 +412,37 @@ def _phase(chi):
     return "ordered" if chi < 1.0 else "chaotic"
 
 
-def fixed_point(phi, sigma_w, sigma_b, q0=1.0) -> FixedPoint:
-    """q*, c*, χ_1, χ_c, ξ_q, ξ_c and the phase at (σ_w, σ_b) (scalars); see :class:`meanfield.results.FixedPoint`.
+def fixed_point(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None) -> FixedPoint:
+    """q*, c*, χ_1, χ_c, the length map's slope and stability, ξ_q, ξ_c and the phase at (σ_w, σ_b) (scalars); see
+    :class:`meanfield.results.FixedPoint`.
 
-    q* by safeguarded Newton on the length map (one-point quadrature, relative error ≤ 1e-12); c* in the chaotic phase
-    as the root of ``(σ_w² I_φ(q*, q*, c q*) + σ_b²)/q* = c`` with the two-point expectations from closed forms where
-    they exist, else the Mehler series (smooth φ, q* ≲ 5, accepted when it reproduces E φ² and E φ'² to 1e-12:
-    :func:`_c_star_series`), else composite Gauss–Legendre in two dimensions (≤ 5e-12). (:func:`phase_diagram` uses
-    the two-dimensional rule throughout; the two agree to ~1e-11/(1 - χ_c).) The error of c* is that of the map divided by
-    1 - χ_c (it grows towards the critical line, where c* → 1). ξ_q = -1/ln(slope of the length map at q*),
-    ξ_c = -1/ln χ_c (Schoenholz et al. 2017 eqs. 4, 9).
+    q* as in :func:`q_star` (the stable fixed point reached from ``q_init``, proven to relative δ ≤ Q_TOL); c* in the
+    chaotic phase as the root of ``(σ_w² I_φ(q*, q*, c q*) + σ_b²)/q* = c`` with the two-point expectations from closed
+    forms where they exist, else the Mehler series (smooth φ, q* ≲ 5, accepted when it reproduces E φ² and E φ'² to
+    1e-12: :func:`_c_star_series`), else composite Gauss–Legendre in two dimensions (≤ 5e-12), then proven by a sign
+    change across c* ± δ, δ ≤ C_TOL (16-node two-point rule with its error estimate). The error of c* is that of the
+    map divided by 1 - χ_c (it grows towards the critical line, where c* → 1). ``slope_q`` = g'(q*) = σ_w² dE_q[φ²]/dq
+    at q* (THEORY §6); ``stable`` is |g'(q*)| < 1. ξ_q = -1/ln g'(q*), ξ_c = -1/ln χ_c (Schoenholz et al. 2017 eqs. 4,
+    9). ``q0`` is the deprecated name of ``q_init``.
     """
-    fast = _scalar_q_star(phi, sigma_w, sigma_b, q0) if _is_plain(sigma_w, sigma_b, q0) else None
-    if fast is not None and math.isfinite(fast[1]) and math.isfinite(fast[2]):
-        act, q, chi, slope = fast
+    q_init = _init_keyword(q_init, q0, "fixed_point")
+    fast = _scalar_q_star(phi, sigma_w, sigma_b, q_init) if _is_plain(sigma_w, sigma_b, q_init) else None
+    if fast is not None:
+        act, q, chi, slope, it, res, qerr = fast
         sw, sb = float(sigma_w), float(sigma_b)
     else:  # validated array path: its specific errors
-        act, sw, sb, q0a = _prepare(phi, sigma_w, sigma_b, q0)
+        act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
         if sw.ndim:
-            raise ValueError(
-                "fixed_point takes scalar sigma_w, sigma_b; use q_star/chi1/c_star or phase_diagram for arrays"
+            raise InvalidParameterError(
+                "fixed_point takes scalar sigma_w, sigma_b, q_init; use q_star/chi1/c_star or phase_diagram for arrays"
             )
-        q, chi, slope, status = _solve_q_star(act, sw, sb, q0a)
-    q, chi, slope = float(np.ravel(q)[0]), float(np.ravel(chi)[0]), float(np.ravel(slope)[0])
+        q, chi, slope, status, it, res, qerr = (np.ravel(a)[0] for a in _solve_q_star(act, sw, sb, qi))
+    q, chi, slope, it, res, qerr = float(q), float(chi), float(slope), int(it), float(res), float(qerr)
     sw2, sb2 = float(sw) ** 2, float(sb) ** 2
     if q == 0.0:
-        c, chic = (1.0, chi) if chi <= 1.0 else (0.0, chi)
+        c, chic, cerr = (1.0, chi, 0.0) if chi <= 1.0 else (0.0, chi, 0.0)
     else:
-        c, chic = _c_star_one(act, sw2, sb2, q, chi)
+        c, chic, cerr = _c_star_one(act, sw2, sb2, q, chi)
     return FixedPoint(
         q_star=q,
         c_star=float(c),
@@ -300,6 +455,137 @@ def fixed_point(phi, sigma_w, sigma_b, q0=1.0) -> FixedPoint:
         sigma_w=float(sw),
         sigma_b=float(sb),
         converged=True,
+        iterations=it,
+        residual=res,
+        stable=bool(abs(slope) < 1.0) or (q == 0.0 and slope <= 1.0),
+        q_star_error=qerr,
+        c_star_error=float(cerr),
+        activation=act.name,
+    )
+
+
+# fixed_points scans q on a geometric grid over [max(FP_Q_LO, σ_b²), FP_Q_HI], FP_NODES_PER_OCTAVE nodes per factor 2
+FP_Q_LO = 1e-30  # below this a fixed point is indistinguishable from 0 (zero_is_fixed / zero_attracts report 0)
+FP_Q_HI = 1e30
+FP_NODES_PER_OCTAVE = 4
+
+
+def _fp_residuals(k, tab, sw2, sb2, qs):
+    f, df = np.empty(qs.size), np.empty(qs.size)
+    k.qmap_residuals(sw2, sb2, np.ascontiguousarray(qs, dtype=np.float64), tab, f, df)
+    return f, df
+
+
+def _fp_sign(k, q, f):
+    tol = k.TAU_F * (q + np.abs(f + q))
+    return np.where(f > tol, 1, np.where(f < -tol, -1, 0))
+
+
+def fixed_points(phi, sigma_w, sigma_b) -> FixedPoints:
+    """Every fixed point of the length map ``g(q) = σ_w² E_q[φ²] + σ_b²`` in (0, ∞), with its slope
+    ``g'(q*) = σ_w² dE_q[φ²]/dq`` and stability |g'(q*)| < 1 (THEORY §6), ascending.
+
+    Method. F(q) = g(q) - q is evaluated (moment table, as the solvers) at the nodes of a geometric grid with
+    FP_NODES_PER_OCTAVE nodes per factor 2 over [max(FP_Q_LO, σ_b²), FP_Q_HI] (no root lies below σ_b², since
+    g ≥ σ_b²), up to the first q where the moments are not finite. A node whose |F| is below its rounding level
+    TAU_F·(q + g) has no sign and never ends a bracket. Every sign change between consecutive signed nodes brackets a
+    root, refined by safeguarded Newton and proven like :func:`q_star`'s (sign change of the directly integrated F across
+    q*(1 ± δ), δ ≤ Q_TOL; else ConvergenceError).
+
+    Why none is missed: two roots between signed nodes of the same sign (or a double root) need an extremum of F
+    between them, pointing towards zero: for F > 0 at both ends a minimum, so F' < 0 at the left end and F' > 0 at the
+    right end or F' changes sign an even number of times more. Every cell where F' has opposite signs at its ends and
+    the extremum points towards zero is searched: the extremum is located by bisection on the sign of F' and F is
+    evaluated there; a sign opposite to the ends splits the cell into two brackets, a value zero to rounding is a double
+    root (reported with error 0: F touches zero, a sign change cannot be shown). What is not searched is a cell
+    (a factor 2^(1/4) in q) in which F' changes sign three or more times, i.e. g' = 1 + F' crosses 1 thrice within 19 %
+    of q; for the activations of this package g' varies on the scale of q itself (``test_fixed_points`` checks the
+    scan against a grid 16 times finer).
+
+    Returns a :class:`meanfield.results.FixedPoints` (also: whether 0 is fixed and attracts, whether q diverges beyond
+    the largest fixed point). σ_w, σ_b are scalars (standard deviations).
+    """
+    act = get_activation(phi)
+    if np.ndim(sigma_w) or np.ndim(sigma_b):
+        raise InvalidParameterError("fixed_points takes scalar sigma_w, sigma_b (standard deviations)")
+    sw = float(positive(sigma_w, "sigma_w"))
+    sb = float(nonnegative(sigma_b, "sigma_b"))
+    sw2, sb2 = sw * sw, sb * sb
+    k, tab = act.kernels, act.table
+    q_lo = max(FP_Q_LO, sb2)
+    n = int(math.ceil(math.log2(FP_Q_HI / q_lo) * FP_NODES_PER_OCTAVE)) + 1
+    qs = q_lo * 2.0 ** (np.arange(n) / FP_NODES_PER_OCTAVE)
+    f, df = _fp_residuals(k, tab, sw2, sb2, qs)
+    ok = np.isfinite(f) & np.isfinite(df)
+    nonfinite_from = math.inf
+    if not ok.all():
+        cut = int(np.argmin(ok))
+        nonfinite_from = float(qs[cut])
+        qs, f, df = qs[:cut], f[:cut], df[:cut]
+    s = _fp_sign(k, qs, f)
+    signed = np.flatnonzero(s != 0)
+    par = np.array([sw2, sb2, 0.0])
+    brackets, doubles = [], []
+
+    def one(q):
+        fq, dq = _fp_residuals(k, tab, sw2, sb2, np.array([q]))
+        return float(fq[0]), float(dq[0]), int(_fp_sign(k, np.array([q]), fq)[0])
+
+    for i, j in zip(signed[:-1], signed[1:]):
+        a, b = float(qs[i]), float(qs[j])
+        if s[i] != s[j]:
+            brackets.append((a, float(f[i]), b, float(f[j])))
+            continue
+        # same sign at both ends: an extremum towards zero inside? (F > 0: a minimum, F' from - to +; F < 0: a maximum)
+        if not (s[i] * df[i] < 0.0 < s[i] * df[j]):
+            continue
+        lo, hi = a, b
+        for _ in range(200):
+            mid = math.sqrt(lo * hi)
+            if not lo < mid < hi:
+                break
+            _, dm, _ = one(mid)
+            if s[i] * dm < 0.0:
+                lo = mid
+            else:
+                hi = mid
+        qe = math.sqrt(lo * hi)
+        fe, _, se = one(qe)
+        if se == -s[i]:
+            brackets.append((a, float(f[i]), qe, fe))
+            brackets.append((qe, fe, b, float(f[j])))
+        elif se == 0:
+            doubles.append(qe)
+    roots = []
+    for a, fa, b, fb in brackets:
+        x, st, it, res, _ = k.solve(k.P_QSTAR, a, fa, b, fb, math.sqrt(a * b), par, tab, RTOL, MAXITER)
+        if st == k.CONVERGED:
+            st, res, _, slope, err = k.q_star_proof(x, sw2, sb2, Q_TOL, tab, _table_error(act))
+        if st != k.CONVERGED:
+            raise _status_error(act, k, st, x, sw2, sb2, a, res)
+        roots.append((x, slope, err))
+    for x in doubles:
+        m = _moments(act, x)
+        roots.append((x, sw2 * m[1], 0.0))
+    roots.sort()
+    chi = [sw2 * _moments(act, x)[2] for x, _, _ in roots]
+    clear = s[signed]
+    zero_is_fixed = sb2 == 0.0 and act.phi0 == 0.0
+    return FixedPoints(
+        activation=act.name,
+        sigma_w=sw,
+        sigma_b=sb,
+        q=np.array([r[0] for r in roots], dtype=float),
+        slope=np.array([r[1] for r in roots], dtype=float),
+        stable=np.array([abs(r[1]) < 1.0 for r in roots], dtype=bool),
+        chi1=np.array(chi, dtype=float),
+        error=np.array([r[2] for r in roots], dtype=float),
+        zero_is_fixed=bool(zero_is_fixed),
+        zero_attracts=bool(zero_is_fixed and clear.size > 0 and clear[0] == -1),
+        diverges=bool(clear.size > 0 and clear[-1] == 1),
+        every_q_fixed=bool(clear.size == 0 and qs.size > 0),
+        q_range=(float(q_lo), float(qs[-1]) if qs.size else float(q_lo)),
+        nonfinite_from=nonfinite_from,
     )
 
 

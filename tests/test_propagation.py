@@ -46,7 +46,7 @@ def test_relu_closed_forms():
 
 
 def test_relu_marginal_point_returns_input_length():
-    fp = mf.fixed_point("relu", math.sqrt(2), 0.0, q0=0.7)
+    fp = mf.fixed_point("relu", math.sqrt(2), 0.0, q_init=0.7)
     assert fp.q_star == pytest.approx(0.7, rel=1e-14)
     assert fp.chi1 == pytest.approx(1.0, rel=1e-14) and fp.phase == "critical"
     assert fp.xi_c == math.inf
@@ -120,8 +120,8 @@ def test_bad_input_names_the_value(kwargs, match):
 def test_bad_input_fixed_point():
     with pytest.raises(ValueError, match="sigma_w must be > 0 .*got -2"):
         mf.q_star("tanh", -2.0, 0.1)
-    with pytest.raises(ValueError, match="q0 must be > 0"):
-        mf.q_star("tanh", 1.0, 0.1, q0=-1.0)
+    with pytest.raises(ValueError, match="q_init must be > 0"):
+        mf.q_star("tanh", 1.0, 0.1, q_init=-1.0)
 
 
 @settings(max_examples=40, deadline=None)
