@@ -143,13 +143,15 @@ def plot_critical_lines(lines, path=None):
     return fig
 
 
-def plot_edge_of_chaos(activations=("gelu", "silu", "elu", "x*tanh(x)"), q_range=(1e-4, 1e3), n=400, path=None):
+def plot_edge_of_chaos(activations=("gelu", "silu", "elu", "x*tanh(x)"), q_range=(1e-3, 1e3), n=400,
+                       sigma_w2_range=(0.8, 2.8), path=None):
     """Where the stable edge of chaos lies (THEORY §6): for each activation the critical line parametrised by
     q* ∈ ``q_range`` (log-spaced, ``n`` points), by :func:`meanfield.critical_line`.
 
     Left: the line over (σ_w², σ_b²), solid where q* is a stable fixed point of the length map, dashed where it is
     unstable, a dot where the slope g'(q*) crosses 1. Right: the slope g'(q*) along the line against q* (the edge of
-    chaos is where it is below 1). Used for ``docs/figures/edge_of_chaos.png``.
+    chaos is where it is below 1). ``sigma_w2_range``: the σ_w² axis of the left panel (x·tanh x's line leaves it
+    towards σ_w² → ∞ as q* → 0, since φ'(0) = 0). Used for ``docs/figures/edge_of_chaos.png``.
     """
     from meanfield.critical import critical_line
 
@@ -169,6 +171,7 @@ def plot_edge_of_chaos(activations=("gelu", "silu", "elu", "x*tanh(x)"), q_range
     axes[0].set_xlabel(SIGMA_W2)
     axes[0].set_ylabel(SIGMA_B2)
     axes[0].set_yscale("log")
+    axes[0].set_xlim(*sigma_w2_range)
     axes[0].set_title(r"critical lines $\chi_1 = 1$; dots: $g'(q^*) = 1$")
     axes[0].legend(fontsize=7, ncol=2)
     axes[1].axhline(1.0, color="0.3", lw=1.0, ls=":")
