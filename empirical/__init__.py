@@ -21,6 +21,7 @@ from empirical.measure import (
 )
 from empirical.networks import ForwardPass, LinearChain, RandomMLP, default_device
 from empirical.models import ModelMLP, activation_of, as_mlp, register_activation
+from empirical.reading import LayerTheory, layer_theory, read_network
 from empirical.ntk import MonteCarloKernels, nngp_monte_carlo, ntk
 from empirical.experiments import (
     EXPERIMENTS,
@@ -43,6 +44,8 @@ from empirical.testing import (
     assert_passed,
 )
 from empirical.verify import run_verify
+from empirical.initialize import InitReport, initialize_
+from empirical.describe import Description, describe
 
 __all__ = [
     # networks
@@ -55,6 +58,14 @@ __all__ = [
     "as_mlp",
     "register_activation",
     "activation_of",
+    "read_network",
+    "layer_theory",
+    "LayerTheory",
+    # a user's model: its mean-field reading and an edge-of-chaos initialisation
+    "describe",
+    "Description",
+    "initialize_",
+    "InitReport",
     # activations in torch
     "TorchActivation",
     "torch_activation",

@@ -304,6 +304,11 @@ class RandomMLP(LinearChain, torch.nn.Module):
         return (self.phi,) * self.depth
 
     @property
+    def activations(self) -> tuple:
+        """The meanfield activation of every hidden layer (all :attr:`activation`)."""
+        return (self.activation,) * self.depth
+
+    @property
     def has_bias(self) -> tuple:
         """Whether each of the L+1 layers has a bias (all do)."""
         return (True,) * (self.depth + 1)

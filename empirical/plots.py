@@ -25,6 +25,7 @@ __all__ = [
     "plot_sokol_park",
     "plot_experiment",
     "plot_all",
+    "plot_description",
     "FIGURES",
 ]
 
@@ -337,3 +338,40 @@ def plot_all(table, out_dir, fmt: str = "png") -> dict:
             FIGURES[name](table, path=path)
             out[name] = path
     return out
+
+
+def plot_description(desc, path=None):
+    """The mean-field reading of a user's model (:func:`empirical.describe`): q^l per layer (theory line, measured
+    markers when measured), each layer's Jacobian gain χ_1 with the critical value 1, and its correlation depth scale
+    ξ_c against the depth L (the edge-of-chaos criterion ξ_c ≥ L)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    layers = np.array([r["layer"] for r in desc.layers])
+    q = np.array([r["q"] for r in desc.layers])
+    ax = axes[0]
+    ax.plot(layers, q, color=COLORS[0], label="theory", **THEORY)
+    if desc.measured is not None:
+        ax.plot(layers, [r["q_measured"] for r in desc.layers], "o", color=COLORS[1], ms=4, label="measured")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("q^l (pre-activation variance)")
+    ax.legend(frameon=False)
+    ax = axes[1]
+    ax.plot(layers, [r["chi1"] for r in desc.layers], "o-", color=COLORS[2], ms=4, lw=1.2)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("χ_1 = σ_w² E[φ'(h)²]")
+    ax = axes[2]
+    xi = np.array([r["xi_c"] for r in desc.layers], dtype=float)
+    shown = np.where(np.isfinite(xi), xi, np.nan)
+    ax.plot(layers, shown, "o-", color=COLORS[3], ms=4, lw=1.2, label="ξ_c")
+    ax.axhline(desc.depth, color="k", lw=0.8, ls="--", label=f"depth L = {desc.depth}")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("ξ_c (infinite values not drawn)")
+    ax.legend(frameon=False)
+    fig.suptitle(f"edge of chaos (ξ_c ≥ L after the first layer): {'yes' if desc.edge_of_chaos else 'no'}; "
+                 f"FIM λ_max {desc.fisher_lambda_max:.4g}, learning-rate bound {desc.learning_rate_bound:.3g}")
+    fig.tight_layout()
+    return _finish(fig, path)

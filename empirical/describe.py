@@ -1,0 +1,305 @@
+"""The mean-field reading of a user's model, and (with inputs) the same quantities measured on it beside the theory.
+
+:func:`describe` reads the model (:func:`empirical.read_network`) and predicts, layer by layer (THEORY §1, §2, §3, §8;
+:func:`empirical.reading.layer_theory`): the pre-activation variance q^l, the layer's Jacobian gain χ_1 = σ_w,l² μ_1(q^l),
+its phase and depth scales ξ_q, ξ_c at its own fixed point (:func:`meanfield.fixed_point`), the mean of the JJᵀ
+spectrum (and, when the hidden layers share one activation, width and weight kind, its edge from
+:func:`meanfield.jacobian_spectrum` at the hidden layers' mean σ_w, σ_b), the Fisher information's mean eigenvalue and
+λ_max over the inputs, and the learning-rate bound 2/λ_max.
+
+Whether a real model is "at the edge of chaos" is judged against its depth: every hidden layer's correlation depth scale
+ξ_c is at least the depth L (signals stay distinguishable through the whole network; Schoenholz et al. 2017,
+"Deep information propagation", ICLR, §3: networks train when L ≲ ξ_c), not |χ_1 − 1| ≤ 1e-9, which no sampled model
+meets.
+
+With ``inputs`` the measured q^l (mean over inputs), mean squared singular value of J (at up to
+:data:`JACOBIAN_INPUTS` inputs) and FIM mean eigenvalue and λ_max stand beside the predictions, each as a
+:class:`~empirical.experiments.Record` with a statistically sized tolerance (:func:`measured_records`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import meanfield as mf
+from meanfield.errors import MeanFieldError
+
+from empirical.experiments import ResultTable, make_record
+from empirical.experiments.fisher import FISHER_BIAS
+from empirical.experiments.jacobian import JACOBIAN_MEAN_BIAS
+from empirical.experiments.propagation import TRAJECTORY_BIAS
+from empirical.experiments.tolerances import K_SIGMA
+from empirical.measure import fisher_eigenvalues, jacobian_singular_values, layer_statistics
+from empirical.models import as_mlp
+from empirical.reading import LayerTheory, layer_theory, read_network
+
+__all__ = ["describe", "Description", "measured_records", "JACOBIAN_INPUTS"]
+
+JACOBIAN_INPUTS = 8  # inputs at which the Jacobian is measured (each costs L dense products)
+# Per-draw fluctuation scales for one model (n = 1 draw): sized as the upper end of the per-draw spreads measured for
+# the experiments (trajectories 0.6-1.7 × √(2/N) q^l, Jacobian mean 0.2-1.2 × CV/√N, FIM 0.3-0.9 × √(v/N); see
+# empirical.experiments): 2 × √(2/N) for q^l, 1.5 × CV/√N for the Jacobian mean, 1 × √(v/N) for the FIM.
+Q_DRAW = 2.0
+JACOBIAN_DRAW = 1.5
+FISHER_DRAW = 1.0
+
+
+@dataclass(frozen=True)
+class Description:
+    """The mean-field reading of a model (see the module docstring).
+
+    Attributes
+    ----------
+    network : the :class:`meanfield.Network` read from the model (or given).
+    theory : the per-layer predictions (:class:`~empirical.reading.LayerTheory`).
+    layers : one dict per hidden layer: layer, width, activation, sigma_w, sigma_b, q, chi1, q_star, phase, xi_q, xi_c
+        (and q_measured with inputs).
+    edge_of_chaos : every hidden layer after the first has ξ_c ≥ L (the first maps the data to q^1 once).
+    jacobian_mean, jacobian_edge : mean and upper edge of the JJᵀ spectrum (edge None unless the hidden layers share
+        activation, width and weight kind; then that of :func:`meanfield.jacobian_spectrum` at their mean σ_w, σ_b for
+        inputs reaching q^1, times σ_w,1²/σ_w² for the first layer's own scale).
+    fisher_mean, fisher_lambda_max, learning_rate_bound : FIM predictions over ``n_samples`` inputs.
+    input_norm, input_correlation, n_samples : the inputs the predictions are for.
+    measured : None, or {"jacobian_mean", "fisher_mean", "fisher_lambda_max", "q"} measured on the model.
+    records : None, or the :class:`~empirical.experiments.ResultTable` of theory vs measurement with tolerances.
+    """
+
+    network: mf.Network
+    theory: LayerTheory
+    layers: list
+    edge_of_chaos: bool
+    jacobian_mean: float
+    jacobian_edge: float | None
+    fisher_mean: float
+    fisher_lambda_max: float
+    learning_rate_bound: float
+    input_norm: float
+    input_correlation: float
+    n_samples: int
+    measured: dict | None = None
+    records: ResultTable | None = None
+
+    @property
+    def depth(self) -> int:
+        return self.network.depth
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether every measurement lies within its tolerance (None without inputs)."""
+        return None if self.records is None else self.records.passed
+
+    def summary_rows(self) -> list[tuple]:
+        """(quantity, theory, measured or None) for the model-wide quantities."""
+        m = self.measured or {}
+        return [
+            ("mean σ²(J) (JJᵀ mean)", self.jacobian_mean, m.get("jacobian_mean")),
+            ("JJᵀ spectral edge", self.jacobian_edge, None),
+            ("FIM mean eigenvalue", self.fisher_mean, m.get("fisher_mean")),
+            ("FIM λ_max", self.fisher_lambda_max, m.get("fisher_lambda_max")),
+            ("learning-rate bound 2/λ_max", self.learning_rate_bound,
+             None if "fisher_lambda_max" not in m else 2.0 / m["fisher_lambda_max"]),
+        ]
+
+    def to_markdown(self) -> str:
+        """Per-layer table and model-wide predictions (with measurements beside them where measured)."""
+        meas = self.measured is not None
+        cols = ["layer", "width", "activation", "σ_w", "σ_b", "q (theory)"] + (["q (measured)"] if meas else []) + [
+            "χ_1", "phase", "ξ_q", "ξ_c"]
+        out = [f"**{self.depth} hidden layers; edge of chaos (ξ_c ≥ L = {self.depth} in every layer after the first): "
+               f"{'yes' if self.edge_of_chaos else 'no'}**", "", "| " + " | ".join(cols) + " |",
+               "|" + "---|" * len(cols)]
+        for r in self.layers:
+            vals = [r["layer"], r["width"], r["activation"], f"{r['sigma_w']:.4g}", f"{r['sigma_b']:.3g}",
+                    f"{r['q']:.4g}"] + ([f"{r['q_measured']:.4g}"] if meas else []) + [
+                f"{r['chi1']:.4f}", r["phase"], f"{r['xi_q']:.3g}", f"{r['xi_c']:.3g}"]
+            out.append("| " + " | ".join(str(v) for v in vals) + " |")
+        out += ["", "| quantity | theory | measured |", "|---|---|---|"]
+        for name, th, me in self.summary_rows():
+            out.append(f"| {name} | {'—' if th is None else f'{th:.5g}'} | {'—' if me is None else f'{me:.5g}'} |")
+        if self.records is not None:
+            failed = len(self.records.failures())
+            out += ["", f"{len(self.records) - failed} of {len(self.records)} measurements within tolerance"]
+        return "\n".join(out)
+
+    def __repr__(self):
+        n = self.network
+        hw = n.hidden_widths
+        shown = f"{hw[0]}×{n.depth}" if len(set(hw)) == 1 else "-".join(map(str, hw))
+        acts = ", ".join(dict.fromkeys(a.name for a in n.activations))
+        judged = self.layers[1:] if n.depth > 1 else self.layers
+        lines = [f"Description: {n.input_width} → {shown} → {n.output_width}, φ = {acts}, "
+                 f"{'/'.join(dict.fromkeys(n.weights))} weights",
+                 f"  edge of chaos (ξ_c ≥ L = {n.depth} in every layer after the first): "
+                 f"{'yes' if self.edge_of_chaos else 'no'}; χ_1 in [{min(r['chi1'] for r in judged):.6f}, "
+                 f"{max(r['chi1'] for r in judged):.6f}], min ξ_c = {min(r['xi_c'] for r in judged):.3g}",
+                 f"  q^l: {self.layers[0]['q']:.4g} (l = 1) → {self.layers[-1]['q']:.4g} (l = L)"]
+        for name, th, me in self.summary_rows():
+            if th is None:
+                continue
+            lines.append(f"  {name}: {th:.5g}" + ("" if me is None else f"   measured {me:.5g}"))
+        if self.records is not None:
+            lines.append(f"  {len(self.records) - len(self.records.failures())} of {len(self.records)} "
+                         "measurements within tolerance")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self):
+        return self.to_markdown()
+
+    def plot(self, **kwargs):
+        """The figure of :func:`empirical.plots.plot_description`."""
+        from empirical.plots import plot_description
+
+        return plot_description(self, **kwargs)
+
+
+def _layer_phase(act, sw, sb, gain):
+    """(q*, phase, ξ_q, ξ_c) at the layer's own fixed point (:func:`meanfield.fixed_point`). Where the solver cannot
+    certify one (at the critical point itself its slope test is marginal), the phase and ξ_c come from the layer's
+    Jacobian gain on the trajectory, ``ξ_c = 1/|ln χ_1|`` (exact on the ordered side, where c* = 1), marked
+    "(from χ_1)"; without a finite fixed point the phase is "no fixed point" and the depth scales are NaN."""
+    try:
+        fp = mf.fixed_point(act, sw, sb)
+        return float(fp.q_star), str(fp.phase), float(fp.xi_q), float(fp.xi_c)
+    except mf.NoFixedPointError:
+        return math.nan, "no fixed point", math.nan, math.nan
+    except MeanFieldError:
+        lg = abs(math.log(gain)) if gain > 0 else math.inf
+        phase = "critical" if lg == 0 else ("ordered" if gain < 1 else "chaotic")
+        return math.nan, phase + " (from χ_1)", math.nan, (math.inf if lg == 0 else 1.0 / lg)
+
+
+def _input_stats(x: torch.Tensor):
+    """(per-input |x|²/N_0, mean, mean pairwise correlation x·x'/N_0 divided by the mean norm)."""
+    x = x.to(torch.float64)
+    n0 = x.shape[1]
+    g = (x @ x.T) / n0
+    norms = torch.diagonal(g).cpu().numpy()
+    T = g.shape[0]
+    q0 = float(norms.mean())
+    if T > 1:
+        off = (g.sum() - torch.diagonal(g).sum()) / (T * (T - 1))
+        c0 = float(off) / q0
+    else:
+        c0 = 0.0
+    return norms, q0, min(max(c0, -1.0), 1.0)
+
+
+def describe(model, inputs=None, *, network: mf.Network | None = None, input_norm: float = 1.0,
+             input_correlation: float = 0.0, n_samples: int = 16, k_sigma: float = K_SIGMA) -> Description:
+    """The mean-field reading of ``model`` (see the module docstring): theory from ``network`` (default: read from the
+    model's weights), for ``inputs`` (their mean |x|²/N_0 and mean pairwise correlation) or, without inputs, for
+    ``n_samples`` inputs of ``input_norm`` and ``input_correlation``. With ``inputs`` the quantities are also measured on
+    the model and compared (:func:`measured_records`)."""
+    net = as_mlp(model)
+    nw = read_network(model) if network is None else network
+    x = None
+    if inputs is not None:
+        x = net.as_input(inputs, "inputs")
+        _, q0, c0 = _input_stats(x)
+        T = x.shape[0]
+    else:
+        q0, c0, T = float(input_norm), float(input_correlation), int(n_samples)
+    th = layer_theory(nw, input_norm=q0, input_correlation=c0, n_samples=T)
+    layers = []
+    for l in range(nw.depth):
+        q_star, phase, xi_q, xi_c = _layer_phase(nw.activations[l], nw.sigma_w[l], nw.sigma_b[l], float(th.gain[l]))
+        if l == 0 and nw.depth > 1:
+            phase = "input layer"  # it maps the data to q^1 once; its own fixed point never matters
+        layers.append(dict(layer=l + 1, width=nw.widths[l + 1], activation=nw.activations[l].name,
+                           sigma_w=nw.sigma_w[l], sigma_b=nw.sigma_b[l], q=float(th.q[l]), chi1=float(th.gain[l]),
+                           q_star=q_star, phase=phase, xi_q=xi_q, xi_c=xi_c))
+    judged = layers[1:] if nw.depth > 1 else layers  # the first layer only scales the input
+    eoc = all(r["xi_c"] >= nw.depth for r in judged)  # False where a ξ_c is NaN (no fixed point)
+    edge = None
+    hidden = range(1, nw.depth) if nw.depth > 1 else range(1)
+    if (len(set(nw.activations)) == 1 and len(set(nw.hidden_widths)) == 1 and len(set(nw.weights[:-1])) == 1):
+        sw = float(np.mean([nw.sigma_w[l] for l in hidden]))
+        sb = float(np.mean([nw.sigma_b[l] for l in hidden]))
+        try:
+            spec = mf.jacobian_spectrum(nw.activations[0], sw, sb, nw.depth, weights=nw.weights[0],
+                                        q0=float(th.q[0] - sb * sb) / (sw * sw) if th.q[0] > sb * sb else None)
+            edge = float(spec.edge) * nw.sigma_w[0] ** 2 / (sw * sw)  # the first layer scales JJᵀ by σ_w,1²/σ_w²
+        except MeanFieldError:
+            edge = None
+    desc = dict(network=nw, theory=th, layers=layers, edge_of_chaos=bool(eoc), jacobian_mean=th.jacobian_mean,
+                jacobian_edge=edge, fisher_mean=th.mean_eigenvalue, fisher_lambda_max=th.lambda_max,
+                learning_rate_bound=th.learning_rate_bound, input_norm=q0, input_correlation=c0, n_samples=T)
+    if x is None:
+        return Description(**desc)
+    measured, records = measured_records(model, x, nw, k_sigma=k_sigma)
+    for r, qm in zip(layers, measured["q"]):
+        r["q_measured"] = float(qm)
+    return Description(**desc, measured=measured, records=records)
+
+
+def measured_records(model, inputs, network: mf.Network, k_sigma: float = K_SIGMA,
+                     theory_sigma_w_scale: float = 1.0) -> tuple[dict, ResultTable]:
+    """Measure q^l, the mean squared singular value of J and the FIM on ``model`` at ``inputs`` and compare each with
+    the theory of ``network`` (σ_w scaled by ``theory_sigma_w_scale``: 1.1 is a deliberately wrong theory).
+
+    Records (``experiment = "model"``), tolerances ``k_sigma·max(spread, floor)/√n + allowance``, relative:
+
+    * ``q/q_theory`` per hidden layer: values per input (each input's own theory trajectory), n = T; floor
+      ``Q_DRAW·√(2/N_l)`` (the χ² fluctuation of |Wx|²/N), allowance ``TRAJECTORY_BIAS/N_l``;
+    * ``jacobian_mean/theory``: per input (up to :data:`JACOBIAN_INPUTS`), ``Σσ²/N_L`` over the input's own theory;
+      floor ``JACOBIAN_DRAW·√(v/N)`` (v the spectrum's relative variance, N the narrowest hidden width), allowance
+      ``JACOBIAN_MEAN_BIAS·L/N``;
+    * ``fisher_mean/theory`` and ``fisher_lambda_max/theory`` (top-C mean): one value (n = 1); floor
+      ``FISHER_DRAW·√(v/N)``, allowance ``FISHER_BIAS·v/N`` plus, for λ_max, the relative spread of the inputs' norms
+      and pairwise covariances (the theory assumes equal norms and one correlation, THEORY §3).
+    """
+    nw = network
+    if theory_sigma_w_scale != 1.0:
+        nw = mf.Network(nw.widths, tuple(s * theory_sigma_w_scale for s in nw.sigma_w), nw.sigma_b, nw.activations,
+                        nw.weights, nw.biases)
+    net = as_mlp(model)
+    x = net.as_input(inputs, "inputs")
+    norms, q0, c0 = _input_stats(x)
+    T, L = x.shape[0], nw.depth
+    n_min = min(nw.hidden_widths)
+    name = "model"
+    base = dict(depth=L, width=n_min, n_inputs=T)
+    records = []
+    # q^l per input, against each input's own trajectory (q_map is vectorised over q)
+    stats = layer_statistics(model, x)
+    qt = np.empty((L, T))
+    q = nw.sigma_w[0] ** 2 * norms + nw.sigma_b[0] ** 2
+    for l in range(L):
+        if l > 0:
+            q = np.asarray(mf.q_map(nw.activations[l - 1], q, nw.sigma_w[l], nw.sigma_b[l]), dtype=np.float64)
+        qt[l] = q
+    for l in range(L):
+        n = nw.widths[l + 1]
+        records.append(make_record(name, "q/q_theory", dict(base, layer=l + 1), 1.0, stats.q[l] / qt[l],
+                                   k_sigma=k_sigma, floor=Q_DRAW * math.sqrt(2.0 / n), allowance=TRAJECTORY_BIAS / n))
+    th = layer_theory(nw, input_norm=q0, input_correlation=c0, n_samples=T)
+    v = th.finite_width_variance
+    # Jacobian: mean squared singular value per input over its own theory
+    k = min(T, JACOBIAN_INPUTS)
+    sv = jacobian_singular_values(model, x[:k])
+    meas_j = (sv ** 2).sum(axis=1) / nw.widths[L]
+    th_j = np.array([layer_theory(nw, input_norm=float(norms[t])).jacobian_mean for t in range(k)])
+    records.append(make_record(name, "jacobian_mean/theory", base, 1.0, meas_j / th_j, k_sigma=k_sigma,
+                               floor=JACOBIAN_DRAW * math.sqrt(v / n_min), allowance=JACOBIAN_MEAN_BIAS * L / n_min))
+    # Fisher information over all inputs
+    ev = fisher_eigenvalues(model, x)
+    C = nw.output_width
+    P = net.num_parameters(True)
+    f_mean = float(ev.sum() / P)
+    f_top = float(ev[:C].mean())
+    fl = FISHER_DRAW * math.sqrt(v / n_min)
+    records.append(make_record(name, "fisher_mean/theory", base, 1.0, [f_mean / th.mean_eigenvalue], k_sigma=k_sigma,
+                               floor=fl, allowance=FISHER_BIAS["mean_eigenvalue"] * v / n_min))
+    xs = x.to(torch.float64)
+    g = (xs @ xs.T / xs.shape[1]).cpu().numpy()
+    off = g[~np.eye(T, dtype=bool)] if T > 1 else np.zeros(1)
+    spread = float(norms.std() / q0 + (off.std() / q0 if T > 1 else 0.0))
+    records.append(make_record(name, "fisher_lambda_max/theory", base, 1.0, [f_top / th.lambda_max], k_sigma=k_sigma,
+                               floor=fl, allowance=FISHER_BIAS["lambda_max"] * v / n_min + spread))
+    measured = dict(q=stats.q.mean(axis=1), jacobian_mean=float(meas_j.mean()), fisher_mean=f_mean,
+                    fisher_lambda_max=f_top)
+    return measured, ResultTable(records)

@@ -1,0 +1,197 @@
+"""A model's weights read as the theory's description (THEORY §8), and that description's per-layer predictions.
+
+:func:`read_network` estimates, for every Linear layer l with weight W^l of shape (N_l, N_{l-1}) and bias b^l,
+
+* ``σ̂_w² = N_{l-1}·mean(W²)`` (THEORY §8), with the standard error of the mean of the N_l N_{l-1} squares carried to
+  σ̂_w (for Gaussian weights ≈ σ_w/√(2 N_l N_{l-1})); zero for an orthogonal layer, whose scale is exact;
+* ``σ̂_b² = mean(b²)`` with its standard error likewise (≈ σ_b/√(2 N_l)); 0 (no error) without a bias;
+* the weight kind: ``"orthogonal"`` when the smaller Gram ``W Wᵀ`` or ``WᵀW`` is a multiple of the identity to
+  rounding (largest deviation at most :data:`ORTHOGONAL_RTOL` of its diagonal mean, relaxed to 1e4·eps in float32);
+  a Gaussian matrix is off by ~1/√N. A layer with one row or column cannot tell: it takes the hidden layers' kind.
+
+:func:`layer_theory` evaluates a :class:`meanfield.Network` layer by layer from public :mod:`meanfield` calls
+(:func:`meanfield.q_map`, :func:`meanfield.gaussian_moments`, :func:`meanfield.two_point`): the length map with each
+layer's σ (THEORY §8), the per-layer Jacobian gains ``σ_w,l² μ_1,l(q^l)`` and their product (the mean of the JJᵀ
+spectrum, THEORY §2), and the layerwise NTK sums of THEORY §3/§7 with per-layer widths and β_l (1 where layer l has a
+bias): ``Θ(x,x) ≈ Σ_{l=1}^{L+1} (N_{l-1} q̂^{l-1} + β_l) P^l``, ``P^{L+1} = 1``, ``P^l = σ_{w,l+1}² μ_1(q^l) P^{l+1}``,
+and the same with cross moments for two inputs — hence the FIM's λ_max = [Θ_d + (T−1)Θ_×]/T and mean C·Θ_d/P.
+For a uniform network these are the numbers of :func:`meanfield.fisher_statistics` (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import meanfield as mf
+from meanfield.errors import InvalidParameterError
+
+from empirical.models import as_mlp
+
+__all__ = ["read_network", "layer_theory", "LayerTheory", "ORTHOGONAL_RTOL"]
+
+ORTHOGONAL_RTOL = 1e-6  # float64; float32 (and lower) use max(this, 1e4·eps of the dtype)
+
+
+def _orthogonal(w: torch.Tensor) -> bool | None:
+    """True when the smaller Gram of w is ∝ I to rounding, False when not, None when w has one row or column."""
+    n_out, n_in = w.shape
+    if min(n_out, n_in) == 1:
+        return None
+    w64 = w.detach().to(torch.float64)
+    g = w64 @ w64.T if n_out <= n_in else w64.T @ w64
+    s = float(torch.diagonal(g).mean())
+    if not s > 0:
+        return False
+    tol = max(ORTHOGONAL_RTOL, 1e4 * torch.finfo(w.dtype).eps)
+    dev = (g / s - torch.eye(g.shape[0], dtype=torch.float64, device=g.device)).abs().max()
+    return bool(dev <= tol)
+
+
+def _scale_and_error(x: torch.Tensor, factor: float) -> tuple[float, float]:
+    """(σ̂, its standard error) for σ̂² = factor·mean(x²), the error of the mean of the squares carried to σ̂."""
+    sq = x.detach().to(torch.float64).reshape(-1).square()
+    n = sq.numel()
+    m = float(sq.mean())
+    s2 = factor * m
+    if s2 == 0.0:
+        return 0.0, 0.0
+    se_s2 = factor * float(sq.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
+    s = math.sqrt(s2)
+    return s, se_s2 / (2.0 * s)
+
+
+def read_network(model) -> mf.Network:
+    """The :class:`meanfield.Network` of a model (or :class:`~empirical.RandomMLP`): widths, σ_w, σ_b estimated from its
+    weights with their standard errors, activations, weight kinds and bias flags (see the module docstring).
+
+    Raises :class:`~meanfield.errors.InvalidParameterError` for a model that is not a chain of Linear layers and
+    elementwise activations (:func:`empirical.as_mlp`) or has an all-zero weight matrix."""
+    net = as_mlp(model)
+    sw, sw_err, sb, sb_err, kinds = [], [], [], [], []
+    for l in range(net.depth + 1):
+        w = net.W[l]
+        s, e = _scale_and_error(w, float(w.shape[1]))
+        if s == 0.0:
+            raise InvalidParameterError(f"layer {l + 1} has an all-zero weight matrix: σ_w = 0 is not a network")
+        orth = _orthogonal(w)
+        kinds.append(orth)
+        sw.append(s)
+        sw_err.append(0.0 if orth else e)
+        if net.has_bias[l]:
+            s, e = _scale_and_error(net.b[l], 1.0)
+        else:
+            s, e = 0.0, 0.0
+        sb.append(s)
+        sb_err.append(e)
+    hidden = [k for k in kinds[:-1] if k is not None]
+    default = "orthogonal" if hidden and all(hidden) else "gaussian"
+    kinds = [default if k is None else ("orthogonal" if k else "gaussian") for k in kinds]
+    return mf.Network(net.widths, tuple(sw), tuple(sb), net.activations, tuple(kinds), net.has_bias,
+                      sigma_w_error=tuple(sw_err), sigma_b_error=tuple(sb_err))
+
+
+@dataclass(frozen=True)
+class LayerTheory:
+    """Per-layer mean-field predictions for a :class:`meanfield.Network` on inputs with ``|x|²/N_0 = input_norm`` and
+    pairwise covariance ``input_correlation·input_norm`` (THEORY §1, §2, §3, §8). Arrays over hidden layers l = 1..L
+    unless stated.
+
+    q : q^l, the pre-activation variance. q_cross : the covariance of two inputs' h^l.
+    q_hat, q_hat_cross : (L+1,) E[φ(h)²] and E[φ(h)φ(h')] of x^{l}, l = 0..L (l = 0: the input's |x|²/N_0, x·x'/N_0).
+    gain : σ_w,l² μ_1,l(q^l), layer l's factor in the mean of the JJᵀ spectrum.
+    mu1, mu2 : μ_1,l(q^l), μ_2,l(q^l) (THEORY §0).
+    finite_width_variance : ``v = Σ_l (μ_2/μ_1² − 1 − s_1)`` (s_1 = −1 Gaussian, 0 orthogonal layer): the relative
+        variance of the JJᵀ spectrum (THEORY §2), whose v/N scales the finite-width corrections.
+    jacobian_mean : Π_l gain_l (THEORY §2, §8).
+    p : (L+1,) P^l = E|∂f_k/∂h^l|², l = 1..L+1 (P^{L+1} = 1). p_cross : the same for two inputs.
+    theta_diag, theta_cross : Θ(x,x) and Θ(x,x') per output (not divided by the width).
+    n_parameters : P. n_samples, n_outputs : T, C.
+    lambda_max, mean_eigenvalue, bulk_eigenvalue : of the FIM over T such inputs; learning_rate_bound = 2/λ_max.
+    """
+
+    q: np.ndarray
+    q_cross: np.ndarray
+    q_hat: np.ndarray
+    q_hat_cross: np.ndarray
+    gain: np.ndarray
+    mu1: np.ndarray
+    mu2: np.ndarray
+    finite_width_variance: float
+    jacobian_mean: float
+    p: np.ndarray
+    p_cross: np.ndarray
+    theta_diag: float
+    theta_cross: float
+    n_parameters: int
+    n_samples: int
+    n_outputs: int
+    lambda_max: float
+    mean_eigenvalue: float
+    bulk_eigenvalue: float
+
+    @property
+    def learning_rate_bound(self) -> float:
+        return 2.0 / self.lambda_max
+
+
+def layer_theory(network: mf.Network, input_norm: float = 1.0, input_correlation: float = 0.0, n_samples: int = 1,
+                 biases: bool = True) -> LayerTheory:
+    """The per-layer predictions of ``network`` (see :class:`LayerTheory` and the module docstring). ``biases``: whether
+    the bias parameters belong to θ (only layers that have one count)."""
+    if not isinstance(network, mf.Network):
+        raise InvalidParameterError(f"network must be a meanfield.Network, got {type(network).__name__}")
+    q0 = float(input_norm)
+    if not (q0 > 0 and math.isfinite(q0)):
+        raise InvalidParameterError(f"input_norm must be a positive number (|x|²/N_0), got {input_norm!r}")
+    c0 = float(input_correlation)
+    if not -1.0 <= c0 <= 1.0:
+        raise InvalidParameterError(f"input_correlation must lie in [-1, 1], got {input_correlation!r}")
+    T = int(n_samples)
+    if T < 1:
+        raise InvalidParameterError(f"n_samples must be ≥ 1, got {n_samples!r}")
+    L = network.depth
+    sw, sb, acts, N = network.sigma_w, network.sigma_b, network.activations, network.widths
+    q, qx, qh, qhx, mu1, mu2, dd = [], [], [q0], [c0 * q0], [], [], []
+    prev_q, prev_qx = q0, c0 * q0
+    for l in range(L):
+        if l == 0:
+            ql = sw[0] ** 2 * q0 + sb[0] ** 2
+            qxl = sw[0] ** 2 * c0 * q0 + sb[0] ** 2
+        else:
+            tp = mf.two_point(acts[l - 1], prev_q, prev_q, prev_qx)
+            ql = float(mf.q_map(acts[l - 1], prev_q, sw[l], sb[l]))
+            qxl = sw[l] ** 2 * float(tp.phi_phi) + sb[l] ** 2
+        gm = mf.gaussian_moments(acts[l], ql)
+        tp = mf.two_point(acts[l], ql, ql, min(qxl, ql))
+        q.append(ql)
+        qx.append(qxl)
+        qh.append(float(gm.phi2))
+        qhx.append(float(tp.phi_phi))
+        mu1.append(float(gm.mu1))
+        mu2.append(float(gm.mu2))
+        dd.append(float(tp.dphi_dphi))
+        prev_q, prev_qx = ql, min(qxl, ql)
+    gain = np.array([sw[l] ** 2 * mu1[l] for l in range(L)])
+    p = np.ones(L + 1)
+    px = np.ones(L + 1)
+    for l in range(L - 1, -1, -1):  # P^l (index l-1) from P^{l+1} through W^{l+1} (index l+1 in sw)
+        p[l] = sw[l + 1] ** 2 * mu1[l] * p[l + 1]
+        px[l] = sw[l + 1] ** 2 * dd[l] * px[l + 1]
+    beta = [1.0 if (biases and b) else 0.0 for b in network.biases]
+    theta_d = sum((N[l] * qh[l] + beta[l]) * p[l] for l in range(L + 1))
+    theta_x = sum((N[l] * qhx[l] + beta[l]) * px[l] for l in range(L + 1))
+    C = network.output_width
+    P = sum(a * b for a, b in zip(N[:-1], N[1:])) + sum(n for n, b in zip(N[1:], beta) if b)
+    lam = (theta_d + (T - 1) * theta_x) / T
+    v = sum(mu2[l] / mu1[l] ** 2 - 1.0 + (1.0 if network.weights[l] == "gaussian" else 0.0) for l in range(L))
+    return LayerTheory(
+        q=np.array(q), q_cross=np.array(qx), q_hat=np.array(qh), q_hat_cross=np.array(qhx), gain=gain,
+        mu1=np.array(mu1), mu2=np.array(mu2), finite_width_variance=float(v),
+        jacobian_mean=float(np.prod(gain)), p=p, p_cross=px, theta_diag=float(theta_d), theta_cross=float(theta_x),
+        n_parameters=int(P), n_samples=T, n_outputs=C, lambda_max=float(lam), mean_eigenvalue=float(C * theta_d / P),
+        bulk_eigenvalue=float((theta_d - theta_x) / T),
+    )

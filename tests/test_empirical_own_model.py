@@ -1,0 +1,196 @@
+"""A user's own model: mf.Network, read_network, the per-layer theory, initialize_ and describe.
+
+References: the uniform theory of meanfield (fisher_statistics, jacobian_spectrum, critical_point), itself tested
+against THEORY's reference values; THEORY §8 for the estimators' standard errors; THEORY §2's tanh q* = 1/64 row
+(σ_w = 1.0151637852, σ_b = 2.1566949868e-3)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import empirical as emp
+import meanfield as mf
+from empirical.experiments import correlated_inputs
+from empirical.reading import layer_theory
+from meanfield.errors import InvalidParameterError, NoCriticalPointError
+
+
+def _mlp(depth, width, act=nn.Tanh, n0=None, out=1, bias=True):
+    layers = [nn.Linear(n0 or width, width, bias=bias)]
+    for _ in range(depth - 1):
+        layers += [act(), nn.Linear(width, width, bias=bias)]
+    layers += [act(), nn.Linear(width, out, bias=bias)]
+    return nn.Sequential(*layers).double()
+
+
+# ------------------------------------------------------------------------------------------------------- mf.Network
+def test_network_validates_and_broadcasts():
+    n = mf.Network((10, 20, 30, 2), (1.1, 1.2, 0.9), 0.1, ["tanh", "relu"], "orthogonal")
+    assert n.depth == 2 and n.hidden_widths == (20, 30) and n.output_width == 2
+    assert n.sigma_b == (0.1, 0.1, 0.1) and n.weights == ("orthogonal",) * 3
+    assert n.activations == (mf.get_activation("tanh"), mf.get_activation("relu"))
+    assert not n.is_uniform and "φ=relu" in repr(n)
+    u = mf.Network.uniform("tanh", 1.0, 0.05, 4, 100, output_width=3)
+    assert u.is_uniform and u.widths == (100, 100, 100, 100, 100, 3)
+    assert "Network.uniform('tanh'" in repr(u)
+    with pytest.raises(AttributeError):
+        u.sigma_w = (1.0,)  # frozen
+    with pytest.raises(InvalidParameterError, match="sigma_w has 2 entries"):
+        mf.Network((3, 4, 5, 1), (1.0, 1.0), 0.0, "tanh")
+    with pytest.raises(InvalidParameterError, match="sigma_b"):
+        mf.Network((3, 4, 1), 1.0, -0.1, "tanh")
+    with pytest.raises(InvalidParameterError, match="weights"):
+        mf.Network((3, 4, 1), 1.0, 0.1, "tanh", "uniform")
+    with pytest.raises(InvalidParameterError, match="no bias"):
+        mf.Network((3, 4, 1), 1.0, 0.1, "tanh", biases=False)
+
+
+# --------------------------------------------------------------------------------------------- per-layer theory
+@pytest.mark.parametrize("weights", ["gaussian", "orthogonal"])
+def test_layer_theory_of_a_uniform_network_is_the_uniform_theory(weights):
+    """The per-layer sums reduce to meanfield.fisher_statistics / jacobian_spectrum for equal layers."""
+    n = mf.Network.uniform("tanh", 1.3, 0.2, 4, 100, input_width=50, output_width=2, weights=weights)
+    lt = layer_theory(n, input_norm=0.7, input_correlation=0.3, n_samples=8)
+    fs = mf.fisher_statistics("tanh", 1.3, 0.2, 4, 100, 8, n_outputs=2, input_width=50, input_norm=0.7,
+                              input_correlation=0.3, weights=weights)
+    assert lt.n_parameters == fs.n_parameters
+    for a, b in ((lt.lambda_max, fs.lambda_max), (lt.mean_eigenvalue, fs.mean_eigenvalue),
+                 (lt.bulk_eigenvalue, fs.bulk_eigenvalue)):
+        assert a == pytest.approx(b, rel=1e-12)
+    np.testing.assert_allclose(lt.q, fs.q[1:5], rtol=1e-12)
+    js = mf.jacobian_spectrum("tanh", 1.3, 0.2, 4, weights=weights, q0=0.7)
+    assert lt.jacobian_mean == pytest.approx(js.mean, rel=1e-12)
+
+
+def test_layer_theory_per_layer_sigma():
+    """Different σ per layer: q^l by hand from meanfield.q_map, gain product by hand (THEORY §8)."""
+    n = mf.Network((6, 8, 9, 1), (0.9, 1.4, 1.0), (0.1, 0.3, 0.0), ["tanh", "erf"])
+    lt = layer_theory(n, input_norm=2.0)
+    q1 = 0.81 * 2.0 + 0.01
+    q2 = float(mf.q_map("tanh", q1, 1.4, 0.3))
+    np.testing.assert_allclose(lt.q, [q1, q2], rtol=1e-14)
+    mu_a = float(mf.gaussian_moments("tanh", q1).mu1)
+    mu_b = 4 / math.pi / math.sqrt(1 + 4 * q2)  # erf: μ_1 closed form (THEORY §1 table)
+    assert lt.jacobian_mean == pytest.approx(0.81 * mu_a * 1.96 * mu_b, rel=1e-10)
+
+
+# --------------------------------------------------------------------------------------------------- read_network
+def test_read_network_of_a_random_mlp():
+    net = emp.RandomMLP(200, 300, 3, 5, "tanh", 1.3, 0.2, weights="gaussian", generator=0)
+    nw = emp.read_network(net)
+    assert nw.widths == (200, 300, 300, 300, 5) and nw.weights[:-1] == ("gaussian",) * 3
+    # estimates within 4 of their standard errors, errors as THEORY §8 says: σ_w/√(2 N_l N_{l-1}), σ_b/√(2 N_l)
+    for l in range(3):
+        assert abs(nw.sigma_w[l] - 1.3) <= 4 * nw.sigma_w_error[l]
+        assert nw.sigma_w_error[l] == pytest.approx(1.3 / math.sqrt(2 * 300 * net.widths[l]), rel=0.15)
+        assert abs(nw.sigma_b[l] - 0.2) <= 4 * nw.sigma_b_error[l]
+        assert nw.sigma_b_error[l] == pytest.approx(0.2 / math.sqrt(2 * 300), rel=0.2)
+    orth = emp.read_network(emp.RandomMLP(64, (96, 48), 2, 3, "relu", 1.2, 0.0, weights="orthogonal", generator=1))
+    assert orth.weights == ("orthogonal",) * 3
+    np.testing.assert_allclose(orth.sigma_w, 1.2, rtol=1e-12)  # exact: W Wᵀ ∝ I
+    assert orth.sigma_w_error == (0.0, 0.0, 0.0) and orth.sigma_b == (0.0, 0.0, 0.0)
+
+
+def test_read_network_of_pytorch_default_init():
+    """kaiming_uniform_(a=√5): W ~ U(±1/√fan_in), so σ_w² = fan_in·E[W²] = 1/3; bias U(±1/√fan_in): σ_b² = 1/(3 fan_in)."""
+    torch.manual_seed(3)
+    model = _mlp(3, 400, n0=300)
+    nw = emp.read_network(model)
+    assert nw.activations == (mf.get_activation("tanh"),) * 3 and nw.biases == (True,) * 4
+    for l in range(3):
+        assert abs(nw.sigma_w[l] - math.sqrt(1 / 3)) <= 4 * nw.sigma_w_error[l]
+        fan_in = nw.widths[l]
+        assert abs(nw.sigma_b[l] - math.sqrt(1 / (3 * fan_in))) <= 4 * nw.sigma_b_error[l]
+    assert nw.weights[:-1] == ("gaussian",) * 3  # i.i.d., not orthogonal (the name of the non-orthogonal kind)
+
+
+# --------------------------------------------------------------------------------------------------- initialize_
+def test_initialize_tanh_default_is_the_dynamical_isometry_point():
+    model = _mlp(3, 64)
+    rep = emp.initialize_(model, generator=0)
+    assert rep.q_star == 1 / 64
+    # THEORY §2 / §1: the tanh critical point at q* = 1/64
+    assert rep.network.sigma_w[1] == pytest.approx(1.0151637852, rel=1e-9)
+    assert rep.network.sigma_b[1] == pytest.approx(2.1566949868e-3, rel=1e-8)
+    assert rep.network.sigma_w[0] == pytest.approx(math.sqrt((1 / 64 - 2.1566949868e-3 ** 2) / 1.0), rel=1e-9)
+    nw = emp.read_network(model)
+    assert nw.weights == ("orthogonal",) * 4
+    np.testing.assert_allclose(nw.sigma_w, rep.network.sigma_w, rtol=1e-12)
+    np.testing.assert_allclose(rep.chi1[1:], 1.0, rtol=1e-9)
+    # reproducible with a seed
+    w = model[2].weight.detach().clone()
+    emp.initialize_(model, generator=0)
+    assert torch.equal(w, model[2].weight)
+
+
+def test_initialize_depth_64_tanh_holds_q_star_and_isometry():
+    """Acceptance: after initialize_, a depth-64 tanh model's layer variances hold q* and the mean squared singular
+    value of J = ∂x^L/∂x^0 is 1 within statistical tolerance for inputs at the fixed point, and the reported
+    σ_w,1²/σ_w²·χ_1^L for inputs of another norm."""
+    L, N, T = 64, 256, 8
+    model = _mlp(L, N)
+    gen = torch.Generator().manual_seed(5)
+    X = correlated_inputs(T, N, 1.0, 0.0, gen)
+    rep = emp.initialize_(model, generator=7, inputs=X)
+    sw, sb = rep.network.sigma_w[1], rep.network.sigma_b[1]
+    s = emp.layer_statistics(model, X)
+    q = s.q.mean(axis=1)
+    # per-draw relative fluctuation of q^l ~ √(2/N) averaged over T inputs (THEORY §8), 4 standard errors
+    assert np.all(np.abs(q / rep.q_star - 1) <= 4 * math.sqrt(2 / N) / math.sqrt(T) + 2 / N), q / rep.q_star
+    # the Jacobian: every per-input mean within 4 standard errors of the theory (spread over inputs) + 0.1 L/N
+    # (the orthogonal finite-width bias measured in empirical.experiments.jacobian)
+    for inputs, target in ((X, rep.jacobian_mean), (X * math.sqrt((rep.q_star - sb * sb) / (sw * sw)), 1.0)):
+        if target == 1.0:
+            emp.initialize_(model, generator=7, inputs=inputs)  # now σ_w,1 = σ_w: the fixed-point case
+            assert emp.read_network(model).sigma_w[0] == pytest.approx(sw, rel=1e-9)
+        sv = emp.jacobian_singular_values(model, inputs[:4])
+        m = (sv ** 2).mean(axis=1)
+        tol = 4 * m.std(ddof=1) / math.sqrt(m.size) + 0.1 * L / N
+        assert abs(m.mean() - target) <= tol * target, (m, target)
+    assert rep.jacobian_mean == pytest.approx((rep.network.sigma_w[0] / sw) ** 2, rel=1e-8)
+
+
+@pytest.mark.parametrize("act, sigma_w", [(nn.ReLU, math.sqrt(2.0)), (lambda: nn.LeakyReLU(0.2), math.sqrt(2 / 1.04))])
+def test_initialize_homogeneous_is_he(act, sigma_w):
+    model = _mlp(2, 32, act=act)
+    rep = emp.initialize_(model, weights="gaussian", generator=0)
+    assert all(s == pytest.approx(sigma_w, rel=1e-12) for s in rep.network.sigma_w)
+    assert rep.network.sigma_b == (0.0, 0.0, 0.0)
+    assert any("homogeneous" in n for n in rep.notes)
+
+
+def test_initialize_without_a_stable_point_says_so():
+    gelu = _mlp(2, 16, act=nn.GELU)
+    with pytest.raises(NoCriticalPointError, match="nearest stable one is q\\* = "):
+        emp.initialize_(gelu, q_star=1 / 64)
+    rep = emp.initialize_(gelu, generator=0)
+    assert rep.q_star > 1 and any("no stable critical point" in n for n in rep.notes)
+    fp = mf.fixed_point("gelu", rep.network.sigma_w[1], rep.network.sigma_b[1], q_init=rep.q_star)
+    assert fp.q_star == pytest.approx(rep.q_star, rel=1e-6) and fp.chi1 == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(NoCriticalPointError, match="no edge-of-chaos initialisation"):
+        emp.initialize_(_mlp(2, 16, act=nn.Softplus))
+
+
+# ----------------------------------------------------------------------------------------------------- describe
+def test_describe_pytorch_default_and_initialised():
+    torch.manual_seed(1)
+    model = _mlp(6, 192)
+    X = correlated_inputs(16, 192, 1.0, 0.5, torch.Generator().manual_seed(2))
+    d = emp.describe(model)
+    assert d.measured is None and not d.edge_of_chaos
+    assert all(r["phase"] in ("ordered", "input layer") for r in d.layers)  # σ_w² = 1/3: deep in the ordered phase
+    d = emp.describe(model, X)
+    assert d.passed, d.records.failures().to_markdown()
+    assert "FIM λ_max" in d.to_markdown() and "measured" in repr(d)
+    emp.initialize_(model, generator=3, inputs=X)
+    d = emp.describe(model, X)
+    assert d.edge_of_chaos and d.passed, d.records.failures().to_markdown()
+    assert d.learning_rate_bound == pytest.approx(2 / d.fisher_lambda_max)
+    fig = d.plot()
+    assert len(fig.axes) >= 2
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
