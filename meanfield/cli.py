@@ -177,13 +177,9 @@ def _with_variances(rows: list[dict]) -> list[dict]:
 
 
 def _safe_filename(name: str) -> str:
-    from meanfield import plotting
+    from meanfield.plotting import safe_filename
 
-    helper = getattr(plotting, "safe_filename", None)
-    if helper is not None:
-        return helper(name)
-    keep = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-    return keep.strip("._") or "activation"
+    return safe_filename(name)
 
 
 def _sigma(args, name: str):
