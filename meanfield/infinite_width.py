@@ -140,6 +140,7 @@ def _coefficients(act, q, f, d):
 
     m = q.size
     k = act.kernels
+    odd = act.is_odd  # half the samples and products; were φ not odd, Parseval's identity would reject the table
     found = []
     todo = np.argsort(q, kind="stable")
     for n in HERMITE_SIZES:
@@ -150,7 +151,9 @@ def _coefficients(act, q, f, d):
             continue
         batch = todo[:take]
         zp, Be, Bo = _hermite_basis(n)
-        u = np.concatenate((np.multiply.outer(np.sqrt(q[batch]), zp), np.multiply.outer(-np.sqrt(q[batch]), zp)))
+        u = np.multiply.outer(np.sqrt(q[batch]), zp)
+        if not odd:  # rows b..2b-1: the samples at -z
+            u = np.concatenate((u, -u))
         fv = np.empty(u.shape)
         dv = np.empty(u.shape)
         k.phi_dphi_array(u.reshape(-1), fv.reshape(-1), dv.reshape(-1))
@@ -158,10 +161,16 @@ def _coefficients(act, q, f, d):
         K = 2 * Be.shape[0]
         A = np.empty((b, K))
         B = np.empty((b, K))
-        A[:, 0::2] = (fv[:b] + fv[b:]) @ Be.T
-        A[:, 1::2] = (fv[:b] - fv[b:]) @ Bo.T
-        B[:, 0::2] = (dv[:b] + dv[b:]) @ Be.T
-        B[:, 1::2] = (dv[:b] - dv[b:]) @ Bo.T
+        if odd:  # φ odd, φ' even: a_{2j} = b_{2j+1} = 0, and f(z) - f(-z) = 2 f(z), d(z) + d(-z) = 2 d(z)
+            A[:, 0::2] = 0.0
+            A[:, 1::2] = (2.0 * fv) @ Bo.T
+            B[:, 0::2] = (2.0 * dv) @ Be.T
+            B[:, 1::2] = 0.0
+        else:
+            A[:, 0::2] = (fv[:b] + fv[b:]) @ Be.T
+            A[:, 1::2] = (fv[:b] - fv[b:]) @ Bo.T
+            B[:, 0::2] = (dv[:b] + dv[b:]) @ Be.T
+            B[:, 1::2] = (dv[:b] - dv[b:]) @ Bo.T
         with np.errstate(invalid="ignore", over="ignore"):
             ra = np.abs(f[batch] - np.sum(A * A, axis=1))
             rb = np.abs(d[batch] - np.sum(B * B, axis=1))
@@ -365,16 +374,16 @@ def _compute(acts, sws, sbs, alphas, Xa, Xb, param, N, rtol):
     na = np.einsum("ij,ij->i", Xa, Xa)
     nb = np.zeros(0) if sym else np.einsum("ij,ij->i", Xb, Xb)
     w2, b2 = sws[0] ** 2, sbs[0] ** 2
-    K = w2 / N0 * G + b2
     qa = w2 / N0 * na + b2
     qb = w2 / N0 * nb + b2
+    # two (n1, n2) matrices alive at any time (n = 20,000: 6.4 GB): K is G scaled in place
+    if param == "standard":
+        T = (G + 1.0) / N if N is not None else np.zeros_like(G)
+    K = G
+    K *= w2 / N0
+    K += b2
     if param == "ntk":
         T = K.copy()
-    elif N is not None:
-        T = (G + 1.0) / N
-    else:
-        T = np.zeros_like(K)
-    del G
     counts = {"closed": 0, "series": 0, "quadrature": 0}
     error = 0.0
     layers = {}
