@@ -898,28 +898,3 @@ def c_star_grid(sw2, sb2, q, chi, rtol, maxiter, c_out, chic_out, status_out):
         c_out[i] = c
         chic_out[i] = chic
         status_out[i] = st
-
-
-@njit(**JIT)
-def critical_scan(sb2, tab, q_lo, q_hi, rtol, maxiter):
-    """Smallest q with q - E_q φ²/μ_1(q) = σ_b²: scan in steps of 2^(1/4) from q_lo, then solve.
-
-    Returns (q*, status, iterations).
-    """
-    par = np.array([sb2, 0.0, 0.0])
-    buf = np.empty(N_MOMENTS)
-    q = q_lo
-    f, _ = residual(P_CRIT, q, par, tab, buf)
-    if f >= 0.0:
-        return q, (CONVERGED if f == 0.0 else DEGENERATE), 0
-    step = 2.0 ** 0.25
-    while q < q_hi:
-        qn = q * step
-        fn, _ = residual(P_CRIT, qn, par, tab, buf)
-        if fn >= 0.0:
-            if fn == 0.0:
-                return qn, CONVERGED, 0
-            x, st, it, res, df = solve(P_CRIT, q, f, qn, fn, 0.5 * (q + qn), par, tab, rtol, maxiter)
-            return x, st, it
-        q, f = qn, fn
-    return math.inf, DIVERGED, 0
