@@ -622,4 +622,4 @@ def propagate(phi, sigma_w, sigma_b, depth, q0=1.0, c0=0.5) -> Trajectory:
         c[l + 1] = min(1.0, max(-1.0, (sw2 * buf[0] + sb2) / q[l + 1]))
         if not math.isfinite(q[l + 1]) or q[l + 1] <= 0.0:
             raise NumericalError(f"{act.name}: q overflowed at layer {l + 1} (σ_w={sw}, σ_b={sb})")
-    return Trajectory(q=q, c=c, chi=chi, sigma_w=sw, sigma_b=sb)
+    return Trajectory(q=q, c=c, chi=chi, sigma_w=sw, sigma_b=sb, activation=act.name)

@@ -25,6 +25,7 @@ MAKERS = {
     "ConditionalFisherSpectrum": lambda: mf.conditional_fisher_spectrum("erf", 1.25, 0.25, 3, 64),
     "SokolParkBound": lambda: mf.sokol_park_bound("erf", 1.25, 0.25, 3, 64),
     "CriticalLine": lambda: mf.critical_line("tanh", [0.25, 1.0, 4.0]),
+    "FixedPoints": lambda: mf.fixed_points("gelu", 1.5, 0.25),
 }
 # Their methods need solver state that is not serialised: written, not rebuilt
 NOT_REBUILT = {"JacobianSpectrum", "ConditionalFisherSpectrum"}
@@ -41,9 +42,8 @@ INPUTS = {
     "ConditionalFisherSpectrum": dict(activation="erf", sigma_w=1.25, sigma_b=0.25, depth=3, width=64),
     "SokolParkBound": dict(activation="erf", sigma_w=1.25, sigma_b=0.25, depth=3, width=64),
     "CriticalLine": dict(activation="tanh"),
+    "FixedPoints": dict(activation="gelu", sigma_w=1.5, sigma_b=0.25),
 }
-# propagate and fixed_point (meanfield/propagation.py) do not fill the `activation` field yet
-NO_ACTIVATION_YET = {"FixedPoint", "Trajectory"}
 
 
 @pytest.fixture(scope="module", params=sorted(MAKERS))
@@ -121,15 +121,7 @@ def test_json_round_trip(made):
 def test_results_know_their_inputs(made):
     name, r = made
     for k, v in INPUTS[name].items():
-        if not (k == "activation" and name in NO_ACTIVATION_YET):  # strict xfail below
-            assert getattr(r, k) == v, (name, k)
-
-
-# not strict: the change to propagation.py is in flight; make it strict (or drop the mark) once it lands
-@pytest.mark.xfail(strict=False, reason="propagation.py: fixed_point/propagate do not record the activation yet")
-@pytest.mark.parametrize("name", sorted(NO_ACTIVATION_YET))
-def test_fixed_point_and_trajectory_record_their_activation(name):
-    assert MAKERS[name]().activation == INPUTS[name]["activation"]
+        assert getattr(r, k) == v, (name, k)
 
 
 def test_summary_is_readable(made):
