@@ -48,7 +48,7 @@ myst_heading_anchors = 3
 # judge the docstrings' style, not the documentation's correctness), and class members are listed by autodoc itself.
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
-autodoc_default_options = {"show-inheritance": False}
+autodoc_default_options = {}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
@@ -162,9 +162,29 @@ def _always_reread_other(app, env, added, changed, removed):
     return ["api/other"]
 
 
+_FIELD = re.compile(r"^[A-Za-z_][\w, ]*\s:\s")
+_UNDERLINE = re.compile(r"^\s*-{3,}\s*$")
+
+
+def _separate_fields(app, what, name, obj, options, lines):
+    """A free-form list of ``name : description`` lines before the first numpydoc section (a habit of some result
+    classes' docstrings) is valid reST only with a blank line before each entry: insert them. Sections are left alone.
+    """
+    out = []
+    for i, line in enumerate(lines):
+        if i + 1 < len(lines) and _UNDERLINE.match(lines[i + 1]) and line.strip():
+            out.extend(lines[i:])
+            break
+        if _FIELD.match(line) and out and out[-1].strip():
+            out.append("")
+        out.append(line)
+    lines[:] = out
+
+
 def setup(app):
     app.connect("env-get-outdated", _always_reread_other)
     app.connect("source-read", _fill_other)
     app.connect("source-read", _optional_pages)
     # numpydoc rewrites docstrings at priority 500; escape first.
     app.connect("autodoc-process-docstring", _escape_bars, priority=100)
+    app.connect("autodoc-process-docstring", _separate_fields, priority=100)
