@@ -36,6 +36,12 @@ BAD["positive_or_none"] = [v for v in BAD["positive"] if v is not None]  # None:
 BAD["count_or_none"] = [v for v in BAD["count"] if v is not None]
 BAD["depths"] = [v for v in BAD["count"] if not isinstance(v, list)] + [[2, 0], [3, 1.5]]  # [vec] depths
 BAD["moment"] = BAD["count0"] + [9]  # exact moments k ≤ 8
+BAD["depth0"] = [-1, 1.5, NAN, "2"]  # integers ≥ 0 (kernels: depth 0 is the readout alone)
+BAD["inputs"] = [[], [[NAN, 1.0, 0.0]], [[1.0, INF, 0.0]], "abc", np.ones((2, 3, 2))]  # (n, N_0) rows
+BAD["inputs2"] = BAD["inputs"] + [np.ones((2, 4))]  # also a width other than X's
+BAD["targets"] = [[1.0], [NAN, 1.0], "abc", [[1.0, 2.0, 3.0]]]  # y_train of two training points
+BAD["kernel"] = [[[1.0, 0.5]], [[NAN, 0.5], [0.5, 1.0]], "abc", []]  # a 2 × 2 train-train kernel
+BAD["time"] = [-1.0, NAN, "abc"]
 BAD_ACTIVATIONS = ["nosuch", "x**", "tanh(y)", "", "x +* 2", 123, None]
 
 
@@ -107,6 +113,14 @@ API = {
     "bernoulli_edge": (mf.bernoulli_edge, dict(p=0.5, depth=3), dict(p="probability", depth="count",
                                                                      weights="weights")),
     "get_activation": (lambda phi: mf.get_activation(phi), dict(phi="tanh"), {}),
+    "fixed_points": (mf.fixed_points, dict(phi="tanh", sigma_w=SW, sigma_b=SB),
+                     dict(sigma_w="positive", sigma_b="nonnegative")),
+    "kernels": (mf.kernels, dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=2, X=np.eye(3)[:2], X2=np.eye(3)),
+                dict(sigma_w="positive", sigma_b="nonnegative", depth="depth0", X="inputs", X2="inputs2",
+                     parameterization="weights")),
+    "predict": (mf.predict, dict(k_train_train=np.array([[1.0, 0.5], [0.5, 1.0]]), k_test_train=np.array([[0.5, 0.5]]),
+                                 y_train=np.array([1.0, -1.0])),
+                dict(k_train_train="kernel", y_train="targets", t="time", diag_reg="time")),
     "JacobianSpectrum.moment": (lambda k: _jacobian().moment(k), dict(k=2), dict(k="moment")),
     "JacobianSpectrum.density": (lambda x: _jacobian().density(x), dict(x=0.5), dict(x="real")),
     "ConditionalFisherSpectrum.density": (lambda x: _conditional().density(x), dict(x=0.5), dict(x="real")),
@@ -135,6 +149,8 @@ KNOWN = {
     **{f"expect2-{a}={_label(v)}": _NOT_CALLABLE for a in "fg" for v in BAD["callable"]},
     **{f"{f}-shapes": _SHAPES + " (propagation.py)" for f in ("q_map", "c_map", "q_star", "chi1", "c_star")},
     "two_point-shapes": _SHAPES + " (gaussian.py)",
+    "predict-y_train='abc'": "numpy's ValueError 'could not convert string to float' (infinite_width.py)",
+    "predict-t='abc'": "numpy's ValueError 'could not convert string to float' (infinite_width.py)",
     "expect2-shapes": "TypeError 'only 0-dimensional arrays can be converted to Python scalars': expect2 takes scalars "
     "but does not say so (gaussian.py)",
 }
