@@ -102,7 +102,7 @@ def _block_terms(SAr, SBr, SAb, SBb, i, b, rmax, tol):
 
 @njit(parallel=True, **JIT)
 def series_layer(qa, qb, Ar, Br, SAr, SBr, NAr, NBr, Ac, Bc, SAc, SBc, SAb, SBb, NAc, NBc, fa, da,
-                 K, T, gamma, sb2, alpha, beta, tol, fails, mask):
+                 K, T, gamma, sb2, alpha, beta, tol, fails, mask, odd):
     """One layer by the Mehler series of THEORY §7, ``E φ(u)φ(v) = Σ_k a_k(q_i) a_k(q_j) ρ^k`` (and φ' alike).
 
     Row side ``Ar, Br`` (n1, K), column side transposed ``Ac, Bc`` (K, n2), their tail bounds ``SAr`` … (n, K + 1), the
@@ -111,7 +111,8 @@ def series_layer(qa, qb, Ar, Br, SAr, SBr, NAr, NBr, Ac, Bc, SAc, SBc, SAb, SBb,
     block's largest |ρ| and tails, the sum vectorised over the block; a block whose bound is not reached goes entry by
     entry. ``fa, da``: E_q φ², E_q φ'² of the inputs, the exact diagonal of K(X, X). Entries whose series does not
     reach ``tol`` are left untouched, marked in ``mask`` and counted in ``fails[i]`` (each entry's verdict is its own
-    bound's: a block passes only where each of its entries would).
+    bound's: a block passes only where each of its entries would). ``odd``: φ is odd, so that only the odd a_k and the
+    even b_k are non-zero (the block sums skip the zero halves; an even count m is rounded up, which only adds a term).
     """
     n1, n2 = K.shape
     sym = qb.shape[0] == 0
@@ -124,6 +125,7 @@ def series_layer(qa, qb, Ar, Br, SAr, SBr, NAr, NBr, Ac, Bc, SAc, SBc, SAb, SBb,
         p = np.empty(BLOCK)
         s0 = np.empty(BLOCK)
         s1 = np.empty(BLOCK)
+        r2 = np.empty(BLOCK)
         nf = 0
         if sym:
             T[i, i] = alpha * fa[i] + beta + gamma * da[i] * T[i, i]
@@ -151,13 +153,24 @@ def series_layer(qa, qb, Ar, Br, SAr, SBr, NAr, NBr, Ac, Bc, SAc, SBc, SAb, SBb,
                     s0[jj] = 0.0
                     s1[jj] = 0.0
                     p[jj] = 1.0
-                for t in range(m):
-                    a = Ar[i, t]
-                    c = Br[i, t]
+                if odd:  # a_k = 0 for even k, b_k = 0 for odd k: the pairs (b_t, a_{t+1}), with ρ² steps
                     for jj in range(w):
-                        s0[jj] += a * Ac[t, j0 + jj] * p[jj]
-                        s1[jj] += c * Bc[t, j0 + jj] * p[jj]
-                        p[jj] *= rho[jj]
+                        r2[jj] = rho[jj] * rho[jj]
+                    for t in range(0, m, 2):
+                        c = Br[i, t]
+                        a = Ar[i, t + 1] if t + 1 < Ar.shape[1] else 0.0
+                        for jj in range(w):
+                            s1[jj] += c * Bc[t, j0 + jj] * p[jj]
+                            s0[jj] += a * Ac[t + 1, j0 + jj] * (p[jj] * rho[jj])
+                            p[jj] *= r2[jj]
+                else:
+                    for t in range(m):
+                        a = Ar[i, t]
+                        c = Br[i, t]
+                        for jj in range(w):
+                            s0[jj] += a * Ac[t, j0 + jj] * p[jj]
+                            s1[jj] += c * Bc[t, j0 + jj] * p[jj]
+                            p[jj] *= rho[jj]
                 for jj in range(w):
                     j = j0 + jj
                     h0 = s0[jj] * NAr[i] * NAc[j]

@@ -238,7 +238,8 @@ class _Layer:
         if self.mask is None or self.mask.shape != K.shape:
             self.mask = np.zeros(K.shape, dtype=np.uint8)  # pages untouched (never written) cost no memory
         _nk.series_layer(qa, qb, A[:n1], B[:n1], SA[:n1], SB[:n1], NA[:n1], NB[:n1], Ac, Bc, SA[c], SB[c], SAb, SBb,
-                         NA[c], NB[c], fa, da, K, T, gamma, sb2, alpha, beta, SERIES_TOL, fails, self.mask)
+                         NA[c], NB[c], fa, da, K, T, gamma, sb2, alpha, beta, SERIES_TOL, fails, self.mask,
+                         self.act.is_odd)
         nfail = int(fails.sum())
         counts["series"] += total - nfail
         if nfail == 0:
