@@ -372,7 +372,7 @@ def moments_direct(q, out):
     scale = np.empty(N_MOMENTS)
     onepoint_checked(q, out, err, scale, np.empty(N_MOMENTS))
     for k in range(N_MOMENTS):
-        if not (err[k] <= DIRECT_RTOL[k] * scale[k]):
+        if not (math.isfinite(out[k]) and err[k] <= DIRECT_RTOL[k] * scale[k]):
             out[k] = math.nan
 
 

@@ -45,7 +45,8 @@ def build_table(k):
         rule(q, a, b, c, beyond)
     rtol = np.asarray(k.DIRECT_RTOL)[:n_tab]
     with np.errstate(invalid="ignore", over="ignore"):
-        ok_points = (qerr[..., :n_tab] <= rtol * scale[..., :n_tab]).all(axis=1)  # (octave, moment)
+        ok = np.isfinite(val[..., :n_tab]) & (qerr[..., :n_tab] <= rtol * scale[..., :n_tab])
+        ok_points = ok.all(axis=1)  # (octave, moment)
     at_nodes = np.where(np.isfinite(val), val, 0.0)[:, : deg + 1, :]  # (octave, i, moment)
 
     cos_mi = np.cos(np.pi * np.outer(i, i + 0.5) / (deg + 1))  # [m, i]

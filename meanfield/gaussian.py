@@ -11,8 +11,8 @@ activation's own scale); the one-point rule (``gaussian_moments``, ``expect``) i
   ~2000 panels), up to 16384 panels or a width of 1e-9 (a singularity): beyond, flagged;
 * overflow: a non-finite φ, φ' or sum is flagged.
 
-The error estimate is the sum of the panels' |I_16 - I_10|, the last tail panel and a summation rounding bound
-(4e-15 of the scale). The scale of a moment is the rule applied to the absolute value of its integrand (the value
+The error estimate is the sum of the panels' |I_16 - I_10|, the last tail panel and a rounding bound (4e-14 of the
+scale: the sum's and φ's own, which fast-growing φ amplify). The scale of a moment is the rule applied to the absolute value of its integrand (the value
 itself for E φ², μ_1, μ_2). A result is returned only where the estimate is at most ``RTOL`` of the scale (1e-10; 1e-7
 for the slope dE φ²/dq); anything flagged or less accurate raises :class:`NumericalError` naming the cause, never a
 number. Measured, the returned values are within ~1e-15 relative of 30-digit references and within their estimate
