@@ -37,13 +37,12 @@ from empirical.measure import fisher_eigenvalues, jacobian_singular_values, laye
 from empirical.models import as_mlp
 from empirical.reading import LayerTheory, layer_theory, read_network
 
-__all__ = ["describe", "Description", "measured_records", "JACOBIAN_INPUTS"]
+__all__ = ["describe", "Description", "measured_records", "q_draw_variance", "JACOBIAN_INPUTS"]
 
 JACOBIAN_INPUTS = 8  # inputs at which the Jacobian is measured (each costs L dense products)
-# Per-draw fluctuation scales for one model (n = 1 draw): sized as the upper end of the per-draw spreads measured for
-# the experiments (trajectories 0.6-1.7 × √(2/N) q^l, Jacobian mean 0.2-1.2 × CV/√N, FIM 0.3-0.9 × √(v/N); see
-# empirical.experiments): 2 × √(2/N) for q^l, 1.5 × CV/√N for the Jacobian mean, 1 × √(v/N) for the FIM.
-Q_DRAW = 2.0
+# Per-draw fluctuation scales for one model (n = 1 draw, shared by all its inputs): the Jacobian and FIM scales are the
+# upper end of the per-draw spreads measured for the experiments (Jacobian mean 0.2-1.2 × CV/√N, FIM 0.3-0.9 × √(v/N);
+# see empirical.experiments); q^l uses the relative variance that builds up over the layers (q_draw_variance).
 JACOBIAN_DRAW = 1.5
 FISHER_DRAW = 1.0
 
@@ -156,6 +155,30 @@ class Description:
         return plot_description(self, **kwargs)
 
 
+def q_draw_variance(network: mf.Network, q: np.ndarray) -> np.ndarray:
+    """Relative variance, across draws of the weights, of q^l = |h^l|²/N_l for one input, l = 1..L: the sum over
+    layers k ≤ l of ``2/N_k`` (a Gaussian layer's χ² fluctuation of |Wx|²; 0 for an orthogonal layer, which keeps
+    norms) and ``r_k/N_{k-1}`` for k ≥ 2, with ``r = Var[φ(h)² | h²-regression]/E[φ(h)²]²`` at q^{k-1}: the part of
+    the fluctuation of |φ(h)|² that |h|² does not explain (0 for linear φ, 3 for ReLU, where the sum gives Hanin &
+    Rolnick's 5/N per layer; "How to start training", NeurIPS 2018, Thm. 5). A tolerance scale, evaluated by
+    :func:`meanfield.expect`."""
+    out, acc = [], 0.0
+    for l in range(network.depth):
+        if network.weights[l] == "gaussian":
+            acc += 2.0 / network.widths[l + 1]
+        if l > 0:
+            act, ql = network.activations[l - 1], float(q[l - 1])
+            kinks = tuple(act.kinks)
+            f2 = float(mf.expect(lambda u: act.phi(u) ** 2, ql, kinks).value)
+            f4 = float(mf.expect(lambda u: act.phi(u) ** 4, ql, kinks).value)
+            f2h2 = float(mf.expect(lambda u: act.phi(u) ** 2 * u * u, ql, kinks).value)
+            cov = f2h2 - f2 * ql
+            resid = max((f4 - f2 * f2) - cov * cov / (2.0 * ql * ql), 0.0)
+            acc += resid / (f2 * f2) / network.widths[l]
+        out.append(acc)
+    return np.array(out)
+
+
 def _layer_phase(act, sw, sb, gain):
     """(q*, phase, ξ_q, ξ_c) at the layer's own fixed point (:func:`meanfield.fixed_point`). Where the solver cannot
     certify one (at the critical point itself its slope test is marginal), the phase and ξ_c come from the layer's
@@ -243,8 +266,9 @@ def measured_records(model, inputs, network: mf.Network, k_sigma: float = K_SIGM
 
     Records (``experiment = "model"``), tolerances ``k_sigma·max(spread, floor)/√n + allowance``, relative:
 
-    * ``q/q_theory`` per hidden layer: values per input (each input's own theory trajectory), n = T; floor
-      ``Q_DRAW·√(2/N_l)`` (the χ² fluctuation of |Wx|²/N), allowance ``TRAJECTORY_BIAS/N_l``;
+    * ``q/q_theory`` per hidden layer: values per input (each input's own theory trajectory), n = T; tolerance
+      ``k_sigma·max(spread/√n, √w_l) + TRAJECTORY_BIAS/N_l``, w_l the relative per-draw variance of q^l
+      (:func:`q_draw_variance`), which all inputs share, so it is not divided by √n;
     * ``jacobian_mean/theory``: per input (up to :data:`JACOBIAN_INPUTS`), ``Σσ²/N_L`` over the input's own theory;
       floor ``JACOBIAN_DRAW·√(v/N)`` (v the spectrum's relative variance, N the narrowest hidden width), allowance
       ``JACOBIAN_MEAN_BIAS·L/N``;
@@ -272,11 +296,12 @@ def measured_records(model, inputs, network: mf.Network, k_sigma: float = K_SIGM
         if l > 0:
             q = np.asarray(mf.q_map(nw.activations[l - 1], q, nw.sigma_w[l], nw.sigma_b[l]), dtype=np.float64)
         qt[l] = q
+    th = layer_theory(nw, input_norm=q0, input_correlation=c0, n_samples=T)
+    w = q_draw_variance(nw, th.q)
     for l in range(L):
         n = nw.widths[l + 1]
         records.append(make_record(name, "q/q_theory", dict(base, layer=l + 1), 1.0, stats.q[l] / qt[l],
-                                   k_sigma=k_sigma, floor=Q_DRAW * math.sqrt(2.0 / n), allowance=TRAJECTORY_BIAS / n))
-    th = layer_theory(nw, input_norm=q0, input_correlation=c0, n_samples=T)
+                                   k_sigma=k_sigma, floor=math.sqrt(w[l] * T), allowance=TRAJECTORY_BIAS / n))
     v = th.finite_width_variance
     # Jacobian: mean squared singular value per input over its own theory
     k = min(T, JACOBIAN_INPUTS)

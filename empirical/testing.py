@@ -31,6 +31,7 @@ __all__ = [
     "assert_jacobian_spectrum_matches_theory",
     "assert_fisher_matches_theory",
     "assert_conditional_fisher_matches_theory",
+    "assert_model_matches_theory",
 ]
 
 MAX_ROWS = 30  # rows of the failure table quoted in the AssertionError message
@@ -132,3 +133,24 @@ def assert_conditional_fisher_matches_theory(
     table = ex.conditional_fisher(points=_point(sigma_w, sigma_b), weights=weights, depths=depths, width=width,
                                   activation=activation, seeds=seeds, **kwargs)
     return assert_passed(table, f"conditional FIM of {activation} (σ_w={sigma_w:g}, σ_b={sigma_b:g}, {weights})")
+
+
+def assert_model_matches_theory(model, inputs, network=None, *, k_sigma: float = ex.K_SIGMA,
+                                theory_sigma_w_scale: float = 1.0) -> ex.ResultTable:
+    """A user's model (nn.Sequential or a traced chain of Linear layers and activations, or a RandomMLP) behaves as the
+    mean-field theory of ``network`` predicts at ``inputs``: per-layer q^l, the mean squared singular value of
+    J = ∂x^L/∂x^0 and the FIM's mean eigenvalue and λ_max, with the statistically sized tolerances of
+    :func:`empirical.describe.measured_records` (those of the experiments: k_sigma standard errors over the inputs, a
+    floor at the per-draw fluctuation the finite width implies, a finite-width allowance).
+
+    ``network`` : the :class:`meanfield.Network` the model is meant to be — e.g. ``initialize_(model).network``, or a
+    description of the intended initialisation; None reads it from the model's weights (:func:`empirical.read_network`),
+    which checks that the theory describes the model as it is. ``theory_sigma_w_scale`` scales the theory's σ_w (1.1:
+    a deliberately wrong theory, which the checks reject). Returns the table of records; raises AssertionError quoting
+    the failed ones."""
+    from empirical.describe import measured_records
+    from empirical.reading import read_network
+
+    nw = read_network(model) if network is None else network
+    _, table = measured_records(model, inputs, nw, k_sigma=k_sigma, theory_sigma_w_scale=theory_sigma_w_scale)
+    return assert_passed(table, f"model {type(model).__name__} vs its mean-field theory")
