@@ -141,3 +141,54 @@ def test_spectra_and_fisher_modules_load_on_first_use():
         "    raise AssertionError('no AttributeError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+HOMOGENEOUS_PAIRS = [  # named activation, its expression forms
+    ("relu", {}, ["Max(0, x)", "Max(0,x)", "x*Heaviside(x)", "Piecewise((x, x > 0), (0, True))", "(x + abs(x))/2"]),
+    ("leaky_relu", {}, ["Max(0, x) + 0.01*Min(0, x)", "Piecewise((x, x > 0), (0.01*x, True))"]),
+    ("leaky_relu", {"negative_slope": 0.2}, ["Max(0, x) + 0.2*Min(0, x)"]),
+    ("linear", {}, ["x", "Max(0, x) + Min(0, x)"]),
+]
+
+
+@pytest.mark.parametrize("name, params, exprs", HOMOGENEOUS_PAIRS)
+def test_homogeneous_expressions_agree_with_named(name, params, exprs):
+    """Positively homogeneous expressions are recognised (φ(ax) = aφ(x), a > 0) and get the named activation's exact
+    moments, so the marginal case is handled alike (issue 12: critical_point("Max(0,x)", 3) gave σ_b = 8.7e-8)."""
+    named = mf.get_activation(name, **params)
+    assert named.is_homogeneous
+    for e in exprs:
+        act = mf.get_activation(e)
+        assert act.is_homogeneous, e
+        for q in (2.0**-20, 0.5, 3.0, 1e4):
+            a, b = mf.gaussian_moments(named, q), mf.gaussian_moments(act, q)
+            for f in ("phi2", "dphi2_dq", "mu1", "mu2"):
+                assert getattr(b, f) == pytest.approx(getattr(a, f), rel=1e-15), (e, q, f)
+        tp_a, tp_b = mf.two_point(named, 0.7, 1.3, -0.4), mf.two_point(act, 0.7, 1.3, -0.4)
+        assert tp_b.phi_phi == pytest.approx(tp_a.phi_phi, rel=1e-15)
+        assert tp_b.dphi_dphi == pytest.approx(tp_a.dphi_dphi, rel=1e-15)
+
+
+def test_homogeneous_critical_point_of_expression_is_exact():
+    assert mf.critical_point("Max(0,x)", 3.0) == mf.critical_point("relu", 3.0) == (pytest.approx(2**0.5, rel=1e-15), 0.0)
+
+
+def test_two_slope_moments_vs_definition():
+    """abs(x) and 2*x, closed forms: E φ² = q (a² + b²)/2 with slopes a (x > 0), b (x < 0); checked by quadrature of
+    the definition (meanfield.expect with a kink at 0)."""
+    for e, fn in [("abs(x)", np.abs), ("2*x", lambda u: 2 * u), ("Max(0, x) - 3*Min(0, x)", lambda u: np.where(u > 0, u, -3 * u))]:
+        act = mf.get_activation(e)
+        assert act.is_homogeneous and act.closed_form == "homogeneous"
+        for q in (0.3, 7.0):
+            m = mf.gaussian_moments(act, q)
+            ref = mf.expect(lambda u: fn(u) ** 2, q, kinks=(0.0,))
+            assert m.phi2 == pytest.approx(ref.value, rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "expr", ["Max(0, x)**2", "Max(0, x) + 1e-9*sin(x)", "Max(0, x - 1e-12)", "tanh(x)", "x + 1e-300", "Abs(x)*x"]
+)
+def test_not_homogeneous(expr):
+    act = mf.get_activation(expr)
+    assert not act.is_homogeneous
+    assert act.closed_form is None
