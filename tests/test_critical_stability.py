@@ -230,3 +230,21 @@ def test_phase_diagram_c_star_near_criticality_against_gauss_hermite():
     I = np.sum(np.outer(w, w) * np.tanh(s * Z1) * np.tanh(s * (c * Z1 + math.sqrt(1 - c * c) * Z2)))
     assert (1.21 * I + 0.001) / q - c == pytest.approx(0.0, abs=2e-14)
     assert 0.99 < pd.chi_c[0, 0] < 1
+
+
+@pytest.mark.parametrize("name, path", [("erf", "quadrature"), ("hard_tanh", "quadrature"), ("atan(x)", "series")])
+def test_phase_diagram_c_star_paths_agree_with_fixed_point(name, path):
+    """Closed two-point forms (erf) and kinks (hard-tanh) take the quadrature path, smooth expressions the series;
+    each agrees with fixed_point at the same point (c* to the map's error over 1 - χ_c) and reports its slope."""
+    sw = np.sqrt(np.linspace(1.4, 3.5, 6))
+    sb = np.sqrt([0.01, 0.2])
+    pd = mf.phase_diagram(name, sw, sb)
+    assert pd.meta["c_star_paths"][path] > 0
+    for i, w in enumerate(sw):
+        for j, b in enumerate(sb):
+            fp = mf.fixed_point(name, float(w), float(b))
+            assert pd.q_star[i, j] == pytest.approx(fp.q_star, rel=1e-12)
+            assert pd.slope_q[i, j] == pytest.approx(fp.slope_q, rel=1e-9)
+            assert pd.c_star[i, j] == pytest.approx(fp.c_star, abs=1e-10 / (1 - min(fp.chi_c, 0.999)))
+            assert pd.chi_c[i, j] == pytest.approx(fp.chi_c, abs=1e-9)
+    assert not pd.no_fixed_point.any()
