@@ -157,6 +157,27 @@ def _escape_bars(app, what, name, obj, options, lines):
         lines[i] = "".join(parts)
 
 
+def _theory_labels(app, docname, source):
+    # Targets theory-s0 … theory-s8 for the "THEORY §n" links of the API pages, added at build time so that
+    # docs/theory.md stays plain Markdown in the repository.
+    if docname == "theory":
+        source[0] = re.sub(r"^(## §(\d+) )", r"(theory-s\2)=\n\1", source[0], flags=re.M)
+
+
+_THEORY_CITATION = re.compile(r"\bTHEORY(?:\.md)? §(\d+)")
+
+
+def _link_theory(app, what, name, obj, options, lines):
+    """"THEORY §n" in a docstring (outside literals) becomes a link to that section of the theory page."""
+    for i, line in enumerate(lines):
+        if "§" not in line:
+            continue
+        parts = _LITERAL.split(line)
+        for j in range(0, len(parts), 2):
+            parts[j] = _THEORY_CITATION.sub(r":ref:`THEORY §\1 <theory-s\1>`", parts[j])
+        lines[i] = "".join(parts)
+
+
 def _always_reread_other(app, env, added, changed, removed):
     # api/other depends on __all__ and on the other pages, not on its own source: regenerate it on every build.
     return ["api/other"]
@@ -185,6 +206,8 @@ def setup(app):
     app.connect("env-get-outdated", _always_reread_other)
     app.connect("source-read", _fill_other)
     app.connect("source-read", _optional_pages)
+    app.connect("source-read", _theory_labels)
     # numpydoc rewrites docstrings at priority 500; escape first.
     app.connect("autodoc-process-docstring", _escape_bars, priority=100)
     app.connect("autodoc-process-docstring", _separate_fields, priority=100)
+    app.connect("autodoc-process-docstring", _link_theory, priority=110)
