@@ -127,21 +127,26 @@ def _emit(rows: list[dict], fmt: str, out=None) -> None:
     from meanfield.results import _encode
 
     out = out or sys.stdout
+    keys = _columns(rows)
     if fmt == "json":
         out.write(json.dumps(_encode([{k: _plain(v) for k, v in r.items()} for r in rows]), indent=2,
                              allow_nan=False, ensure_ascii=False) + "\n")
         return
     if fmt == "csv":
-        w = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        w = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
         w.writeheader()
         w.writerows({k: _plain(v) for k, v in r.items()} for r in rows)
         return
-    keys = list(rows[0])
-    cells = [[_cell(r[k]) for k in keys] for r in rows]
+    cells = [[_cell(r[k]) if k in r else "" for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     out.write("  ".join(f"{k:>{w}}" for k, w in zip(keys, widths)) + "\n")
     for c in cells:
         out.write("  ".join(f"{v:>{w}}" for v, w in zip(c, widths)) + "\n")
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    """Every key of the rows, in order of first appearance (a row may lack some: its cells stay empty)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
 
 
 def _plain(v):
@@ -158,7 +163,7 @@ def _cell(v) -> str:
 
 def _write_csv(rows, path):
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=_columns(rows))
         w.writeheader()
         w.writerows(rows)
 
@@ -226,19 +231,23 @@ def _unstable(func, args) -> dict:
 
 
 def _critical_row(mf, phi, sw, sb, args) -> dict:
-    """A critical point given by σ_w and σ_b with its q*: the fixed point of the length map with χ_1 closest to 1 (0
-    at σ_b = 0, where it is 0 or not unique; NaN if there is none), and with ``--allow-unstable`` its stability."""
-    row = dict(activation=phi, sigma_w=sw, sigma_b=sb, q_star=0.0)
-    if sb == 0.0:
-        return row
+    """A critical point given by σ_w and σ_b with its q*: the fixed point of the length map (0 included where it is
+    one) with χ_1 closest to 1; NaN where there is none or every q is fixed (ReLU at σ_b = 0). With
+    ``--allow-unstable`` also whether q* is stable."""
+    row = dict(activation=phi, sigma_w=sw, sigma_b=sb)
     if not hasattr(mf, "fixed_points"):
-        row["q_star"] = mf.q_star(phi, sw, sb)
+        row["q_star"] = mf.q_star(phi, sw, sb) if sb > 0 else 0.0
         return row
-    points = list(mf.fixed_points(phi, sw, sb))
-    best = min(points, key=lambda p: abs(p.chi1 - 1.0)) if points else None
-    row["q_star"] = best.q if best else math.nan
+    found = mf.fixed_points(phi, sw, sb)
+    candidates = [(p.q, p.chi1, p.stable) for p in found]
+    if found.zero_is_fixed:
+        candidates.append((0.0, sw * sw * mf.get_activation(phi).dphi0 ** 2, found.zero_attracts))
+    if found.every_q_fixed or not candidates:
+        row["q_star"], stable = math.nan, False
+    else:
+        row["q_star"], _, stable = min(candidates, key=lambda c: abs(c[1] - 1.0))
     if args.allow_unstable:
-        row["stable"] = bool(best.stable) if best else False
+        row["stable"] = bool(stable)
     return row
 
 

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 from scipy.integrate import quad
-from scipy.special import erf
+from scipy.special import erf, expit
 
 from meanfield.cli import build_parser, main
 
@@ -26,6 +26,7 @@ def _gauss(f, q):
 PHI = {  # φ and φ' written out here, not taken from the library
     "tanh": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
     "erf": (erf, lambda x: 2.0 / math.sqrt(math.pi) * math.exp(-x * x)),
+    "sigmoid": (expit, lambda x: expit(x) * (1.0 - expit(x))),
 }
 
 
@@ -60,6 +61,31 @@ def test_critical_several_activations_and_values(capsys):
         ("tanh", 0.125), ("tanh", 0.5), ("erf", 0.125), ("erf", 0.5)]
     for r in rows:
         _assert_critical(r)
+
+
+def test_critical_at_zero_bias(capsys):
+    """σ_b = 0: q* = 0 where φ(0) = 0 (tanh: σ_w = 1/φ'(0) = 1), a positive q* where not (sigmoid)."""
+    assert main(["critical", "tanh", "sigmoid", "--sigma-b", "0", "--format", "json"]) == 0
+    tanh, sigmoid = _strict_json(capsys.readouterr().out)
+    assert (tanh["sigma_w"], tanh["q_star"]) == (pytest.approx(1.0, rel=1e-12), 0.0)
+    assert sigmoid["q_star"] > 1.0
+    _assert_critical(sigmoid)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_rows_with_and_without_a_column(fmt):
+    """A row may lack a column (stability known for some points only): its cell stays empty, no KeyError."""
+    from meanfield.cli import _emit
+
+    out = io.StringIO()
+    _emit([dict(a=1.5, c="x"), dict(a=math.inf, b=True, c="y")], fmt, out)
+    text = out.getvalue()
+    if fmt == "json":
+        assert _strict_json(text) == [dict(a=1.5, c="x"), dict(a="inf", b=True, c="y")]
+    elif fmt == "csv":
+        assert text == "a,c,b\n1.5,x,\ninf,y,True\n"
+    else:
+        assert text.split("\n")[0].split() == ["a", "c", "b"] and text.split("\n")[2].split() == ["inf", "y", "True"]
 
 
 def test_critical_given_sigma_w(capsys):
