@@ -5,6 +5,7 @@ doctest example; public names that are in ``__all__`` but on no topic page yet a
 ``api/other`` (see :func:`_other_names`), so that a new name is never missing from the reference.
 """
 
+import doctest
 import os
 import re
 import sys
@@ -40,7 +41,7 @@ root_doc = "index"
 # figures/ holds the reports of `make figures` (linked from the README, not pages of the guide).
 exclude_patterns = ["_build", "figures/**", "Thumbs.db", ".DS_Store"]
 
-# MyST: $…$ and $$…$$ maths, heading anchors for links such as theory.md#s1-signal-propagation.
+# MyST: $…$ and $$…$$ maths, heading anchors for links such as theory.md#1-signal-propagation.
 myst_enable_extensions = ["dollarmath", "amsmath", "deflist"]
 myst_heading_anchors = 3
 
@@ -54,22 +55,17 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
 numpydoc_xref_param_type = False
 
-# Doctests: every example runs with these names in scope, float output compared after rounding in the example.
+# Doctests: every example runs with these names in scope (the bare names too, for the examples inside docstrings);
+# examples round their floats themselves. The empirical examples need torch.
 doctest_global_setup = """
 import numpy as np
 import meanfield as mf
 from meanfield import *
-try:
-    import torch
-    import empirical as emp
-except ImportError:
-    emp = None
+import torch
+import empirical as emp
 np.set_printoptions(precision=6, suppress=True)
 """
-doctest_default_flags = 0
-import doctest as _doctest  # noqa: E402
-
-doctest_default_flags = _doctest.ELLIPSIS | _doctest.NORMALIZE_WHITESPACE | _doctest.DONT_ACCEPT_TRUE_FOR_1
+doctest_default_flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 html_theme = "alabaster"
 html_title = "meanfield"
