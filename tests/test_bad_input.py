@@ -258,3 +258,42 @@ def test_cli_bad_activation_exits_2(capsys, command, name):
     err = capsys.readouterr().err
     last = err.rstrip("\n").split("\n")[-1]
     assert "Traceback" not in err and last.startswith(f"meanfield {command}: error: argument activation")
+
+
+# ------------------------------------------------------------------------------------------ what the messages call things
+@pytest.mark.parametrize(
+    "call, says",
+    [
+        (lambda: mf.q_star("tanh", 0.0, 0.1), "sigma_w must be > 0 (a standard deviation)"),
+        (lambda: mf.q_star("tanh", 1.0, -0.1), "sigma_b must be ≥ 0 (a standard deviation)"),
+        (lambda: mf.q_map("tanh", -1.0, 1.0, 0.1), "q must be > 0 (a variance)"),
+        (lambda: mf.critical_point("tanh", 0.0), "q_star must be > 0 (a variance"),
+        (lambda: mf.propagate("tanh", 1.0, 0.1, 3, q0=0.0), "q0 must be > 0 (a variance or squared length"),
+        (lambda: mf.gaussian_moments("tanh", [1.0, -2.0]), "q must be > 0 (a variance), got -2.0"),
+        (lambda: mf.fisher_statistics("tanh", 1.0, 0.1, 3, 16, 4, input_norm=-1.0),
+         "input_norm must be > 0 (a squared length |x|²/N_0)"),
+    ],
+)
+def test_messages_say_standard_deviation_or_variance(call, says):
+    """σ's are standard deviations, q's variances (issue 12 item 4, issue 15 item 3): never the other way round."""
+    with pytest.raises(InvalidParameterError) as info:
+        call()
+    assert says in str(info.value)
+    if not says.startswith("sigma"):
+        assert "standard deviation" not in str(info.value)
+
+
+def test_validation_helpers_name_their_arguments():
+    from meanfield import _validate
+
+    with pytest.raises(InvalidParameterError, match=r"q \(2,\), sigma_w \(3,\)"):
+        _validate.broadcast(q=np.ones(2), sigma_w=np.ones(3))
+    a, b = _validate.broadcast(q=np.ones((2, 1)), sigma_w=np.ones(3))
+    assert a.shape == b.shape == (2, 3)
+    with pytest.raises(InvalidParameterError, match="sigma_w_grid must not be empty"):
+        _validate.nonempty(np.array([]), "sigma_w_grid")
+    assert _validate.positive(2.0, "p", kind="a probability").item() == 2.0
+    with pytest.raises(InvalidParameterError, match=r"^p must be > 0 \(a probability\), got -1.0$"):
+        _validate.positive(-1.0, "p", kind="a probability")
+    with pytest.raises(InvalidParameterError, match=r"^hessian_max must be ≥ 0, got -1.0$"):
+        _validate.nonnegative(-1.0, "hessian_max")
