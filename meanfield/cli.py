@@ -345,7 +345,7 @@ def _verify_main(argv):
 
     try:
         return verify_main(argv)
-    except mf.MeanFieldError as exc:
+    except (mf.MeanFieldError, OSError) as exc:  # OSError: an output path that cannot be written
         print(f"meanfield verify: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
@@ -630,6 +630,9 @@ def main(argv=None) -> int:
         except mf.MeanFieldError as exc:
             text = _one_line(exc).replace("Pass allow_unstable=True", "Pass --allow-unstable")
             print(f"meanfield: error: {text}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # an output path that cannot be written
+            print(f"meanfield {args.command}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
     except SystemExit as exc:  # argparse: --help, --version (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

@@ -282,6 +282,14 @@ def test_phase_diagram_file_names_are_safe_for_expressions(tmp_path):
     assert len(names) == 2 and all(re.fullmatch(r"phase_diagram_[A-Za-z0-9._-]+\.(csv|png)", n) for n in names)
 
 
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["phase-diagram", "tanh", "-n", "2", "--no-corr", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("meanfield phase-diagram: error: ") and err.count("\n") == 1 and "a_file" in err
+
+
 @pytest.fixture
 def cpu_only(monkeypatch):
     torch = pytest.importorskip("torch")
