@@ -24,15 +24,19 @@ How (K̂, K̇) is evaluated per entry:
 
 * closed forms for ReLU, leaky ReLU, linear (arc-cosine kernel, Cho & Saul 2009) and erf (Williams 1997), THEORY §1;
 * otherwise the Mehler series ``E φ(u)φ(v) = Σ_k a_k(q) a_k(q') ρ^k`` (THEORY §7), ``a_k(q) = E[φ(√q z) He_k(z)]/√(k!)``
-  from one coefficient table per input (its own variance q), accepted when Parseval's identity
-  ``Σ_k a_k² = E_q φ²`` holds to 1e-12 (and the same for φ'); each entry is summed until the Cauchy–Schwarz bound of
-  the omitted terms, ``|ρ|^m (Σ_{k≥m} a_k(q)²)^{1/2} (Σ_{k≥m} a_k(q')²)^{1/2}``, is below ``SERIES_TOL`` of
-  ``(E_q φ² E_{q'} φ²)^{1/2}``;
-* entries the series does not reach (kinked φ such as hard-tanh or ``"Max(0, x)"``, tanh beyond q ≈ 6, …) by the
-  activation's two-dimensional panelled Gauss–Legendre rule, whose error estimate |I_16 - I_10| must be below
-  ``rtol`` (else :class:`~meanfield.errors.NumericalError`). That route costs ~0.1 ms per entry and layer.
+  from one coefficient table per input (its own variance q; Gauss–Hermite rules of 32–1024 nodes), accepted when
+  Parseval's identity ``Σ_k a_k² = E_q φ²`` holds to :data:`PARSEVAL_RTOL` (and the same for φ'); each entry is summed
+  until the Cauchy–Schwarz bound of the omitted terms, ``|ρ|^m (Σ_{k≥m} a_k(q)²)^{1/2} (Σ_{k≥m} a_k(q')²)^{1/2}``
+  (the tables' Parseval residuals included), is below :data:`SERIES_TOL` of ``(E_q φ² E_{q'} φ²)^{1/2}``; entries go in
+  blocks of 64 columns that share one term count, vectorised;
+* entries the series does not reach (kinked φ such as hard-tanh or ``"Max(0, x)"``, whose coefficients decay
+  algebraically; nearly parallel inputs of large q) by the activation's two-dimensional panelled Gauss–Legendre rule,
+  whose error estimate |I_16 - I_10| must be below ``rtol`` (else :class:`~meanfield.errors.NumericalError`). That route
+  costs 0.1–2 ms per entry and layer: kinked activations are for data sets of hundreds of inputs, not thousands.
 
-Memory: the two output matrices plus, for the series, four tables of ``n × K`` (K ≤ 768 coefficients).
+The diagonal of K(X, X) is the length map (the one-point moments E_q φ², E_q φ'²) exactly. Memory: the two output
+matrices (n = 20,000: 6.4 GB), for the series four coefficient tables of n × K (K ≤ 768), and a byte mask of the entries
+that need the quadrature (allocated lazily: only its touched pages cost memory).
 """
 
 from __future__ import annotations
