@@ -371,3 +371,19 @@ def test_network_with_layers_that_differ(data):
     np.testing.assert_allclose(r.nngp, K3, rtol=1e-13)
     np.testing.assert_allclose(r.ntk, T3, rtol=1e-13)
     assert r.sigma_w == (0.7, 1.5, 0.9) and r.activation == "erf/linear"
+
+
+def test_predict_with_plain_arrays_and_bad_input(regression):
+    """A 2-D array is one kernel, used for both means (no NTK covariance); shapes and times are checked."""
+    kdd, ktd, ktt, y = regression
+    got = predict(kdd.ntk, ktd.ntk, y[:, 0], t=3.0, k_test_test=ktt.nngp)
+    want = predict(kdd, ktd, y[:, 0], t=3.0)
+    np.testing.assert_allclose(got.ntk_mean, want.ntk_mean, rtol=1e-12)
+    np.testing.assert_array_equal(got.nngp_mean, got.ntk_mean)
+    assert got.ntk_covariance is None and got.nngp_covariance.shape == (5, 5)
+    with pytest.raises(mf.InvalidParameterError, match="t must"):
+        predict(kdd, ktd, y, t=-1.0)
+    with pytest.raises(mf.InvalidParameterError, match="y_train"):
+        predict(kdd, ktd, y[:-1])
+    with pytest.raises(mf.InvalidParameterError, match="k_test_train"):
+        predict(kdd, ktd.nngp.T, y)
