@@ -137,17 +137,17 @@ def _line(act) -> _Line:
 
 def _roots(fun, breaks, values, target, tol):
     """Every q in the scan range with fun(q) = target, given the sorted ``breaks`` between which ``fun`` is monotone and
-    ``values`` = fun(breaks): one root per piece whose ends bracket the target (values within rounding, NEG_TOL·q, of it
-    count as equal: ``tol``, scalar or per break; a run of such values from the lower end of the scan is the root q* = 0, handled by the caller),
-    refined by bisection in log q to rounding."""
+    ``values`` = fun(breaks): one root per piece whose ends bracket the target, refined by bisection in log q to
+    rounding. Values within ``tol`` (rounding; scalar or per break) of the target count as equal: a run of them is one
+    root at its first node, except a run from the lower end of the scan (the root q* = 0, handled by the caller)."""
     vals = values - target
     sgn = np.where(np.abs(vals) <= tol, 0, np.sign(vals))
     roots = []
-    for i in range(len(breaks) - 1):
-        a, b = sgn[i], sgn[i + 1]
-        if a == 0 and i > 0 and sgn[i - 1] != 0:
-            roots.append(float(breaks[i]))  # equal to rounding at a node (the start of a run of such nodes)
-        if a * b >= 0:
+    zero_starts = np.flatnonzero((sgn[1:-1] == 0) & (sgn[:-2] != 0)) + 1  # equal to rounding from this node on
+    crossings = np.flatnonzero(sgn[:-1] * sgn[1:] < 0)
+    for i in np.union1d(zero_starts, crossings):
+        if sgn[i] == 0:
+            roots.append(float(breaks[i]))
             continue
         lo, hi, flo = float(breaks[i]), float(breaks[i + 1]), float(vals[i])
         for _ in range(80):
