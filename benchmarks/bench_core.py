@@ -133,7 +133,8 @@ def phase_rows(quick):
     far = old.chi_c < 0.9  # c* inherits the map's error divided by 1 - χ_c, in either method
     err_far = float(np.nanmax(np.where(far, d, 0.0)))
     err_all = float(np.nanmax(d))
-    # the point where the two differ most, judged by an independent 400 × 400 Gauss–Hermite rule: |c-map(c) - c|/(1 - χ_c)
+    # the point where the two differ most, judged by an independent 400 × 400 Gauss–Hermite rule:
+    # |c-map(c) - c|/(1 - χ_c)
     i, j = np.unravel_index(int(np.nanargmax(d)), d.shape)
     ref = [_c_error_gauss_hermite(sw[i] ** 2, sb[j] ** 2, new.q_star[i, j], m.c_star[i, j], m.chi_c[i, j])
            for m in (new, old)]
@@ -142,7 +143,8 @@ def phase_rows(quick):
              f"{paths['series']:,} Mehler series, {paths['quadrature']:,} 2-D quadrature)", f"{t:.3f} s", "≤ 1 s",
              f"{tb / t:.1f}× vs 2-D quadrature at every chaotic point ({tb:.1f} s, same run)",
              f"max |Δc*| {err_far:.1e} where χ_c < 0.9, {err_all:.1e} overall; at the largest Δ the error"
-             f" |G(c*)|/(1 - χ_c) against a 400² Gauss–Hermite rule is {ref[0]:.0e} (series), {ref[1]:.0e} (quadrature)",
+             f" |G(c*)|/(1 - χ_c) against a 400² Gauss–Hermite rule is {ref[0]:.0e} (series),"
+             f" {ref[1]:.0e} (quadrature)",
              "PASS" if t <= 1.0 and err_far <= 1e-10 else "MISS")]
 
 

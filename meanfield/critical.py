@@ -1,10 +1,10 @@
 """The order-to-chaos critical line χ_1 = 1, its stable part (the edge of chaos), and phase diagrams (THEORY §1, §6).
 
 Parametrised by q* (Pennington et al. 2017, "Resurrecting the sigmoid", §2; Schoenholz et al. 2017 §3):
-``σ_w² = 1/μ_1(q*)``, ``σ_b² = q* - E_{q*}[φ²]/μ_1(q*)`` where σ_b² ≥ 0. A point of that line is an edge of chaos only
-where its q* is a stable fixed point of the length map, i.e. where the map's slope ``g'(q*) = σ_w² dE_q[φ²]/dq`` is below
-1 (THEORY §6): for activations that are not odd (GELU, SiLU, x·tanh x) part of the line has ``g'(q*) > 1`` and no network
-ever sits there. The functions below say so (:class:`UnstableCriticalPointError`) unless asked for such points.
+``σ_w² = 1/μ_1(q*)``, ``σ_b² = q* - E_{q*}[φ²]/μ_1(q*)`` where σ_b² ≥ 0. A point of that line is an edge of chaos
+only where its q* is a stable fixed point of the length map, i.e. where the map's slope ``g'(q*) = σ_w² dE_q[φ²]/dq``
+is below 1 (THEORY §6): for activations that are not odd (GELU, SiLU, x·tanh x) part of the line has ``g'(q*) > 1``
+and no network ever sits there. The functions below say so (:class:`UnstableCriticalPointError`) unless asked for such points.
 
 Vectorised calls (array input) never lose the valid elements: an element without a critical point (or whose χ_1 = 1
 point is unstable) is NaN, and ``return_status=True`` adds an array of the reasons (:data:`CRITICAL_STATUS`); a scalar
@@ -18,9 +18,9 @@ import warnings
 
 import numpy as np
 
-from meanfield._validate import nonnegative, positive, scalar_or_array
+from meanfield._validate import nonnegative, positive
 from meanfield.activations import get_activation
-from meanfield.errors import ConvergenceError, InvalidParameterError, NoCriticalPointError
+from meanfield.errors import ConvergenceError, NoCriticalPointError
 from meanfield.propagation import MAXITER, RTOL
 from meanfield.results import PhaseDiagram
 
@@ -37,7 +37,8 @@ __all__ = [
 
 class UnstableCriticalPointError(NoCriticalPointError):
     """χ_1 = 1 holds only at an unstable fixed point q* of the length map (slope g'(q*) > 1, THEORY §6): not an edge of
-    chaos. Pass ``allow_unstable=True`` to get such points anyway. ``.points`` lists them as (σ_w, σ_b, q*, slope)."""
+    chaos. Pass ``allow_unstable=True`` to get such points anyway. ``.points`` lists them as tuples
+    (σ_w, σ_b, q*, slope g'(q*), stable)."""
 
     def __init__(self, message, points=()):
         super().__init__(message)
@@ -57,7 +58,7 @@ NEG_TOL = 1e-13  # σ_b² in [-NEG_TOL·q*, 0) is rounding of 0 (the point σ_b 
 # itself is accurate to ~1e-12 (moment table).
 SLOPE_TOL = 1e-9
 # Re-check of every returned critical point by direct quadrature (not the moment table): |χ_1 - 1| and
-# |q_map(q*) - q*|/q* must be below this, and q* re-solved from 1.001·q* must agree to CHECK_RTOL·1e2.
+# |q_map(q*) - q*|/q* must be below this (q* re-solved from 1.001·q* must agree to 1e-9 + 1e-13/|1 - g'(q*)|).
 CHECK_RTOL = 1e-10
 # Probe of the fixed point q* = 0 (σ_b = 0, σ_w = 1/|φ'(0)|): the sign of σ_w² E_q φ² - q at this q tells whether q
 # shrinks towards 0 (stable) or grows away from it (unstable, e.g. GELU, SiLU).
@@ -355,8 +356,8 @@ def critical_sigma_w(phi, sigma_b, allow_unstable=False, return_status=False):
         if act.is_homogeneous:
             if sb > 0.0:
                 raise NoCriticalPointError(
-                    f"{act.name} is positively homogeneous: χ_1 does not depend on q*, and with sigma_b={sb:.6g} > 0 the"
-                    f" length map has no finite fixed point at the critical sigma_w={_homogeneous_sigma_w(act):.6g};"
+                    f"{act.name} is positively homogeneous: χ_1 does not depend on q*, and with sigma_b={sb:.6g} > 0"
+                    f" the length map has no finite fixed point at the critical sigma_w={_homogeneous_sigma_w(act):.6g};"
                     " the only critical point is sigma_b = 0"
                 )
             p = (_homogeneous_sigma_w(act), 0.0, 1.0, 1.0, True)
@@ -633,7 +634,8 @@ def phase_diagram(
             c1, x1 = np.empty(rest.size), np.empty(rest.size)
             k.c_star_grid(W2[rest], B2[rest], qc[rest], chc[rest], RTOL, MAXITER, c1, x1, st)
             if np.any(st != k.CONVERGED):
-                raise ConvergenceError(f"{act.name}: c* did not converge at {int(np.sum(st != k.CONVERGED))} grid points")
+                n_bad = int(np.sum(st != k.CONVERGED))
+                raise ConvergenceError(f"{act.name}: c* did not converge at {n_bad} grid points")
             cc[rest], xc[rest] = c1, x1
         paths["quadrature"] = int(rest.size)
         c[jj, ii] = cc
