@@ -6,6 +6,9 @@
   the package's 2-D quadrature (``mf.two_point``) in a Python loop, as a research script would do it; accuracy against
   that baseline.
 * ``conditional_fisher_spectrum`` (build, λ_max, density on 200 points) and ``sokol_park_bound``: no targets, for scale.
+* issue 14 items 2–3: the conditional FIM at depth 200 [build ≤ 50 ms, density ≤ 100 ms] and the Sokol–Park bound at
+  depth 64 [≤ 20 ms], each against the previous construction (``meanfield.fisher._BASELINE``) timed in the same run,
+  with the accuracy against it; issue 12's strongly contracting chain (sigmoid, σ_w = 0.9) against the previous search.
 
 Times are best of repeats after warm-up (Numba compilation, the moment tables and the Hermite bases are built once).
 """
@@ -103,8 +106,73 @@ def spectrum_rows(quick):
     return rows
 
 
+class _baseline:
+    """The previous construction (``meanfield.fisher._BASELINE``): every law's contour rule up front, the edge by the
+    scan over w_1 ∈ s_1(1 + e^[-36, 20]), one edge search per tail in the Sokol–Park bound."""
+
+    def __enter__(self):
+        import meanfield.fisher as F
+
+        F._BASELINE = True
+
+    def __exit__(self, *exc):
+        import meanfield.fisher as F
+
+        F._BASELINE = False
+
+
+def issue14_rows(quick):
+    """Issue 14 items 2–3 and issue 12's contracting chain, each against the previous method timed in the same run."""
+    from meanfield.errors import MeanFieldError
+    from meanfield.fisher import conditional_fisher_spectrum, sokol_park_bound
+
+    rows = []
+    sw, sb = 1.0151637852, 2.1566949868e-3  # tanh, q* = 1/64 (THEORY §1)
+    rep = 2 if quick else 5
+    build = lambda: conditional_fisher_spectrum("tanh", sw, sb, 200, 500)  # noqa: E731
+    r = build()
+    tb = best_of(build, rep)
+    with _baseline():
+        rb = build()
+        tbb = best_of(build, 1 if quick else 2)
+    err = abs(r.lambda_max / rb.lambda_max - 1.0)
+    rows.append(("conditional_fisher_spectrum build (λ_max), tanh q* = 1/64, orthogonal, depth 200",
+                 f"{tb * 1e3:.1f} ms", "≤ 50 ms", f"{tbb / tb:.1f}× vs previous ({tbb * 1e3:.0f} ms)",
+                 f"λ_max rel. diff {err:.1e}", "real chain in logarithms, contour rules on first density call",
+                 "PASS" if tb <= 0.05 and err <= 1e-10 else "MISS"))
+    xs = np.linspace(r.shift[-1], r.lambda_max, 202)[1:-1]
+
+    def density():
+        rr = build()
+        return rr.density(xs)
+
+    td = best_of(density, 1) - tb  # a fresh object: includes the contour rules built on first use
+    rows.append(("conditional_fisher_spectrum density at 200 points (same case)", f"{td:.2f} s", "≤ 100 ms", "", "",
+                 "unchanged method (complex chain solve per point)", "PASS" if td <= 0.1 else "MISS"))
+    r = conditional_fisher_spectrum("sigmoid", 0.9, 0.3, 20, 500, weights="gaussian")
+    with _baseline():
+        try:
+            old = f"{conditional_fisher_spectrum('sigmoid', 0.9, 0.3, 20, 500, weights='gaussian').lambda_max:.6g}"
+        except MeanFieldError as exc:  # the bounds check now rejects the previous search's answer
+            old = f"rejected ({type(exc).__name__})"
+    rows.append(("λ_max, sigmoid σ_w = 0.9, σ_b = 0.3, Gaussian, depth 20 (issue 12)", "", "sampled N = 500: 0.31–0.32",
+                 f"previous search: {old}", f"λ_max = {r.lambda_max:.6g}", "chain contracting ×20 per level", ""))
+    for weights in ("orthogonal", "gaussian"):
+        b = lambda w=weights: sokol_park_bound("tanh", sw, sb, 64, 400, weights=w)  # noqa: E731
+        res = b()
+        t = best_of(b, rep)
+        with _baseline():
+            ref = b()
+            tbase = best_of(b, 1 if quick else 2)
+        err = abs(res.bound / ref.bound - 1.0)
+        rows.append((f"sokol_park_bound, tanh q* = 1/64, {weights}, depth 64", f"{t * 1e3:.1f} ms", "≤ 20 ms",
+                     f"{tbase / t:.1f}× vs previous ({tbase * 1e3:.0f} ms)", f"bound rel. diff {err:.1e}",
+                     "one pack of the laws for all 64 partial products", "PASS" if t <= 0.02 and err <= 1e-10 else "MISS"))
+    return rows
+
+
 def run(quick=False) -> str:
-    rows = statistics_rows(quick) + spectrum_rows(quick)
+    rows = statistics_rows(quick) + spectrum_rows(quick) + issue14_rows(quick)
     lines = [
         "## Fisher information (issue 4)",
         "",

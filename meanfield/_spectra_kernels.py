@@ -386,11 +386,13 @@ def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, sta
 
 # ------------------------------------------------------------------------------------------------------ real axis, edge
 @njit(**JIT)
-def y_of_m(m, vals, wts, lo, hi, top):
+def y_of_m(m, vals, wts, lo, hi, top, t_guess=math.nan):
     """Real y > top (the law's largest value) with M_D(y) = m > 0, and κ = y M'(y)/M(y).
 
-    Newton on ``log M(top + e^t) = log m`` in t (exactly linear for an atom at the top) with bisection safeguards.
-    Returns (y, κ, ok); ok is False when y - top would be below rounding (m beyond what the law can reach).
+    Newton on ``log M(top + e^t) = log m`` in t (exactly linear for an atom at the top) with bisection safeguards,
+    from ``t_guess`` when it lies in the bracket (the neighbouring law's solution: consecutive groups of a chain have
+    nearby laws). Returns (y, κ, ok); ok is False when y - top would be below rounding (m beyond what the law can
+    reach).
     """
     t_lo = math.log(max(top, 1e-300) * 4.4e-16)
     t_hi = math.log(1.0 / m + 1.0) + 1.0  # M(y) ≤ 1/(y - top) < m there (normalised law, mean ≤ 1)
@@ -399,7 +401,9 @@ def y_of_m(m, vals, wts, lo, hi, top):
     if M < m:
         return y, y * dM / M, False
     lm = math.log(m)
-    t = math.log(max(1.0 / m - top, 1.0 / m))
+    t = t_guess
+    if not (t_lo < t < t_hi):
+        t = math.log(max(1.0 / m - top, 1.0 / m))
     if not (t_lo < t < t_hi):
         t = 0.5 * (t_lo + t_hi)
     for _ in range(200):
@@ -430,12 +434,16 @@ def edge_objective(a, vals, wts, off, cnt, tops, L, gauss):
     m = math.exp(a)
     F = 0.0
     dF = 0.0
+    t_prev = math.nan
     for g in range(cnt.shape[0]):
-        y, kap, ok = y_of_m(m, vals, wts, off[g], off[g + 1], tops[g])
+        if cnt[g] == 0.0:  # a group no layer of this product uses (the tails of one chain share one pack)
+            continue
+        y, kap, ok = y_of_m(m, vals, wts, off[g], off[g + 1], tops[g], t_prev)
         if not ok:
             return F, dF, False
         F += cnt[g] * math.log(y)
         dF += cnt[g] / kap
+        t_prev = math.log(y - tops[g]) if y > tops[g] else math.nan
     l1m = math.log1p(m)
     if gauss:
         F += (L - 1.0) * a + l1m
@@ -632,3 +640,68 @@ def lower_edge(vals, wts, off, cnt, bottoms, zmass, L, gauss):
             break
     F, d, ok = lower_objective(t, m0, vals, wts, off, cnt, bottoms, zmass, L, gauss)
     return F, ok
+
+
+# ------------------------------------------------------------------------------------------------------ along the axis
+H_STEP = 0.25  # largest step in log λ of the continuation along the real axis
+H_STEP_MIN = 1e-7  # ... and the smallest before it gives up
+
+
+@njit(**JIT)
+def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, status_out):
+    """m = M_J(λ + i0) at the points ``loglam`` (sorted descending, all below ``l_start``) by continuation along the real
+    axis from the solution at λ = e^l_start (found as in :func:`solve_many`, from z = λ + iH down to the axis).
+
+    Each step in log λ (at most H_STEP, halved on failure down to H_STEP_MIN) is a tangent predictor and a Newton
+    corrector on the real axis, accepted where Newton converges on the physical branch and corrects the predictor by
+    less than TANGENT_TOL of its move (no edge in between: there the tangent turns vertical). This reaches far below
+    the bulk, where the continuation down from λ + iH is lost in rounding (m → -1: arg(1 + m) is well resolved in
+    ω = log(1 + m), but not along the way down). status_out 0 on the axis, -1 where a step failed (that point and every
+    one below it).
+    """
+    G = cnt.shape[0]
+    E = np.empty(G, np.complex128)
+    kap = np.empty(G, np.complex128)
+    kt = np.empty(G, np.complex128)
+    db = np.empty(G, np.complex128)
+    b = np.empty(G, np.complex128)
+    bt = np.empty(G, np.complex128)
+    a0 = zero_mass(zm)
+    for i in range(loglam.shape[0]):
+        status_out[i] = -1
+        m_out[i] = complex(np.nan, np.nan)
+    lam = math.exp(l_start)
+    a = _start(lam, H, mom, s1, a0, b)
+    a, it, ok, D = newton(a, b, cmath.log(complex(lam, H)), vals, wts, off, cnt, zm, L, gauss, 60, E, kap, db)
+    if not ok or not _physical(a, b):
+        return
+    a, D, st, eps = continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt, db, bt)
+    if st != 0:
+        return
+    l = l_start
+    h = H_STEP
+    for i in range(loglam.shape[0]):
+        target = loglam[i]
+        while l > target:
+            step = min(h, l - target)
+            ln = l - step
+            da = -step / (L * D)
+            at = a + da
+            for g in range(G):
+                bt[g] = b[g] + da / kap[g]
+            at, it, ok, Dt = newton(at, bt, complex(ln, 0.0), vals, wts, off, cnt, zm, L, gauss, 12, E, kt, db)
+            if ok and _physical(at, bt) and abs(at - (a + da)) <= TANGENT_TOL * abs(da) + 1e-12:
+                a = at
+                D = Dt
+                for g in range(G):
+                    b[g] = bt[g]
+                    kap[g] = kt[g]
+                l = ln
+                if it <= 4:
+                    h = min(2.0 * h, H_STEP)
+            else:
+                h *= 0.5
+                if h < H_STEP_MIN:
+                    return
+        m_out[i] = m_of(a, a0)
+        status_out[i] = 0

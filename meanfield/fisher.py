@@ -456,6 +456,9 @@ def fisher_statistics(
 LADDER_RATIO = 0.5  # vertical continuation: y → 0.5·y from the start height down to the evaluation height
 NEWTON_MAXIT = 40
 Y_MIN_REL = 1e-7  # densities are taken at x + i·Y_MIN_REL·mean (the Cauchy smoothing this implies is negligible)
+# The previous construction (contour rules of every law up front, the edge by _edge_scan, one pack per tail in the
+# Sokol–Park bound), kept callable for the benchmarks' baseline rows; never set by the package.
+_BASELINE = False
 EDGE_T_MIN = -1000.0  # the edge search follows w_1 - s_1 = e^t down to e^-1000 (the end of the branch: a hard edge)
 EDGE_T_MAX = 1e5  # ... and up to e^100000 (the fold of a chain contracting by χ_1 per level sits near w_1 ~ χ_1^{-L})
 EDGE_TTOL = 1e-10  # bracket of the sign change of F' at the fold (F is quadratic there: the edge is exact to rounding)
@@ -913,7 +916,7 @@ def conditional_fisher_spectrum(
     for l in range(1, L + 1):
         ql = float(lay.q[l])
         if ql not in cache:
-            cache[ql] = _nu_law(d2_law, act, ql, sw2, contour=pushforward)
+            cache[ql] = _nu_law(d2_law, act, ql, sw2, contour=pushforward or _BASELINE)
         (dr, pr), _, nu_atoms, law = cache[ql]
         Drs.append(dr)
         Prs.append(pr)
@@ -949,6 +952,11 @@ def conditional_fisher_spectrum(
         pf = _Pushforward(act, cache[float(lay.q[1])][3], sw2, s[1], s[2], pushforward_density)
         lev["pushforward"] = pf
         lam = pf.edge()
+    elif _BASELINE:
+        cs = [cache[q][1] for q in lev["q_levels"]]
+        lev["complex"] = (np.concatenate([c[0] for c in cs]), np.concatenate([c[1] for c in cs]),
+                          np.cumsum([0, 0] + [c[0].size for c in cs]).astype(np.int64))
+        lam = _edge_scan(lev)
     else:
         lam = _edge(lev)
     _check_edge(act.name, lam, float(e[top]), float(v[top]), s, dmax, gauss, atoms)
@@ -1024,7 +1032,7 @@ def sokol_park_bound(
     ``q0 = q̂^{l-1}`` so that its layers follow the same trajectory. Returns the bound divided by N (see
     :class:`SokolParkBound`).
     """
-    from meanfield.spectra import _exp, _tail_log_edges  # lazily: the bound is the only user here
+    from meanfield.spectra import _exp, _tail_log_edges, _tail_log_edges_each  # lazily: the bound is the only user
 
     act = get_activation(phi)
     sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
@@ -1044,7 +1052,8 @@ def sokol_park_bound(
     norms[L + 1] = 1.0
     # J_l J_lᵀ has the law of the sub-network of layers l … L, whose trajectory is q^l … q^L: its edge is
     # jacobian_spectrum(φ, σ_w, σ_b, L + 1 - l, weights, q0 = q̂^{l-1}).edge, for all l at once from one set of laws
-    log_edges = _tail_log_edges(act, sw, lay.q[1 : L + 1], weights == "gaussian")
+    tails = _tail_log_edges_each if _BASELINE else _tail_log_edges
+    log_edges = tails(act, sw, lay.q[1 : L + 1], weights == "gaussian")
     norms[1 : L + 1] = [_exp(float(x)) for x in log_edges]  # inf beyond float64, like JacobianSpectrum.edge
     terms = np.full(L + 2, np.nan)
     terms[1:] = hmax * shift[1:] * norms[1:]

@@ -45,7 +45,7 @@ from meanfield import _spectra_kernels as _k
 from meanfield._validate import as_array, choice, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import ConvergenceError, InvalidParameterError, NoFixedPointError, NumericalError
-from meanfield.propagation import propagate, q_star
+from meanfield.propagation import q_star
 from meanfield.results import Result
 
 __all__ = [
@@ -63,11 +63,16 @@ MAX_MOMENT = 8  # exact moments m_1 … m_8 from the S-transform series
 Z_MAX = _quad.Z_MAX  # the laws of φ'² are those of u = √q z with |z| ≤ Z_MAX
 GRADE_MIN = 1e-4  # graded panels around stationary points of φ'² reach down to this width (in z = u/√q)
 GRID = 2049  # sign scan of (φ'²)' per piece when looking for stationary points
+Q_TINY = 1e-200  # below this q^l the length map is linear to rounding (moments at Q_TINY, E φ² rescaled)
 Q_CLUSTER_RTOL = 1e-13  # layers whose q^l agree to this (relative) share one law; the q-table is ~1e-12 accurate
 EDGE_A_MAX = 30.0  # the edge search gives up on an interior minimum beyond m = e^30 (rounding: F' ~ 1/m²)
 ATOM_GAP = 1e-6  # the continuous density is not resolved this close (relative) to a non-zero atom: reported 0
 STOPPED_NOISE = 1e-6  # see density(): |Im m| ≤ STOPPED_NOISE |m| where the continuation stopped above the axis
 THREADS = max(1, min(8, os.cpu_count() or 1))  # threads for density() on many points
+# The previous construction (the whole trajectory by propagate, with its correlation map; every law's contour rule
+# built up front), kept callable for the benchmarks' baseline rows; never set by the package.
+_BASELINE = False
+TAIL_FLOOR = 1e-15  # see density(): below this × the mean an unresolved point is the floor of the resolved tail
 H_FACTOR = 10.0  # the continuation starts at Im z = H_FACTOR × max(1, normalised edge) (THEORY §2: "from λ + 10i")
 _LOG_MAX = math.log(np.finfo(float).max)
 _TINY = 1.0 / np.finfo(float).max  # 1/x is finite for x above this
@@ -686,8 +691,14 @@ class JacobianSpectrum(Result):
 
         Solves the S-transform equations (THEORY §2) by Newton in log form, continuing from z = x + iH (H = 10 × the
         normalised edge) down to the real axis and then along the sorted x (:mod:`meanfield._spectra_kernels`);
-        ρ = -Im[(1 + m)/x]/π. Reported as 0: gaps (m real), points closer than ATOM_GAP (relative) to a non-zero atom,
-        and the rare point below 1e-30 × ``mean`` the continuation cannot resolve. Accuracy: ~1e-10 relative in the
+        ρ = -Im[(1 + m)/x]/π. Points the continuation from x + iH cannot bring to the real axis are solved again by
+        continuation along the axis from the nearest point above them that it reached. Reported as 0: gaps (m real),
+        points closer than ATOM_GAP (relative) to a non-zero atom, and, far below the bulk (x < # The previous construction (the whole trajectory by propagate, with its correlation map; every law's contour rule
+# built up front), kept callable for the benchmarks' baseline rows; never set by the package.
+_BASELINE = False
+TAIL_FLOOR = 1e-15 ×
+        ``mean``, where truncated laws of φ'² such as erf's put a thin power-law tail down to 1e-100 × the mean), every
+        point at or below the highest one that neither continuation resolves. Accuracy: ~1e-10 relative in the
         bulk for piecewise-linear φ (exact laws), ~1e-8 for smooth φ (contour rule, checked against the exact moments);
         next to an edge where ρ diverges, limited by rounding (~1e-6 within 1e-12 of it). Raises ConvergenceError
         where the continuation fails elsewhere.
@@ -710,10 +721,16 @@ class JacobianSpectrum(Result):
             order = np.argsort(xs, kind="stable")  # sorted: neighbours continue from each other
             ll = logx[inside][order]
             m, status = _solve_sorted(ll, s, self._moments, float(self.depth))
-            # below LAM_TINY × the mean an unresolved point is reported as 0 (see the kernels' status 3)
-            tiny = ll < math.log(_k.LAM_TINY)
-            m = np.where((status < 0) & tiny, 0.0, m)
-            bad = (status < 0) & ~tiny
+            m, status = _redo_along_axis(ll, m, status, s, self._moments, float(self.depth))
+            # far below the bulk (λ < TAIL_FLOOR × the mean) a point neither continuation resolves (status -1, or
+            # stuck with m real: status 4) marks the floor of the resolved tail: it and every point below are reported
+            # as 0 (status 5), so that no zero sits between non-zero values there
+            lost = ((status < 0) | (status == 4)) & (ll < math.log(TAIL_FLOOR))
+            if np.any(lost):
+                below = ll <= ll[lost].max()
+                m = np.where(below, 0.0, m)
+                status = np.where(below, 5, status)
+            bad = status < 0
             if np.any(bad):
                 raise ConvergenceError(
                     f"density: the S-transform continuation failed at x = {float(xs[order][bad][0])!r} "
@@ -722,10 +739,16 @@ class JacobianSpectrum(Result):
             rho = np.empty(ll.shape)
             # stopped above the axis (status > 0: a gap, next to an atom or a singular edge): an imaginary part at
             # the rounding level of |m| (huge next to an atom) is no density
-            noise = ((status > 0) & (np.abs(m.imag) <= STOPPED_NOISE * np.abs(m))) | (status == 4)
+            noise = ((status > 0) & (np.abs(m.imag) <= STOPPED_NOISE * np.abs(m))) | (status == 4) | (status == 5)
             for a, _ in s["poles"]:  # closer than ATOM_GAP to an atom, m ~ P/(z - a) drowns the continuous part
                 noise |= (status > 0) & (np.abs(np.exp(ll) - a) <= ATOM_GAP * a)
-            rho[order] = np.where(noise, 0.0, np.maximum(-m.imag / (math.pi * xs[order]), 0.0))
+            r = np.where(noise, 0.0, np.maximum(-m.imag / (math.pi * xs[order]), 0.0))
+            # the same floor for a zero in the far tail with non-zero values below it (rounding noise at the level of
+            # |m| there, not a gap the solver resolved)
+            tail_zero = (r == 0.0) & (ll < math.log(TAIL_FLOOR))
+            if np.any(tail_zero):
+                r = np.where(ll <= ll[tail_zero].max(), 0.0, r)
+            rho[order] = r
             out[inside] = rho
         out = out.reshape(xa.shape)
         return float(out) if np.ndim(x) == 0 else out
@@ -750,6 +773,37 @@ def _pool():
         return _POOL[0]
 
 
+_CONTOUR_LOCK = threading.Lock()
+
+
+def _contour_pack(s):
+    """(values, weights, offsets) of the laws' deformed-contour rules for the density solver, built on first use (the
+    construction needs only the real rules: moments and edges)."""
+    with _CONTOUR_LOCK:
+        got = s.get("contour")
+        if got is None:
+            laws = [_d2_law(s["act"], law.q) for law in s["laws"]]
+            got = s["contour"] = _pack(laws, [law.mean for law in laws], contour=True)
+        return got
+
+
+def _length_trajectory(act, sw, sb, depth, q0):
+    """q^1 … q^L from the input's |x|²/N_0 = q0 (THEORY §1): ``q^1 = σ_w² q0 + σ_b²``, ``q^{l+1} = σ_w² E_{q^l}[φ²] +
+    σ_b²``, by the length-map kernel alone (no correlation map); once a step is below 4 ulp the rest repeat."""
+    sw2, sb2 = sw * sw, sb * sb
+    n = depth + 2
+    q = np.empty(n)
+    qh, mu1, mu2 = np.empty(n), np.empty(n), np.empty(n)
+    q[0] = q0
+    q[1] = sw2 * q0 + sb2
+    _, bad = act.kernels.length_trajectory(act.table, sw2, sb2, Q_TINY, 4.0 * np.finfo(np.float64).eps, q, qh, mu1, mu2)
+    if bad or not np.all(np.isfinite(q[1 : depth + 1])):
+        raise NumericalError(
+            f"{act.name}: the length map overflowed (sigma_w={sw:.6g}, sigma_b={sb:.6g}, q0={q0:.6g}, depth {depth})"
+        )
+    return np.ascontiguousarray(q[1 : depth + 1])
+
+
 def _solve_sorted(ll, s, moments, depth):
     """Run the Numba solver on sorted normalised log-λ; contiguous chunks in parallel threads (the kernels release
     the GIL), each chunk continuing along its own points."""
@@ -757,7 +811,7 @@ def _solve_sorted(ll, s, moments, depth):
     m = np.empty(n, np.complex128)
     status = np.empty(n, np.int64)
     eps = np.zeros(n)
-    args = (s["H"], moments, s["s1"], s["vals"], s["wts"], s["off"], s["cnt"], s["zm"], depth, s["gauss"])
+    args = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
     k = min(THREADS, n // CHUNK_MIN)
     if k <= 1:
         _k.solve_many(ll, *args, m, status, eps)
@@ -770,6 +824,34 @@ def _solve_sorted(ll, s, moments, depth):
         for f in futs:
             f.result()
     return _remove_atom_tails(m, status, eps, ll, s), status
+
+
+def _redo_along_axis(ll, m, status, s, moments, depth):
+    """Points the continuation from λ + iH could not bring to the axis (status -1) or left stuck with m real to GAP_TOL
+    (status 4, "a gap") are solved again by continuation along the real axis from the nearest point above them that
+    reached it (:func:`meanfield._spectra_kernels.solve_along`); the new solution replaces the old where that
+    continuation reaches the point. Far below the bulk (erf, orthogonal, λ ~ 1e-30 × the mean) the density is small
+    but not 0, and the way down from λ + iH is lost in rounding while the way along the axis is not."""
+    redo = (status == -1) | (status == 4)
+    good = np.nonzero(status == 0)[0]
+    if not np.any(redo) or good.size == 0:
+        return m, status
+    m, status = m.copy(), status.copy()
+    # ll ascending: the start of point i is the first good point above it
+    starts = np.searchsorted(good, np.nonzero(redo)[0], side="right")
+    idx = np.nonzero(redo)[0]
+    args = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
+    for j in np.unique(starts):
+        if j >= good.size:
+            continue  # no good point above: nothing to continue from
+        pts = idx[starts == j][::-1]  # descending
+        mo = np.empty(pts.size, np.complex128)
+        so = np.empty(pts.size, np.int64)
+        _k.solve_along(float(ll[good[j]]), np.ascontiguousarray(ll[pts]), *args, mo, so)
+        ok = so == 0
+        m[pts[ok]] = mo[ok]
+        status[pts[ok]] = 0
+    return m, status
 
 
 def _remove_atom_tails(m, status, eps, ll, s):
@@ -831,8 +913,43 @@ def _tail_log_edges(act, sigma_w, q, gaussian):
     i, i + 1, …, L - 1 with pre-activation variances ``q[i:]`` (L - i pairs D·W), for i = 0 … L - 1.
 
     The same number as ``jacobian_spectrum(φ, σ_w, σ_b, L - i, q0=…).log_edge`` whose trajectory is ``q[i:]`` (σ_b
+    enters only through the q^l), at a fraction of the cost: the laws of φ'² are built once per distinct q^l (real rule
+    only) and packed once, and each tail is the edge search over that pack with its own layer counts (groups no layer
+    of the tail uses count 0 and are skipped) — no moments, atoms, lower edge or density solver.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    L = q.size
+    reps, labels = _cluster_labels(q)
+    laws = [_d2_law(act, r, contour=False) for r in reps]
+    mus = np.array([law.mean for law in laws])
+    vals, wts, off = _pack(laws, mus)
+    tops = np.array([law.top for law in laws]) / mus
+    log_tops = np.log(tops)
+    log_sw2 = 2.0 * math.log(sigma_w)
+    log_mu = np.log(mus)
+    out = np.empty(L)
+    cnt = np.zeros(len(reps))
+    for i in range(L - 1, -1, -1):
+        cnt[labels[i]] += 1.0
+        log_mean = float(np.dot(cnt, log_sw2 + log_mu))
+        log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(L - i), gaussian, EDGE_A_MAX)
+        if code == 1:
+            if gaussian:
+                raise ConvergenceError("edge: no minimum of M_J^{-1}(m) on m > 0 (Gaussian weights always have one)")
+            log_e = float(np.dot(cnt, log_tops))  # infimum at m → ∞: the product of the laws' tops
+        out[i] = log_mean + float(log_e)
+    return out
+
+
+def _tail_log_edges_each(act, sigma_w, q, gaussian):
+    """log of the upper edge of JJᵀ for every tail of one chain of layers: entry i is that of the product of the layers
+    i, i + 1, …, L - 1 with pre-activation variances ``q[i:]`` (L - i pairs D·W), for i = 0 … L - 1.
+
+    The same number as ``jacobian_spectrum(φ, σ_w, σ_b, L - i, q0=…).log_edge`` whose trajectory is ``q[i:]`` (σ_b
     enters only through the q^l), at a fraction of the cost: the laws of φ'² are built once per distinct q^l (real rule only),
     and each tail needs just its upper edge — no moments, atoms, lower edge or density solver.
+
+    The previous form of :func:`_tail_log_edges` (one pack and edge search per tail), kept as the benchmarks' baseline.
     """
     q = np.asarray(q, dtype=np.float64)
     L = q.size
@@ -892,9 +1009,9 @@ def _inverse_law(law: _Law) -> _Law:
     logv = -np.log(np.concatenate([law.atom_vals, law.node_vals]))
     w = np.concatenate([law.atom_mass, law.node_wts])
     pos = w > 0.0
-    from scipy import special
-
-    log_raw = special.logsumexp(np.log(w[pos])[:, None] + logv[pos][:, None] * k, axis=0)
+    A = np.log(w[pos])[:, None] + logv[pos][:, None] * k  # log-sum-exp over the nodes, per k
+    mx = A.max(axis=0)
+    log_raw = mx + np.log(np.exp(A - mx).sum(axis=0))
     raw = np.array([_exp(float(x)) for x in log_raw])
     none = np.zeros(0, complex)
     return _Law(law.q, avals, law.atom_mass, nvals, law.node_wts, none, none, 1.0 / law.bottom, 1.0 / law.top, raw,
@@ -926,6 +1043,33 @@ def _lower_edge_normalised(laws, counts, depth, gaussian):
     cnt = np.asarray(counts, dtype=np.float64)
     log_lo, found = _k.lower_edge(vals, wts, off, cnt, bottoms, zmass, float(depth), gaussian)
     return float(log_lo), bool(found), False
+
+
+EDGE_LOG_TOL = 1e-9  # slack (in log units) of the edge's moment and norm bounds
+
+
+def _edge_bounds_normalised(laws, counts, mom, depth, gaussian):
+    """(lower, upper) bounds on the log of the normalised upper edge that need no S-transform equation.
+
+    Lower: for a law on [0, λ_max], ``m_k ≤ λ_max m_{k-1}``, so ``λ_max ≥ m_8/m_7`` (the exact moments; the ratios
+    m_k/m_{k-1} increase towards λ_max). Upper: ``‖J‖² ≤ Π_l ‖W_l‖² max φ'(h^l)²`` with ``‖W‖² = σ_w²`` (orthogonal) or
+    its large-N limit ``4σ_w²`` (Gaussian, the Marchenko–Pastur edge), divided by the mean ``Π_l σ_w² μ_1(q^l)``."""
+    lower = math.log(mom[MAX_MOMENT - 1] / mom[MAX_MOMENT - 2])
+    upper = sum(n * math.log(law.top / law.mean) for law, n in zip(laws, counts))
+    if gaussian:
+        upper += depth * math.log(4.0)
+    return lower, upper
+
+
+def _check_upper_edge(log_e, laws, counts, mom, depth, gaussian, name):
+    """The edge must lie within :func:`_edge_bounds_normalised`, else ConvergenceError (no unproved number)."""
+    lower, upper = _edge_bounds_normalised(laws, counts, mom, depth, gaussian)
+    tol = EDGE_LOG_TOL * max(1.0, abs(lower), abs(upper))
+    if not (math.isfinite(log_e) and lower - tol <= log_e <= upper + tol):
+        raise ConvergenceError(
+            f"edge of {name} (depth {depth}): log λ_max/m_1 = {log_e!r} is outside its bounds [{lower!r}, {upper!r}]"
+            " from the exact moments (m_8/m_7) and the operator norms"
+        )
 
 
 def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=None) -> JacobianSpectrum:
@@ -971,9 +1115,14 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
                 raise
             qs = np.full(L, 1.0)  # φ(au) = aφ(u): the law of φ'(h)² does not depend on q
     else:
-        qs = np.asarray(propagate(act, sw, sb, L, q0=float(positive(q0, "q0"))).q[1:], dtype=np.float64)
+        if _BASELINE:
+            from meanfield.propagation import propagate
+
+            qs = np.asarray(propagate(act, sw, sb, L, q0=float(positive(q0, "q0"))).q[1:], dtype=np.float64)
+        else:
+            qs = _length_trajectory(act, sw, sb, L, float(positive(q0, "q0")))
     reps, counts = _cluster(qs)
-    laws = [_d2_law(act, q) for q in reps]
+    laws = [_d2_law(act, q, contour=_BASELINE) for q in reps]  # the contour rules: on the density's first call
     log_sw2 = 2.0 * math.log(sw)
     log_mean = float(sum(n * (log_sw2 + math.log(law.mean)) for law, n in zip(laws, counts)))
     mom = _normalised_moments(laws, counts, L, gaussian)
@@ -982,6 +1131,7 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
 
     # upper edge
     log_e, kind = _upper_edge_normalised(laws, counts, L, gaussian)
+    _check_upper_edge(log_e, laws, counts, mom, L, gaussian, act.name)
     log_edge = log_mean + log_e
     if kind == "limit":
         kind = "atom" if any(abs(math.log(loc) - log_edge) < 1e-12 for loc, _ in atoms if loc > 0.0) else "hard"
@@ -992,15 +1142,10 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
         solver_kind = "pushforward"
     else:
         solver_kind = "newton"
-    mus = [law.mean for law in laws]
-    vals, wts, off = _pack(laws, mus, contour=True)
     solver = dict(
         kind=solver_kind,
         act=act,
         laws=laws,
-        vals=vals,
-        wts=wts,
-        off=off,
         cnt=np.asarray(counts, dtype=np.float64),
         zm=np.array([law.zero_mass for law in laws]),
         s1=np.array([-law.rel_var for law in laws]),  # S̃_g(m) = 1 - (Var/μ²) m + …
@@ -1010,6 +1155,8 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
         cont_hi=log_e,
         poles=[(loc / _exp(log_mean), mass * loc / _exp(log_mean)) for loc, mass in atoms if 0.0 < loc < math.inf],
     )
+    if _BASELINE:
+        solver["contour"] = _pack(laws, [law.mean for law in laws], contour=True)
     # lower end of the continuous part (normalised log units) and the support
     if point:
         solver["cont_lo"] = log_e

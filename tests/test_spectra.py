@@ -377,7 +377,8 @@ def test_gelu_on_its_critical_line(q_star, weights):
     from scipy.optimize import brentq
 
     act = mf.get_activation("gelu")
-    sw, sb = mf.critical_point("gelu", q_star)
+    # χ_1 = 1 at q* = 0.5 and 3 sits on GELU's unstable branch (THEORY §6): the law of φ'² is what is tested here
+    sw, sb = mf.critical_point("gelu", q_star, allow_unstable=True)
     L = 2
     spec = jacobian_spectrum("gelu", sw, sb, L, weights=weights, q0=q_star)
     mu1 = np.array([mf.expect(lambda u: act.dphi(u) ** 2, q, kinks=act.kinks).value for q in spec.q])

@@ -98,3 +98,52 @@ def test_an_edge_outside_its_bounds_raises(monkeypatch):
     monkeypatch.setattr(F, "_edge", lambda lev: 0.25)  # below the mean
     with pytest.raises(ConvergenceError, match="outside its bounds"):
         F.conditional_fisher_spectrum(*SIG, depth=20, width=500, weights="gaussian")
+
+
+# ========================================================================== Jacobian density far below the bulk
+ERF_CASES = [(1.1663, 0.2157), (1.1663, 0.5), (2.0, 0.0), (2.0, 0.5), (3.0, 0.0)]
+
+
+def _mass_tail_and_bulk(s, n=1000):
+    """∫ρ dλ on [support lo, edge]: log grid (∫ λρ d log λ) below 1e-3 × edge, Chebyshev-clustered grid above."""
+    lo, hi = s.support
+    u = np.linspace(math.log(max(lo, 1e-300 * s.mean)), math.log(1e-3 * hi), n)
+    tail = np.trapezoid(s.density(np.exp(u)) * np.exp(u), u)
+    t = (np.arange(n) + 0.5) / n
+    a = 1e-3 * hi
+    x = a + (hi - a) * 0.5 * (1.0 - np.cos(np.pi * t))
+    w = (hi - a) * 0.5 * np.pi * np.sin(np.pi * t) / n
+    return tail + np.sum(s.density(x) * w)
+
+
+@pytest.mark.parametrize("sw,sb", ERF_CASES)
+def test_erf_orthogonal_depth_two_density_across_its_support(sw, sb):
+    """Issue 12: ConvergenceError at x ≈ 1e-30 × mean inside the support, and zeros between non-zero neighbours."""
+    from meanfield.spectra import jacobian_spectrum
+
+    s = jacobian_spectrum("erf", sw, sb, 2, weights="orthogonal")
+    lo, hi = s.support
+    x = np.exp(np.linspace(math.log(max(lo, 1e-300 * s.mean)), math.log(hi), 600))[1:-1]
+    d = s.density(x)
+    assert np.all(np.isfinite(d)) and np.all(d >= 0.0)
+    nz = np.nonzero(d > 0.0)[0]
+    assert nz.size and np.all(d[nz.min() : nz.max() + 1] > 0.0)  # no zero between non-zero values
+    # the bulk against the exact moments (S-transform series): m_1 and m_2 of the density (atoms: none)
+    n = 4000
+    t = (np.arange(n) + 0.5) / n
+    xs = hi * 0.5 * (1.0 - np.cos(np.pi * t))
+    w = hi * 0.5 * np.pi * np.sin(np.pi * t) / n
+    rho = s.density(xs) * w
+    assert np.sum(xs * rho) == pytest.approx(s.mean, rel=1e-7)
+    assert np.sum(xs * xs * rho) == pytest.approx(s.moment(2), rel=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sw,sb", ERF_CASES[:2])
+def test_erf_far_tail_carries_its_mass(sw, sb):
+    """Where the tail is resolved the density integrates to 1 (no atoms): 4 % and 12 % of the mass lie below 1e-3 ×
+    the edge, down to 1e-52 × the mean."""
+    from meanfield.spectra import jacobian_spectrum
+
+    s = jacobian_spectrum("erf", sw, sb, 2, weights="orthogonal")
+    assert _mass_tail_and_bulk(s) == pytest.approx(1.0, abs=1e-4)
