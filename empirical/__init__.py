@@ -1,5 +1,9 @@
 """The empirical verifier: sample finite random networks in PyTorch and measure what :mod:`meanfield` predicts.
 
+Every measurement accepts a :class:`RandomMLP` or an ordinary PyTorch model of Linear layers and elementwise
+activations (:func:`as_mlp`); :func:`read_network`, :func:`describe` and :func:`initialize_` read a user's model as the
+theory's network, predict beside measuring, and put it on the edge of chaos.
+
 Conventions are THEORY §0's: ``depth`` L hidden layers plus a readout with C outputs; σ_w, σ_b are standard deviations;
 inputs are rows of ``X`` (shape ``(T, N_0)``). Networks are float64 by default, on CUDA when available; measurements return
 NumPy float64 arrays. The brute-force references the fast paths are tested against live in :mod:`empirical.reference`; the theory-vs-simulation
@@ -41,6 +45,7 @@ from empirical.testing import (
     assert_fisher_matches_theory,
     assert_jacobian_spectrum_matches_theory,
     assert_layer_statistics_match_theory,
+    assert_model_matches_theory,
     assert_passed,
 )
 from empirical.verify import run_verify
@@ -104,4 +109,5 @@ __all__ = [
     "assert_jacobian_spectrum_matches_theory",
     "assert_fisher_matches_theory",
     "assert_conditional_fisher_matches_theory",
+    "assert_model_matches_theory",
 ]
