@@ -459,6 +459,7 @@ def critical_line(phi, q_star):
 # chaotic point, the method before; kept as the benchmark's baseline and the tests' reference).
 PHASE_C_SERIES = True
 _SERIES_BLOCK = 2048  # chaotic points per batch of Mehler coefficients (bounds the memory: 2 × block × 768 floats)
+SERIES_THREADS = 2  # batches of the series path computed at once
 
 
 def _series_c_star(a2, b2, nterms, q, sw2, sb2, row, rtol, maxiter, c_out, chic_out, ok_out):
@@ -543,7 +544,8 @@ def _series_kernel():
 
 
 def _c_star_by_series(act, sw2, sb2, q, phi2, mu1, row):
-    """(c*, χ_c, ok) at chaotic points by the Mehler series (coefficients in batches, see :mod:`meanfield._mehler`)."""
+    """(c*, χ_c, ok) at chaotic points by the Mehler series (coefficients in batches, see :mod:`meanfield._mehler`);
+    batches run on :data:`SERIES_THREADS` threads (the products, φ evaluations and the Newton kernel release the GIL)."""
     from meanfield._mehler import mehler_coefficients
 
     n = q.size
@@ -552,12 +554,22 @@ def _c_star_by_series(act, sw2, sb2, q, phi2, mu1, row):
     ok = np.zeros(n, dtype=bool)
     kern = _series_kernel()
     odd = act.is_odd
-    for s in range(0, n, _SERIES_BLOCK):
+
+    def block(s):
         sl = slice(s, min(n, s + _SERIES_BLOCK))
         a2, b2, nterms = mehler_coefficients(act.kernels, q[sl], phi2[sl], mu1[sl], odd=odd)
-        if a2.shape[1] == 0:
-            continue
-        kern(a2, b2, nterms, q[sl], sw2[sl], sb2[sl], row[sl], RTOL, MAXITER, c[sl], chic[sl], ok[sl])
+        if a2.shape[1]:
+            kern(a2, b2, nterms, q[sl], sw2[sl], sb2[sl], row[sl], RTOL, MAXITER, c[sl], chic[sl], ok[sl])
+
+    starts = range(0, n, _SERIES_BLOCK)
+    if SERIES_THREADS > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(SERIES_THREADS) as ex:
+            list(ex.map(block, starts))
+    else:
+        for s in starts:
+            block(s)
     return c, chic, ok
 
 
