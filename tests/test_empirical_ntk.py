@@ -116,3 +116,18 @@ def test_bad_arguments():
         ntk(net, np.ones((2, 3)), np.ones((2, 4)))
     with pytest.raises(mf.InvalidParameterError, match="n_networks"):
         nngp_monte_carlo("tanh", 1.0, 0.0, 1, np.ones((2, 3)), n_networks=1)
+
+
+@pytest.mark.slow
+def test_kernel_experiment_passes_and_rejects_a_wrong_theory():
+    """The seventh experiment at a small size: the right theory passes, σ_w off by 10 % fails (slopes and mean
+    entries)."""
+    from empirical.experiments.kernels import ntk_kernels
+
+    kw = dict(widths=(64, 128, 256, 512), seeds=3, n_inputs=8, train_width=256, steps=60, device="cpu")
+    good = ntk_kernels(**kw)
+    assert good.passed, [r for r in good.records if not r.passed]
+    assert {r.quantity for r in good.records} == {"mean_entry", "slope", "prediction"}
+    bad = ntk_kernels(theory_sigma_w_scale=1.1, **kw)
+    assert not bad.passed
+    assert any(r.quantity == "mean_entry" and not r.passed for r in bad.records)
