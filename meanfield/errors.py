@@ -17,7 +17,9 @@ class UnknownActivationError(MeanFieldError, ValueError, KeyError):
 
 
 class NoFixedPointError(MeanFieldError):
-    """The length map has no finite fixed point (q grows without bound), e.g. ReLU with σ_w² ≥ 2 and σ_b > 0."""
+    """The length map has no finite fixed point reached from the start (q grows without bound), e.g. ReLU with
+    σ_w² ≥ 2 and σ_b > 0, linear growth q ↦ q + σ_b² below rounding (x·tanh x at σ_w = 1), or E_q[φ²] overflowing on
+    the way up (exp(x)); the message names which."""
 
 
 class NoCriticalPointError(MeanFieldError):
@@ -25,7 +27,8 @@ class NoCriticalPointError(MeanFieldError):
 
 
 class ConvergenceError(MeanFieldError):
-    """An iterative solver stopped before meeting its tolerance."""
+    """An iterative solver stopped before meeting its tolerance, or its result failed the independent check of its
+    defining equation (e.g. a q* whose q_map(q) - q shows no sign change within Q_TOL: g'(q*) too close to 1)."""
 
 
 class NumericalError(MeanFieldError, FloatingPointError):

@@ -2,7 +2,14 @@
 
 Conventions (THEORY §0): σ_w, σ_b are standard deviations; ``W_ij ~ N(0, σ_w²/N)``, ``b_i ~ N(0, σ_b²)``. Sources: Poole
 et al. 2016, "Exponential expressivity in deep neural networks through transient chaos" (length map eq. 3, correlation map
-eq. 5, χ_1 eq. 8); Schoenholz et al. 2017, "Deep information propagation" (depth scales ξ_q eq. 4, ξ_c eq. 9).
+eq. 5, χ_1 eq. 8); Schoenholz et al. 2017, "Deep information propagation" (depth scales ξ_q eq. 4, ξ_c eq. 9); several
+fixed points and their stability: THEORY §6.
+
+Every returned fixed point is proven before it is returned: q_map(q) - q changes sign beyond its error bound across
+q*(1 ± δ) with δ ≤ Q_TOL (and c-map(c) - c across c* ± δ, δ ≤ C_TOL); the proven δ is reported
+(``FixedPoint.q_star_error``, ``c_star_error``). Otherwise ConvergenceError; q that grows without bound, or moments
+that overflow on the way, are NoFixedPointError. ``q_init`` is where the length-map iteration starts; ``q0`` is the
+input's |x|²/N_0 (in :func:`propagate`) and, as a keyword of the fixed-point functions, a deprecated name of q_init.
 """
 
 from __future__ import annotations
@@ -98,6 +105,8 @@ def _init_keyword(q_init, q0, func):
     """The iteration's start: ``q_init``, or the deprecated ``q0`` (which elsewhere is the input's |x|²/N_0)."""
     if q0 is None:
         return q_init
+    if not (isinstance(q_init, float) and q_init == 1.0):
+        raise InvalidParameterError(f"{func}: give q_init only (q0 is its deprecated name), got both")
     warnings.warn(
         f"{func}(q0=...) is deprecated: q0 is the input's |x|²/N0 elsewhere (propagate, jacobian_spectrum); "
         "use q_init for the start of the iteration",
@@ -481,6 +490,34 @@ def _fp_sign(k, q, f):
     return np.where(f > tol, 1, np.where(f < -tol, -1, 0))
 
 
+def _bisection_proof(act, sw2, sb2, a, b):
+    """(x, δ): bisection of [a, b] on the sign of F = q_map - id beyond its error bound (``qmap_checked``) while that
+    sign is resolved; the root lies in [x(1 - δ), x(1 + δ)]. None if the ends' signs are not opposite beyond it."""
+    k, tab, te = act.kernels, act.table, _table_error(act)
+    out, err = np.empty(k.N_MOMENTS), np.empty(k.N_MOMENTS)
+
+    def sign(q):
+        f, bound, _ = k.qmap_checked(q, sw2, sb2, tab, te, out, err)
+        return 1 if f > bound else (-1 if f < -bound else 0)
+
+    sa, sb_ = sign(a), sign(b)
+    if sa == 0 or sb_ != -sa:
+        return None
+    for _ in range(200):
+        m = math.sqrt(a * b)
+        if not a < m < b:
+            break
+        sm = sign(m)
+        if sm == 0:
+            break
+        if sm == sa:
+            a = m
+        else:
+            b = m
+    x = math.sqrt(a * b)
+    return x, max(b - x, x - a) / x
+
+
 def fixed_points(phi, sigma_w, sigma_b) -> FixedPoints:
     """Every fixed point of the length map ``g(q) = σ_w² E_q[φ²] + σ_b²`` in (0, ∞), with its slope
     ``g'(q*) = σ_w² dE_q[φ²]/dq`` and stability |g'(q*)| < 1 (THEORY §6), ascending.
@@ -489,8 +526,10 @@ def fixed_points(phi, sigma_w, sigma_b) -> FixedPoints:
     FP_NODES_PER_OCTAVE nodes per factor 2 over [max(FP_Q_LO, σ_b²), FP_Q_HI] (no root lies below σ_b², since
     g ≥ σ_b²), up to the first q where the moments are not finite. A node whose |F| is below its rounding level
     TAU_F·(q + g) has no sign and never ends a bracket. Every sign change between consecutive signed nodes brackets a
-    root, refined by safeguarded Newton and proven like :func:`q_star`'s (sign change of the directly integrated F across
-    q*(1 ± δ), δ ≤ Q_TOL; else ConvergenceError).
+    root, refined by safeguarded Newton and proven like :func:`q_star`'s (sign change of F beyond its error bound across
+    q*(1 ± δ), δ ≤ Q_TOL). Where that fails (g' within rounding of 1 over a range of q, e.g. hard-tanh at small q, where
+    φ is linear up to e^{-1/(2q)}), the bracket is bisected while the sign of F is resolved and the root is reported
+    with that proven relative accuracy ``error`` (> Q_TOL); ConvergenceError only if not even the bracket is proven.
 
     Why none is missed: two roots between signed nodes of the same sign (or a double root) need an extremum of F
     between them, pointing towards zero: for F > 0 at both ends a minimum, so F' < 0 at the left end and F' > 0 at the
@@ -561,8 +600,12 @@ def fixed_points(phi, sigma_w, sigma_b) -> FixedPoints:
         x, st, it, res, _ = k.solve(k.P_QSTAR, a, fa, b, fb, math.sqrt(a * b), par, tab, RTOL, MAXITER)
         if st == k.CONVERGED:
             st, res, _, slope, err = k.q_star_proof(x, sw2, sb2, Q_TOL, tab, _table_error(act))
-        if st != k.CONVERGED:
-            raise _status_error(act, k, st, x, sw2, sb2, a, res)
+        if st != k.CONVERGED:  # ill-conditioned (g' within rounding of 1 over a range): the widest proof there is
+            got = _bisection_proof(act, sw2, sb2, a, b)
+            if got is None:
+                raise _status_error(act, k, k.UNVERIFIED, x, sw2, sb2, a, res)
+            x, err = got
+            slope = sw2 * _moments(act, x)[1]
         roots.append((x, slope, err))
     for x in doubles:
         m = _moments(act, x)
