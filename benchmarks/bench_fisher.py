@@ -167,7 +167,8 @@ def issue14_rows(quick):
         err = abs(res.bound / ref.bound - 1.0)
         rows.append((f"sokol_park_bound, tanh q* = 1/64, {weights}, depth 64", f"{t * 1e3:.1f} ms", "≤ 20 ms",
                      f"{tbase / t:.1f}× vs previous ({tbase * 1e3:.0f} ms)", f"bound rel. diff {err:.1e}",
-                     "one pack of the laws for all 64 partial products", "PASS" if t <= 0.02 and err <= 1e-10 else "MISS"))
+                     "one pack of the laws for all 64 partial products",
+                     "PASS" if t <= 0.02 and err <= 1e-10 else "MISS"))
     return rows
 
 

@@ -649,8 +649,8 @@ H_STEP_MIN = 1e-7  # ... and the smallest before it gives up
 
 @njit(**JIT)
 def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, status_out):
-    """m = M_J(λ + i0) at the points ``loglam`` (sorted descending, all below ``l_start``) by continuation along the real
-    axis from the solution at λ = e^l_start (found as in :func:`solve_many`, from z = λ + iH down to the axis).
+    """m = M_J(λ + i0) at the points ``loglam`` (sorted descending, all below ``l_start``) by continuation along the
+    real axis from the solution at λ = e^l_start (found as in :func:`solve_many`, from z = λ + iH down to the axis).
 
     Each step in log λ (at most H_STEP, halved on failure down to H_STEP_MIN) is a tangent predictor and a Newton
     corrector on the real axis, accepted where Newton converges on the physical branch and corrects the predictor by
@@ -705,3 +705,58 @@ def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, 
                     return
         m_out[i] = m_of(a, a0)
         status_out[i] = 0
+
+
+@njit(**JIT)
+def upper_edge_near(vals, wts, off, cnt, tops, L, gauss, a0):
+    """:func:`upper_edge` warm-started at a0 (the minimum of a neighbouring product, e.g. the next shorter tail of one
+    chain): F'(a) is bracketed by unit steps from a0 (down while F' > 0, up while F' ≤ 0) and the sign change refined
+    by the Illinois method as there. Returns (log λ_max, a*, code) with code 0, or code 3 where the steps leave the
+    laws' reach or pass a_max = a0 ± 40 (the caller then runs the full :func:`upper_edge`).
+    """
+    F, d, ok = edge_objective(a0, vals, wts, off, cnt, tops, L, gauss)
+    if not ok:
+        return math.nan, a0, 3
+    if d > 0.0:
+        a_hi, d_hi = a0, d
+        a_lo = a0
+        while True:
+            a_lo -= 1.0
+            F, d_lo, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
+            if not ok or a_lo < a0 - 40.0:
+                return math.nan, a0, 3
+            if d_lo <= 0.0:
+                break
+            a_hi, d_hi = a_lo, d_lo
+    else:
+        a_lo, d_lo = a0, d
+        a_hi = a0
+        while True:
+            a_hi += 1.0
+            F, d_hi, ok = edge_objective(a_hi, vals, wts, off, cnt, tops, L, gauss)
+            if not ok or a_hi > a0 + 40.0:
+                return math.nan, a0, 3
+            if d_hi > 0.0:
+                break
+            a_lo, d_lo = a_hi, d_hi
+    side = 0
+    a = a_lo
+    for _ in range(200):
+        a = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
+        if not (a_lo < a < a_hi):
+            a = 0.5 * (a_lo + a_hi)
+        F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
+        if d > 0.0:
+            a_hi, d_hi = a, d
+            if side == 1:
+                d_lo *= 0.5
+            side = 1
+        else:
+            a_lo, d_lo = a, d
+            if side == -1:
+                d_hi *= 0.5
+            side = -1
+        if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
+            break
+    F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
+    return L * F, a, 0

@@ -716,7 +716,9 @@ def _edge(lev):
     def f(t):
         F, g, ok, below = _fk.chain_up_log(float(t), ls, D, P, off, gauss, dm, m_nu)
         if not (ok and math.isfinite(F) and math.isfinite(g)):
-            raise ConvergenceError(f"conditional FIM edge: the real subordination chain failed at log(w_1 - s_1) = {t:.6g}")
+            raise ConvergenceError(
+                f"conditional FIM edge: the real subordination chain failed at log(w_1 - s_1) = {t:.6g}"
+            )
         return F, (g if below else -1.0)  # below a lower level's fold: below the top's fold too
 
     t0 = float(ls[1])
