@@ -616,7 +616,9 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
     ends are the last node of the start's sign and the first of the opposite sign; safeguarded Newton (:func:`solve`)
     refines it. A start within rounding of a root is first bracketed locally, [q0(1-δ), q0(1+δ)] with δ four Newton
     steps. Going up with no opposite sign before Q_DIVERGE (F > 0, or zero to rounding as in linear growth
-    q ↦ q + σ_b² at large q) is DIVERGED; going down below Q_ZERO is ZERO (q* = 0); moments that are not finite on the
+    q ↦ q + σ_b² at large q) is DIVERGED, and so is a node beyond the table (q ≥ Q_STEP_SWITCH = 2^20, where φ's own
+    scale is far inside the Gaussian's and E_q φ² behaves as a power of q) with F > 0 and F' ≥ 0: the map grows at
+    least as fast as q there (an assumption on φ's growth; it only ever refuses an answer, never returns one); going down below Q_ZERO is ZERO (q* = 0); moments that are not finite on the
     way stop the walk with NONFINITE at that q.
     """
     par = np.array([sw2, sb2, 0.0])
@@ -648,13 +650,15 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
             hi = hi * (2.0 if hi < Q_STEP_SWITCH else 16.0)
             if hi > Q_DIVERGE:
                 return math.inf, DIVERGED, 0, math.inf
-            fhi, _, s = _qmap_signed(hi, par, tab, buf)
+            fhi, dfhi, s = _qmap_signed(hi, par, tab, buf)
             if s == NONFINITE_SIGN:
                 return hi, NONFINITE, 0, math.inf
             if s == -1:
                 break
             if s == 1:
                 lo, flo = hi, fhi
+                if hi >= Q_STEP_SWITCH and dfhi >= 0.0:  # beyond the table, F > 0 and g' ≥ 1: q keeps growing
+                    return math.inf, DIVERGED, 0, math.inf
     else:
         while True:
             lo = lo * (0.5 if lo > 1.0 / Q_STEP_SWITCH else 0.0625)
@@ -829,7 +833,7 @@ def q_star_many(sw2, sb2, q0, tab, tab_err, rtol, maxiter, qtol, q_out, chi_out,
             slope_out[i] = sw2[i] * buf[1] if st == ZERO else slope
         else:
             chi_out[i] = math.nan
-            slope_out[i] = math.nan
+            slope_out[i] = slope  # the proof's slope where it failed (for the message), else NaN
 
 
 GRID_UNVERIFIED = 6  # status of a grid point whose q* the sign-change check below does not confirm
