@@ -198,8 +198,17 @@ def _separate_fields(app, what, name, obj, options, lines):
     lines[:] = out
 
 
+def _purge_before_reading(app, env, docnames):
+    # A name moves between api/other and a topic page in an incremental build: forget every page that is about to be
+    # read before reading any, so that the page which held the name last time cannot clash with its new home.
+    for docname in docnames:
+        app.events.emit("env-purge-doc", env, docname)
+        env.clear_doc(docname)
+
+
 def setup(app):
     app.connect("env-get-outdated", _always_reread_other)
+    app.connect("env-before-read-docs", _purge_before_reading)
     app.connect("source-read", _fill_other)
     app.connect("source-read", _optional_pages)
     app.connect("source-read", _theory_labels)
