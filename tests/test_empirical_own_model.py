@@ -194,3 +194,9 @@ def test_describe_pytorch_default_and_initialised():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_initialize_mixed_activations_names_an_impossible_layer():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.ELU(), nn.Linear(8, 1)).double()
+    with pytest.raises(NoCriticalPointError, match=r"layer 2 \(elu after tanh\) would need σ_b² = .* < 0"):
+        emp.initialize_(model)
