@@ -251,3 +251,38 @@ def test_phase_diagram_c_star_paths_agree_with_fixed_point(name, path):
             assert pd.c_star[i, j] == pytest.approx(fp.c_star, abs=1e-10 / (1 - min(fp.chi_c, 0.999)))
             assert pd.chi_c[i, j] == pytest.approx(fp.chi_c, abs=1e-9)
     assert not pd.no_fixed_point.any()
+
+
+def _points_or_none(find, act, x):
+    try:
+        return find(act, x)
+    except mf.NoCriticalPointError:
+        return []
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "x*tanh(x)", "elu", "tanh", "sigmoid"])
+def test_line_scan_finds_the_same_roots_on_a_four_times_finer_grid(name, monkeypatch):
+    """The root search is complete up to two extrema inside one scan cell (a factor 2^(1/16) in q): on a grid four times
+    finer (2^(1/64)) it finds the same critical points, for σ_b and σ_w alike (scan up to q = 2^20, the moment
+    table's range, to keep the test fast)."""
+    act = mf.get_activation(name)
+    sbs = [0.0, 0.05, 0.3, 0.7, 1.0, 3.0]
+    sws = [0.98, 1.0, 1.3, 1.41, 1.45, 2.0, 4.5, 6.0]
+    monkeypatch.setattr(critical, "Q_SCAN_HI", 2.0**20)
+
+    def scan():
+        act._state.pop("critical_line_samples", None)
+        got = [_points_or_none(critical._points_for_sigma_b, act, b) for b in sbs]
+        return got + [_points_or_none(critical._points_for_sigma_w, act, w) for w in sws]
+
+    try:
+        coarse = scan()
+        monkeypatch.setattr(critical, "SCAN_PER_OCTAVE", 64)
+        fine = scan()
+    finally:
+        act._state.pop("critical_line_samples", None)
+    assert sum(len(c) for c in coarse) >= 3
+    for c, f in zip(coarse, fine):
+        assert len(c) == len(f)
+        for pc, pf in zip(c, f):
+            assert pc[2] == pytest.approx(pf[2], rel=1e-12, abs=1e-300) and pc[4] == pf[4]
