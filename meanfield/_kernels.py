@@ -28,7 +28,7 @@ from numba import njit, prange
 from meanfield._quad import X10, X16, W10, W16, MAX_BREAKS, INV_SQRT_2PI
 from meanfield._quad import add_breaks, add_kink_grading, sort_unique
 from meanfield._quad import Q_NONFINITE, Q_TAIL, Q_BUDGET, Z_STEP, Z_EXT, TAIL_RTOL, SPLIT_RTOL, ROUND_RTOL
-from meanfield._quad import MIN_WIDTH, MAX_PANELS
+from meanfield._quad import MIN_WIDTH, MAX_PANELS, Z_MAX
 
 JIT = dict(cache=True, nogil=True)
 
@@ -178,15 +178,29 @@ def _onepoint_panel(q, sigma, a, b, x, w, acc, j, sc, js):
 
 
 @njit(**JIT)
-def _eval_panel(q, sigma, p, pa, pb, v16, v10, s16):
+def _eval_panel(q, sigma, p, pa, pb, v16, v10, s16, scratch):
     for k in range(N_MOMENTS):
         v16[p, k] = 0.0
         v10[p, k] = 0.0
         s16[p, k] = 0.0
     bad = _onepoint_panel(q, sigma, pa[p], pb[p], X16, W16, v16, p, s16, p)
-    scratch = np.zeros((1, N_MOMENTS))
     _onepoint_panel(q, sigma, pa[p], pb[p], X10, W10, v10, p, scratch, 0)
     return bad
+
+
+@njit(**JIT)
+def _grow(a, cap):
+    """``a`` copied into a longer array of ``cap`` entries (the panels' storage grows on demand); _grow2 for rows."""
+    b = np.empty(cap)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit(**JIT)
+def _grow2(a, cap):
+    b = np.empty((cap, a.shape[1]))
+    b[: a.shape[0], :] = a
+    return b
 
 
 @njit(**JIT)
@@ -201,7 +215,8 @@ def onepoint_checked(q, out, err, scale, beyond):
     buf = np.empty(MAX_BREAKS)
     nb = add_breaks(0.0, sigma, KINKS, buf, 0)
     nb = sort_unique(buf, nb)
-    cap = MAX_PANELS
+    cap = 2 * MAX_BREAKS  # the core and tail panels fit; refinement grows the storage up to MAX_PANELS
+    scratch = np.zeros((1, N_MOMENTS))
     pa = np.empty(cap)
     pb = np.empty(cap)
     v16 = np.empty((cap, N_MOMENTS))
@@ -213,7 +228,7 @@ def onepoint_checked(q, out, err, scale, beyond):
     for i in range(nb - 1):
         pa[n] = buf[i]
         pb[n] = buf[i + 1]
-        bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
+        bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16, scratch)
         if not math.isnan(bad) and math.isnan(u_bad):
             u_bad = bad
         n += 1
@@ -234,7 +249,7 @@ def onepoint_checked(q, out, err, scale, beyond):
             z1 = min(z0 + Z_STEP, Z_EXT)
             pa[n] = z0 if side > 0.0 else -z1
             pb[n] = z1 if side > 0.0 else -z0
-            bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
+            bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16, scratch)
             if not math.isnan(bad) and math.isnan(u_bad):
                 u_bad = bad
             more = False
@@ -246,21 +261,43 @@ def onepoint_checked(q, out, err, scale, beyond):
             z0 = z1
         for k in range(N_MOMENTS):
             tail[k] += s16[n - 1, k]
-    # refine: halve every panel whose |I_16 - I_10| is above SPLIT_RTOL of the scale
+    # refine: while the panels' |I_16 - I_10| add up to more than SPLIT_RTOL of a moment's scale, halve those above average
     split = math.isnan(u_bad)
     for k in range(N_MOMENTS):
         if not math.isfinite(tot[k]):
             split = False
+    esum = np.zeros(N_MOMENTS)
+    thr = np.empty(N_MOMENTS)
     while split:
         split = False
         n0 = n
+        for k in range(N_MOMENTS):
+            esum[k] = 0.0
+        for p in range(n0):
+            for k in range(N_MOMENTS):
+                esum[k] += abs(v16[p, k] - v10[p, k])
+        failing = False
+        for k in range(N_MOMENTS):  # a moment whose panels' errors add up to more than SPLIT_RTOL of its scale ...
+            thr[k] = math.inf
+            if esum[k] > SPLIT_RTOL * tot[k]:
+                thr[k] = esum[k] / n0  # ... gets its above-average panels halved
+                failing = True
+        if not failing:
+            break
         for p in range(n0):
             need = False
             for k in range(N_MOMENTS):
-                if not (abs(v16[p, k] - v10[p, k]) <= SPLIT_RTOL * tot[k]):
+                if abs(v16[p, k] - v10[p, k]) > thr[k]:
                     need = True
             if not need:
                 continue
+            if n >= cap and cap < MAX_PANELS:
+                cap = min(4 * cap, MAX_PANELS)
+                pa = _grow(pa, cap)
+                pb = _grow(pb, cap)
+                v16 = _grow2(v16, cap)
+                v10 = _grow2(v10, cap)
+                s16 = _grow2(s16, cap)
             if n >= cap or pb[p] - pa[p] < MIN_WIDTH * (1.0 + abs(pa[p])):
                 flags |= Q_BUDGET
                 continue
@@ -270,8 +307,8 @@ def onepoint_checked(q, out, err, scale, beyond):
             pa[n] = mid
             pb[n] = pb[p]
             pb[p] = mid
-            _eval_panel(q, sigma, p, pa, pb, v16, v10, s16)
-            _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
+            _eval_panel(q, sigma, p, pa, pb, v16, v10, s16, scratch)
+            _eval_panel(q, sigma, n, pa, pb, v16, v10, s16, scratch)
             for k in range(N_MOMENTS):
                 tot[k] += s16[p, k] + s16[n, k]
             n += 1

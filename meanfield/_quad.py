@@ -37,7 +37,8 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # The checked one-point rule (meanfield._kernels.onepoint_checked, meanfield.gaussian.expect): tail panels of width
 # Z_STEP beyond ±Z_MAX while the last still holds more than TAIL_RTOL of the scale, up to ±Z_EXT (e^{-Z_EXT²/2} = 1e-281);
-# panels halved while |I_16 - I_10| > SPLIT_RTOL·scale, down to MIN_WIDTH and up to MAX_PANELS; ROUND_RTOL·scale of
+# while the panels' |I_16 - I_10| add up to more than SPLIT_RTOL·scale, those above the average are halved, down to
+# MIN_WIDTH and up to MAX_PANELS; ROUND_RTOL·scale of
 # rounding in the error estimate: the sum's, and φ's own evaluation error, a few ulp but amplified where φ grows fast
 # (exp(4u) at u = 32: the argument's rounding alone is 128 ulp; exp(x) at q = 8 measured 1.1e-14 off in μ_2).
 # Flags of what it could not do:
@@ -47,7 +48,7 @@ Q_BUDGET = 4  # MAX_PANELS or MIN_WIDTH reached with panels still above SPLIT_RT
 Z_STEP = 3.0
 Z_EXT = 36.0
 TAIL_RTOL = 1e-17
-SPLIT_RTOL = 1e-14
+SPLIT_RTOL = 1e-12
 ROUND_RTOL = 4e-14
 MIN_WIDTH = 1e-9
 MAX_PANELS = 16384
