@@ -221,9 +221,11 @@ def q_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
     a node is found whatever its last bit), then safeguarded Newton to rounding level; fixed points below 1e-40 are
     reported as 0.
 
-    Every q* > 0 is proven before it is returned: F is evaluated by direct quadrature with its error bound
-    (independent of the moment table the solver uses) and must change sign beyond that bound across
-    [q*(1 - δ), q*(1 + δ)] with δ ≤ :data:`Q_TOL` (``FixedPoint.q_star_error`` reports δ).
+    Every q* > 0 is proven before it is returned: F, evaluated with an error bound (the moment table plus the error
+    measured octave by octave against the checked direct quadrature when it was built; the checked direct quadrature
+    outside the table), must change sign beyond that bound across [q*(1 - δ), q*(1 + δ)] with δ ≤ :data:`Q_TOL`
+    (``FixedPoint.q_star_error`` reports δ). This does not rely on the solver's stopping rule, and the acceptance sweep
+    (benchmarks/sweep_correctness.py) checks the returned q* against an independent quadrature.
 
     ``q0`` is the deprecated name of ``q_init`` (``q0`` is the input's |x|²/N_0 in :func:`propagate`).
 

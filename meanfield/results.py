@@ -214,7 +214,7 @@ class FixedPoint(Result):
     phase : "ordered" (χ_1 < 1), "critical" (|χ_1 - 1| ≤ CRITICAL_TOL) or "chaotic".
     converged, iterations, residual : of the q* solve: True once the root passed its independent check (a failure
         raises instead), the Newton iterations after bracketing (0 where q* = 0 or the start is exactly fixed) and
-        |q_map(q*) - q*| by direct quadrature.
+        |q_map(q*) - q*| as evaluated by the proof (moment table, or direct quadrature beyond it).
     stable : |g'(q*)| < 1: iterating the length map near q* returns to it (THEORY §6).
     q_star_error : proven relative accuracy δ of q*: q_map(q) - q changes sign across [q*(1 - δ), q*(1 + δ)].
     c_star_error : proven absolute accuracy of c* the same way (0 where c* = 1, always a fixed point, or c* = 0 by
