@@ -51,6 +51,7 @@ from empirical.testing import (
 from empirical.verify import run_verify
 from empirical.initialize import InitReport, initialize_
 from empirical.describe import Description, describe
+from empirical.threads import threads  # the context manager (module: empirical.threads)
 
 __all__ = [
     # networks

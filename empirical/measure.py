@@ -40,6 +40,7 @@ import torch
 from meanfield.errors import InvalidParameterError, NumericalError
 
 from empirical.networks import LinearChain, _check_finite
+from empirical.threads import with_threads
 
 __all__ = [
     "LayerStatistics",
@@ -280,6 +281,7 @@ def _gram_to_stats(g: torch.Tensor, n: int):
     return d / n, c
 
 
+@with_threads
 def layer_statistics(net: LinearChain, X) -> LayerStatistics:
     """q^l, c^l of the inputs ``X`` (``(T, N_0)``, or one input ``(N_0,)``) through ``net``: see :class:`LayerStatistics`."""
     net = _as_net(net)
@@ -354,6 +356,7 @@ def _checked_jacobian_chain(net: LinearChain, ds) -> torch.Tensor:
     return j
 
 
+@with_threads
 def input_output_jacobian(net: LinearChain, x) -> torch.Tensor:
     """The dense ``J = ∂x^L/∂x^0 = D_L W_L ⋯ D_1 W_1`` as a torch tensor on the network's device, by the explicit chain
     of D·W products (L-1 matrix products, no autograd): shape ``(N_L, N_0)`` for one input ``x`` (1-D), ``(T, N_L, N_0)``
@@ -400,6 +403,7 @@ def _dense_singular_values(j: torch.Tensor, how: str) -> torch.Tensor:
     return sv
 
 
+@with_threads
 def jacobian_singular_values(
     net: LinearChain, x, top_k: int | None = None, method: str = "auto", tol: float = 0.0
 ) -> np.ndarray:
@@ -486,6 +490,7 @@ def _jacobian_lanczos(net: LinearChain, x0: torch.Tensor, k: int, tol: float) ->
 
 
 # ------------------------------------------------------------------------------------------------------------- Fisher
+@with_threads
 def fisher_gram(net: LinearChain, X, biases: bool = True, chunk_size: int | None = None) -> torch.Tensor:
     """The dual Gram ``Θ/T`` of the FIM (the empirical NTK over T), a (T·C, T·C) tensor indexed ``(t, k) → t·C + k``.
 
@@ -499,6 +504,7 @@ def fisher_gram(net: LinearChain, X, biases: bool = True, chunk_size: int | None
         return theta.reshape(T * C, T * C).div_(T)
 
 
+@with_threads
 def fisher_eigenvalues(
     net: LinearChain,
     X,
@@ -541,6 +547,7 @@ def fisher_eigenvalues(
         return _lanczos(lambda v: gn @ v, gn.shape[0], k)
 
 
+@with_threads
 def conditional_fisher_eigenvalues(
     net: LinearChain, x, biases: bool = True, normalize: bool | float = False
 ) -> np.ndarray:
@@ -592,6 +599,7 @@ class SokolParkBound:
         return self.lambda_max / self.bound
 
 
+@with_threads
 def sokol_park_bound(net: LinearChain, X, biases: bool = True, chunk_size: int | None = None) -> SokolParkBound:
     """The empirical inequality ``λ_max(F) ≤ (1/T) Σ_t Σ_l (|x^{l-1}(x_t)|² + 1) ‖J_l(x_t)‖₂²`` (THEORY §5), both sides
     from one forward and one backward pass; see :class:`SokolParkBound`."""

@@ -1,0 +1,208 @@
+"""How many threads torch uses for a measurement: the cores idle right now, not the cores the machine has.
+
+Why
+---
+torch's CPU build runs its intra-op parallel regions (elementwise kernels, reductions) on GNU OpenMP (libgomp) and
+its GEMMs/eigensolvers on MKL's threads; both default to one thread per core, whatever else runs. Every parallel region
+ends in a barrier: it finishes when its slowest thread does. When another process keeps one of the two cores busy, the
+thread that shares that core runs only when the scheduler gives it a slice (milliseconds at a time, the neighbour's
+fair share), while its partner, done with its half, spins at the barrier (libgomp spins ~GOMP_SPINCOUNT = 300,000
+iterations before sleeping when the threads do not exceed the cores, which is the default case) and then sleeps. A
+measurement is thousands of short regions (a D·W product, a row scaling, a small Gram, one per layer and input chunk):
+each waits for a slice of the shared core, so the wall time is set by scheduling latency, not by flops. Measured here
+(2-core VM, one ``while True: pass`` neighbour): 4 orthogonal networks N = 600, L = 16 with all Jacobian singular values
+took 112 s with torch's default 2 threads and 2.6 s with 1; the same ~40× appears with the machine loaded by other
+processes instead of one neighbour. Oversubscription by Numba's or BLAS's own pools adds to it but is not the cause
+(the empirical measurements call no Numba-parallel code; MKL follows ``torch.set_num_threads``).
+
+Without a neighbour the second thread pays only where the work per region is large: large GEMMs and eigensolvers run
+~1.6–1.9× faster on 2 threads than on 1, small elementwise ops not at all (see ``benchmarks/bench_threads.py``). So
+neither "always 1" nor "always all" keeps every measurement within 1.5× of its best setting on a machine whose load
+changes; the number of cores that are idle at the moment the measurement starts does.
+
+Policy
+------
+:func:`threads` sets ``torch.set_num_threads`` for the body of a ``with`` block and restores it afterwards; the
+measurements of :mod:`empirical.measure` run inside it by default (their ``threads=`` keyword: None = keep the count of
+an enclosing :func:`threads` block, else ``"auto"``). ``"auto"`` is :func:`idle_cpus`: the cores this process may run on
+(``os.sched_getaffinity``, a cgroup ``cpu.max`` quota) minus the CPU time other processes took over a short sample of
+``/proc/stat`` (20 ms, cached for 2 s; our own process's CPU time over the sample is not counted, so our spinning
+workers do not look like a neighbour), capped by the count torch had before (a user's ``torch.set_num_threads(1)``
+stays an upper bound), and at least 1. A core counts as idle when others used less than a quarter of it: the cost of
+a thread too many on a busy core (up to ~40×) is far larger than that of a thread too few on an idle one (at most ~2×
+on 2 cores). Without ``/proc/stat`` (not Linux) ``"auto"`` is the affinity count or ``os.cpu_count()``, capped as above.
+Nothing is changed at import: no environment variable, no global thread count. Users who start many processes may
+also set ``OMP_WAIT_POLICY=passive`` before starting Python (libgomp then sleeps instead of spinning at barriers);
+that is their choice, read once when torch loads, and not something this package does.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+import torch
+
+from meanfield.errors import InvalidParameterError
+
+__all__ = ["threads", "idle_cpus", "usable_cpus", "with_threads"]
+
+SAMPLE_SECONDS = 0.02  # /proc/stat ticks are 10 ms: 20 ms gives each core 2 ticks (cheap enough to pay every 2 s)
+CACHE_SECONDS = 2.0
+BUSY_FRACTION = 0.25  # a core is "idle" when other processes used less than this fraction of it
+
+_STATE = threading.local()  # depth of enclosing threads() blocks in this Python thread
+_CACHE: dict = {}
+_PROC_STAT = "/proc/stat"
+_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on: ``os.sched_getaffinity`` (else ``os.cpu_count()``), lowered by a cgroup v2
+    ``cpu.max`` quota when one is set; at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        with open(_CPU_MAX) as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def _cpu_ticks(cpus) -> tuple[int, int, int] | None:
+    """(busy, total, number of cores) jiffies summed over the given cores from ``/proc/stat``; None when it cannot be read."""
+    try:
+        with open(_PROC_STAT) as f:
+            lines = [ln.split() for ln in f if ln.startswith("cpu") and not ln.startswith("cpu ")]
+    except OSError:
+        return None
+    busy = total = 0
+    seen = 0
+    for fields in lines:
+        try:
+            cpu = int(fields[0][3:])
+            vals = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+        except (ValueError, IndexError):
+            return None
+        if cpus is not None and cpu not in cpus:
+            continue
+        seen += 1
+        total += sum(vals)
+        busy += sum(vals) - vals[3] - vals[4]
+    return (busy, total, seen) if seen else None
+
+
+def _sample_others_busy(seconds: float) -> float | None:
+    """Cores' worth of CPU time other processes used over ``seconds`` (/proc/stat minus this process), or None."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        cpus = None
+    a = _cpu_ticks(cpus)
+    if a is None:
+        return None
+    p0, t0 = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    b = _cpu_ticks(cpus)
+    p1, t1 = time.process_time(), time.perf_counter()
+    if b is None:
+        return None
+    dtotal = b[1] - a[1]
+    wall = t1 - t0
+    if dtotal <= 0 or wall <= 0:
+        return None
+    busy = (b[0] - a[0]) / dtotal * b[2]  # cores' worth busy over the sample, all processes
+    own = (p1 - p0) / wall
+    return max(0.0, busy - own)
+
+
+def idle_cpus(sample_seconds: float = SAMPLE_SECONDS, max_age: float = CACHE_SECONDS) -> int:
+    """The cores idle right now, 1 ≤ n ≤ :func:`usable_cpus`: the usable cores minus those other processes keep busy
+    (a core counts when others used at least :data:`BUSY_FRACTION` of it over a ``/proc/stat`` sample of
+    ``sample_seconds``, reused for ``max_age`` seconds). Without ``/proc/stat``: :func:`usable_cpus`."""
+    n = usable_cpus()
+    now = time.monotonic()
+    hit = _CACHE.get("idle")
+    if hit is not None and now - hit[0] <= max_age and hit[2] == n:
+        return hit[1]
+    others = _sample_others_busy(sample_seconds)
+    idle = n if others is None else int(min(n, max(1, n - math.floor(others + 1.0 - BUSY_FRACTION))))
+    _CACHE["idle"] = (time.monotonic(), idle, n)
+    return idle
+
+
+def _resolve(n) -> int | None:
+    """The thread count for ``n`` (an int ≥ 1, "auto" or None), or None to leave torch's setting alone."""
+    if n is None:
+        if getattr(_STATE, "depth", 0) > 0:
+            return None  # inside a threads() block: its count holds
+        n = "auto"
+    if isinstance(n, str):
+        if n != "auto":
+            raise InvalidParameterError(f'threads must be a positive int, "auto" or None, got {n!r}')
+        return max(1, min(torch.get_num_threads(), idle_cpus()))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidParameterError(f'threads must be a positive int, "auto" or None, got {n!r}')
+    return n
+
+
+@contextmanager
+def threads(n="auto"):
+    """torch's intra-op thread count (``torch.set_num_threads``, which MKL follows) for the body of the block, restored
+    afterwards, even on an exception.
+
+    ``n``: a positive int; ``"auto"`` — the cores idle right now (:func:`idle_cpus`), at most the count in effect
+    before; None — keep the count of an enclosing ``threads`` block, or ``"auto"`` when there is none (the default of
+    the measurements' ``threads=`` keyword). Yields the count in effect. See the module docstring for why.
+    """
+    k = _resolve(n)
+    old = torch.get_num_threads()
+    _STATE.depth = getattr(_STATE, "depth", 0) + 1
+    try:
+        if k is not None and k != old:
+            torch.set_num_threads(k)
+        yield torch.get_num_threads()
+    finally:
+        _STATE.depth -= 1
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
+def with_threads(fn):
+    """Decorator: ``fn`` gains a keyword ``threads=None`` and runs inside ``threads(threads)``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, threads=None, **kwargs):
+        with _threads_cm(threads):
+            return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    extra = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        params.insert(len(params) - 1, extra)
+    else:
+        params.append(extra)
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__doc__ = (fn.__doc__ or "").rstrip() + _THREADS_DOC
+    return wrapper
+
+
+_THREADS_DOC = """
+
+    ``threads`` (keyword): torch threads for this call — None (default) keeps an enclosing :func:`empirical.threads`
+    block's count, else ``"auto"``: the cores idle right now (see :mod:`empirical.threads`); or a positive int.
+"""
+
+
+_threads_cm = threads  # the decorator's keyword shadows the name inside the wrapper
