@@ -1,0 +1,216 @@
+"""empirical.threads: the thread count of a block is set and restored, "auto" counts the idle cores from /proc/stat
+(checked on synthetic /proc/stat files whose busy ticks are known), nests, and falls back without /proc/stat.
+Behaviour only: the timings live in benchmarks/bench_threads.py."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import time
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import empirical as emp  # noqa: E402
+from meanfield.errors import InvalidParameterError  # noqa: E402
+
+T = importlib.import_module("empirical.threads")  # the module (the attribute empirical.threads is the context manager)
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch):
+    """Each test starts with an empty idle-core cache and 2 torch threads, and leaves torch's count as it found it."""
+    old = torch.get_num_threads()
+    T._CACHE.clear()
+    torch.set_num_threads(2)
+    yield
+    T._CACHE.clear()
+    torch.set_num_threads(old)
+
+
+def _stat(ticks):
+    """A /proc/stat text: ``ticks`` maps core index → (user, idle) jiffies; the other fields 0."""
+    total_user = sum(u for u, _ in ticks.values())
+    total_idle = sum(i for _, i in ticks.values())
+    lines = [f"cpu  {total_user} 0 0 {total_idle} 0 0 0 0 0 0"]
+    lines += [f"cpu{c} {u} 0 0 {i} 0 0 0 0 0 0" for c, (u, i) in sorted(ticks.items())]
+    return "\n".join(lines + ["intr 0", "ctxt 0"]) + "\n"
+
+
+def _fake_proc(monkeypatch, tmp_path, before, after, cores=(0, 1), own=0.0):
+    """/proc/stat reads ``before`` at the start of the sample and ``after`` once the sample's sleep (1 s of wall time)
+    is over, during which this process used ``own`` seconds of CPU time."""
+    path = tmp_path / "stat"
+    path.write_text(_stat(before))
+    monkeypatch.setattr(T, "_PROC_STAT", str(path))
+    monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "no-cpu.max"))
+    monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: set(cores))
+    clock = {"wall": 0.0, "cpu": 0.0}
+
+    def sleep(s):
+        path.write_text(_stat(after))
+        clock["wall"] += 1.0
+        clock["cpu"] += own
+
+    fake = SimpleNamespace(
+        sleep=sleep, perf_counter=lambda: clock["wall"], process_time=lambda: clock["cpu"], monotonic=time.monotonic
+    )
+    monkeypatch.setattr(T, "time", fake)
+
+
+# ------------------------------------------------------------------------------------------------ the block itself
+def test_block_sets_and_restores_the_count():
+    with emp.threads(1) as k:
+        assert k == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+
+
+def test_block_restores_after_an_exception():
+    with pytest.raises(ZeroDivisionError):
+        with emp.threads(1):
+            1 / 0
+    assert torch.get_num_threads() == 2
+
+
+def test_auto_is_between_one_and_the_usable_cores():
+    n = T.usable_cpus()
+    assert 1 <= n <= (T.os.cpu_count() or 1)
+    with emp.threads("auto") as k:
+        assert 1 <= k <= min(n, 2)
+        assert torch.get_num_threads() == k
+    assert 1 <= T.idle_cpus() <= n
+    assert torch.get_num_threads() == 2
+
+
+def test_nested_blocks():
+    with emp.threads(1):
+        with emp.threads(None) as inner:  # None inside a block: the block's count holds
+            assert inner == 1
+        with emp.threads("auto") as inner:  # auto never exceeds the count in effect
+            assert inner == 1
+        with emp.threads(2) as inner:  # an explicit count wins, then the outer one comes back
+            assert inner == 2 and torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "all", True])
+def test_bad_counts_raise(bad):
+    with pytest.raises(InvalidParameterError):
+        with emp.threads(bad):
+            pass
+    assert torch.get_num_threads() == 2
+
+
+# ----------------------------------------------------------------------------------------- counting the idle cores
+def test_without_proc_stat_auto_is_the_usable_cores(monkeypatch, tmp_path):
+    monkeypatch.setattr(T, "_PROC_STAT", str(tmp_path / "absent"))
+    monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "absent.max"))
+    monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert T.usable_cpus() == 3
+    assert T.idle_cpus(max_age=0) == 3
+    torch.set_num_threads(3)
+    with emp.threads() as k:
+        assert k == 3
+
+
+def test_without_affinity_falls_back_to_cpu_count(monkeypatch, tmp_path):
+    def no_affinity(pid):
+        raise AttributeError
+
+    monkeypatch.setattr(T.os, "sched_getaffinity", no_affinity)
+    monkeypatch.setattr(T.os, "cpu_count", lambda: 5)
+    monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "absent.max"))
+    assert T.usable_cpus() == 5
+
+
+@pytest.mark.parametrize(
+    "quota, expected", [("max 100000", 4), ("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1)]
+)
+def test_cgroup_quota_lowers_the_usable_cores(monkeypatch, tmp_path, quota, expected):
+    (tmp_path / "cpu.max").write_text(quota + "\n")
+    monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "cpu.max"))
+    monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert T.usable_cpus() == expected
+
+
+# (before, after) jiffies per core, and the idle cores: a core counts as busy from 1/4 of it used by others on.
+@pytest.mark.parametrize(
+    "after, idle",
+    [
+        ({0: (100, 200), 1: (100, 200)}, 2),  # nothing ran: both idle
+        ({0: (100, 208), 1: (108, 200)}, 1),  # one core fully busy (a spinning neighbour)
+        ({0: (108, 200), 1: (108, 200)}, 1),  # both busy: at least 1
+        ({0: (101, 207), 1: (100, 208)}, 2),  # 1/16 of the machine busy: below a quarter core
+        ({0: (103, 205), 1: (100, 208)}, 1),  # 3/8 of a core busy: counts
+    ],
+)
+def test_idle_cores_from_proc_stat(monkeypatch, tmp_path, after, idle):
+    before = {0: (100, 200), 1: (100, 200)}
+    _fake_proc(monkeypatch, tmp_path, before, after)  # this process used nothing over the sample
+    assert T.idle_cpus(max_age=0) == idle
+
+
+def test_own_cpu_time_is_not_a_neighbour(monkeypatch, tmp_path):
+    """One core busy over the sample, all of it this process's own (its workers spinning): both cores count as idle."""
+    _fake_proc(monkeypatch, tmp_path, {0: (100, 200), 1: (100, 200)}, {0: (100, 208), 1: (108, 200)}, own=1.0)
+    assert T.idle_cpus(max_age=0) == 2
+
+
+def test_only_the_allowed_cores_are_sampled(monkeypatch, tmp_path):
+    """Cores outside the affinity set do not count, busy or not."""
+    before = {0: (100, 200), 1: (100, 200), 2: (100, 200)}
+    after = {0: (100, 208), 1: (100, 208), 2: (108, 200)}
+    _fake_proc(monkeypatch, tmp_path, before, after, cores=(0, 1))
+    assert T.idle_cpus(max_age=0) == 2
+
+
+def test_the_sample_is_cached(monkeypatch, tmp_path):
+    _fake_proc(monkeypatch, tmp_path, {0: (100, 200), 1: (100, 200)}, {0: (100, 208), 1: (108, 200)})
+    assert T.idle_cpus(max_age=60) == 1
+    monkeypatch.setattr(T, "_PROC_STAT", str(tmp_path / "absent"))  # a fresh sample would now say 2
+    assert T.idle_cpus(max_age=60) == 1
+    assert T.idle_cpus(max_age=0) == 2
+
+
+# ------------------------------------------------------------------------------------------ the measurements use it
+def _net():
+    return emp.RandomMLP(32, 32, 3, 4, "tanh", math.sqrt(1.5), math.sqrt(0.05), device="cpu", generator=7)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        emp.layer_statistics,
+        emp.input_output_jacobian,
+        emp.jacobian_singular_values,
+        emp.fisher_gram,
+        emp.fisher_eigenvalues,
+        emp.conditional_fisher_eigenvalues,
+        emp.sokol_park_bound,
+    ],
+)
+def test_measurements_take_a_threads_keyword(fn):
+    assert inspect.signature(fn).parameters["threads"].default is None
+    assert "threads" in fn.__doc__
+
+
+def test_measurement_runs_at_the_count_asked_and_restores():
+    net = _net()
+    X = torch.randn(5, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    one = emp.jacobian_singular_values(net, X, threads=1)
+    assert torch.get_num_threads() == 2
+    two = emp.jacobian_singular_values(net, X, threads=2)
+    assert torch.get_num_threads() == 2
+    # the same numbers whatever the count (float64, a few ulps of reduction order at most)
+    assert abs(one - two).max() <= 1e-12 * abs(two).max()
+    with emp.threads(1):
+        ev = emp.fisher_eigenvalues(net, X, top_k=1)
+        assert torch.get_num_threads() == 1
+    assert ev[0] > 0
+    with pytest.raises(InvalidParameterError):
+        emp.fisher_eigenvalues(net, X, threads=0)
+    assert torch.get_num_threads() == 2
