@@ -78,15 +78,28 @@ def _gloss(name: str, kind: str | None) -> str:
     return f" ({kind})" if kind else ""
 
 
+# A standard deviation whose square (the variance the theory uses) would overflow float64
+SIGMA_MAX = math.sqrt(np.finfo(np.float64).max)
+
+
+def _squares_finite(arr: np.ndarray, name: str, kind: str | None) -> np.ndarray:
+    """``arr`` unless it is a standard deviation whose square is not finite (the variance would be inf)."""
+    gloss = _KINDS.get(name, "") if kind is None else kind
+    if "standard deviation" in gloss:
+        _checked(arr, name, lambda a: a > SIGMA_MAX, f"be ≤ {SIGMA_MAX:.4g} ({gloss} whose square must be finite)")
+    return arr
+
+
 def positive(value, name: str, kind: str | None = None) -> np.ndarray:
     """``value`` as a float64 array (0-d for a scalar), finite and > 0; ``kind`` says what it is in the message ("a
-    variance", ...; by default from the name: sigma_* are standard deviations, q* variances; "" for none)."""
-    return _checked(value, name, lambda a: a <= 0, "be > 0" + _gloss(name, kind))
+    variance", ...; by default from the name: sigma_* are standard deviations, q* variances; "" for none). A standard
+    deviation must also have a finite square (≤ :data:`SIGMA_MAX`)."""
+    return _squares_finite(_checked(value, name, lambda a: a <= 0, "be > 0" + _gloss(name, kind)), name, kind)
 
 
 def nonnegative(value, name: str, kind: str | None = None) -> np.ndarray:
     """``value`` as a float64 array, finite and ≥ 0; ``kind`` as for :func:`positive`."""
-    return _checked(value, name, lambda a: a < 0, "be ≥ 0" + _gloss(name, kind))
+    return _squares_finite(_checked(value, name, lambda a: a < 0, "be ≥ 0" + _gloss(name, kind)), name, kind)
 
 
 def broadcast(**named) -> list[np.ndarray]:

@@ -50,6 +50,9 @@ def _real_type(minimum: float, strict: bool, kind: str):
         x = _number(text)
         if x < minimum or (strict and x == minimum):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '≥'} {minimum:g} ({kind}), got {text!r}")
+        if "standard deviation" in kind and not math.isfinite(x * x):
+            raise argparse.ArgumentTypeError(f"must be ≤ {math.sqrt(sys.float_info.max):.4g} ({kind} whose square "
+                                             f"must be finite), got {text!r}")
         return x
 
     parse.__name__ = kind

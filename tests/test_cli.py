@@ -178,6 +178,7 @@ BAD = [
     (["fixed-point", "tanh", "--sigma-b", "0.5"], "--sigma-w"),
     (["fixed-point", "tanh", "--sigma-w", "1.5", "--sigma-w2", "2", "--sigma-b", "0"], "--sigma-w"),
     (["fixed-point", "tanh", "--sigma-w", "-1", "--sigma-b", "0.1"], "--sigma-w"),
+    (["fixed-point", "tanh", "--sigma-w", "1", "--sigma-b", "1e200"], "--sigma-b: must be ≤ 1.341e+154"),  # σ² = inf
     (["fixed-point", "tanh", "--sigma-w", "1", "--sigma-b2", "-0.1"], "--sigma-b2"),
     (["fixed-point", "tanh", "--sigma-w", "1", "--sigma-b", "0.1", "--q-init", "0"], "--q-init"),
     (["fixed-point", "tanh", "--sigma-w", "1", "--sigma-b", "0.1", "--q-init", "nan"], "--q-init"),
