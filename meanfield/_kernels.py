@@ -655,8 +655,8 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
     steps. Going up with no opposite sign before Q_DIVERGE (F > 0, or zero to rounding as in linear growth
     q ↦ q + σ_b² at large q) is DIVERGED, and so is a node beyond the table (q ≥ Q_STEP_SWITCH = 2^20, where φ's own
     scale is far inside the Gaussian's and E_q φ² behaves as a power of q) with F > 0 and F' ≥ 0: the map grows at
-    least as fast as q there (an assumption on φ's growth; it only ever refuses an answer, never returns one); going down below Q_ZERO is ZERO (q* = 0); moments that are not finite on the
-    way stop the walk with NONFINITE at that q.
+    least as fast as q there (an assumption on φ's growth; it only ever refuses an answer, never returns one); going
+    down below Q_ZERO is ZERO (q* = 0); moments that are not finite on the way stop the walk with NONFINITE at that q.
     """
     par = np.array([sw2, sb2, 0.0])
     buf = np.empty(N_MOMENTS)
