@@ -386,7 +386,9 @@ def _clenshaw(c, x):
 
 @njit(**JIT)
 def moments(q, tab, out):
-    """All one-point moments at q: closed form, else the table, else direct quadrature."""
+    """All one-point moments at q: closed form, else the table, else (beyond it, or on an octave where it holds NaN
+    because the rule flagged or could not interpolate a moment) the checked direct rule; NaN for a moment that rule
+    cannot bound within DIRECT_RTOL at q (infinite, beyond float64, unresolved): callers turn it into an error."""
     if CLOSED_ONEPOINT:
         closed_onepoint(q, out)
         return
@@ -398,13 +400,15 @@ def moments(q, tab, out):
             for k in range(N_MOMENTS):
                 out[k] = _clenshaw(tab[j, k], x)
             out[4] *= 2.0 / (q * math.log(2.0))
-            return
+            if not (math.isnan(out[0]) or math.isnan(out[1]) or math.isnan(out[2]) or math.isnan(out[3])):
+                return
     moments_direct(q, out)
 
 
 @njit(**JIT)
 def moments_direct(q, out):
-    """The checked rule where the table does not reach; a moment it cannot bound within DIRECT_RTOL is NaN."""
+    """The checked rule where the table does not hold the moments; a moment it cannot bound within DIRECT_RTOL is
+    NaN."""
     err = np.empty(N_MOMENTS)
     scale = np.empty(N_MOMENTS)
     onepoint_checked(q, out, err, scale, np.empty(N_MOMENTS))

@@ -14,8 +14,9 @@ the octave (the rule applied to the absolute integrand: the value itself for E Ï
 
 Where the rule flags a moment (not finite, tails not decayed, not resolved: see ``onepoint_checked``) at any point of an
 octave, or the octave's error exceeds the kernels' ``DIRECT_RTOL``, that octave's row of that moment is NaN: the
-table never interpolates what the quadrature could not bound, and ``moments`` returns NaN there (the solvers turn a
-non-finite moment into an error). ``valid[octave, moment]`` records which rows hold numbers.
+table never interpolates what the quadrature could not bound. ``moments`` then integrates directly with the checked
+rule at that q and returns NaN for a moment it cannot bound (the solvers turn a non-finite moment into an error).
+``valid[octave, moment]`` records which rows hold numbers.
 """
 
 from __future__ import annotations
