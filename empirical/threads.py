@@ -24,13 +24,18 @@ Policy
 ------
 :func:`threads` sets ``torch.set_num_threads`` for the body of a ``with`` block and restores it afterwards; the
 measurements of :mod:`empirical.measure` run inside it by default (their ``threads=`` keyword: None = keep the count of
-an enclosing :func:`threads` block, else ``"auto"``). ``"auto"`` is :func:`idle_cpus`: the cores this process may run on
-(``os.sched_getaffinity``, a cgroup ``cpu.max`` quota) minus the CPU time other processes took over a short sample of
-``/proc/stat`` (20 ms, cached for 2 s; our own process's CPU time over the sample is not counted, so our spinning
-workers do not look like a neighbour), capped by the count torch had before (a user's ``torch.set_num_threads(1)``
-stays an upper bound), and at least 1. A core counts as idle when others used less than a quarter of it: the cost of
-a thread too many on a busy core (up to ~40×) is far larger than that of a thread too few on an idle one (at most ~2×
-on 2 cores). Without ``/proc/stat`` (not Linux) ``"auto"`` is the affinity count or ``os.cpu_count()``, capped as above.
+an enclosing :func:`threads` block, else ``"auto"``). ``"auto"`` is :func:`idle_cpus`: the cores this process may run
+on (``os.sched_getaffinity``, a cgroup ``cpu.max`` quota) minus the cores other processes keep busy, capped by the
+count torch had before (a user's ``torch.set_num_threads(1)`` stays an upper bound), and at least 1. "Busy" is read
+from the run queue at this instant: ``/proc/loadavg``'s count of runnable tasks minus this process's own threads in
+state R (the reader, and torch workers still spinning from the last region, which are not a neighbour), three reads,
+~0.1 ms, cached for 1 s. A first design sampled ``/proc/stat`` over 20 ms instead, but its counters tick every 10 ms,
+so a usable sample costs ~20 ms, as much as a small measurement (the benchmark's ``layer_statistics`` case, 2.5 ms,
+came out 9× slower through the policy); it remains the fallback for a process pinned to a subset of the cores (the
+system-wide run queue is then not the one it shares) or without ``/proc/loadavg``, with this process's own CPU time
+over the sample subtracted. A core counts as busy from a quarter of it on: a thread too many on a busy core costs up
+to ~40×, a thread too few on an idle one at most ~2× on 2 cores. Neither file readable (not Linux): ``"auto"`` is the
+affinity count or ``os.cpu_count()``, capped as above.
 Nothing is changed at import: no environment variable, no global thread count. Users who start many processes may
 also set ``OMP_WAIT_POLICY=passive`` before starting Python (libgomp then sleeps instead of spinning at barriers);
 that is their choice, read once when torch loads, and not something this package does.
@@ -52,13 +57,16 @@ from meanfield.errors import InvalidParameterError
 
 __all__ = ["threads", "idle_cpus", "usable_cpus", "with_threads"]
 
-SAMPLE_SECONDS = 0.02  # /proc/stat ticks are 10 ms: 20 ms gives each core 2 ticks (cheap enough to pay every 2 s)
-CACHE_SECONDS = 2.0
+SAMPLE_SECONDS = 0.02  # /proc/stat ticks are 10 ms: 20 ms gives each core 2 ticks (the fallback's resolution)
+CACHE_SECONDS = 1.0
+RUN_QUEUE_READS = 3
 BUSY_FRACTION = 0.25  # a core is "idle" when other processes used less than this fraction of it
 
 _STATE = threading.local()  # depth of enclosing threads() blocks in this Python thread
 _CACHE: dict = {}
 _PROC_STAT = "/proc/stat"
+_LOADAVG = "/proc/loadavg"
+_TASKS = "/proc/self/task"
 _CPU_MAX = "/sys/fs/cgroup/cpu.max"
 
 
@@ -126,16 +134,52 @@ def _sample_others_busy(seconds: float) -> float | None:
     return max(0.0, busy - own)
 
 
+def _running_others(reads: int = RUN_QUEUE_READS) -> float | None:
+    """Runnable tasks of other processes right now: the run-queue count of ``/proc/loadavg`` (4th field, all tasks
+    running or waiting for a core) minus this process's threads in state R (``/proc/self/task/*/stat``: the reading
+    thread and any torch worker still spinning at a barrier), averaged over a few back-to-back reads; None when
+    unreadable."""
+    total = 0.0
+    for _ in range(reads):
+        try:
+            with open(_LOADAVG) as f:
+                running = int(f.read().split()[3].split("/")[0])
+            own = 0
+            for task in os.listdir(_TASKS):
+                try:
+                    with open(os.path.join(_TASKS, task, "stat")) as f:
+                        st = f.read()
+                except OSError:  # the thread ended meanwhile
+                    continue
+                own += st[st.rindex(")") + 2 : st.rindex(")") + 3] == "R"
+        except (OSError, ValueError, IndexError):
+            return None
+        total += max(0, running - max(own, 1))
+    return total / reads
+
+
+def _whole_machine() -> bool:
+    """Whether this process may run on every online core (then the system-wide run queue is the one it shares)."""
+    try:
+        return len(os.sched_getaffinity(0)) >= (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return True
+
+
 def idle_cpus(sample_seconds: float = SAMPLE_SECONDS, max_age: float = CACHE_SECONDS) -> int:
-    """The cores idle right now, 1 ≤ n ≤ :func:`usable_cpus`: the usable cores minus those other processes keep busy
-    (a core counts when others used at least :data:`BUSY_FRACTION` of it over a ``/proc/stat`` sample of
-    ``sample_seconds``, reused for ``max_age`` seconds). Without ``/proc/stat``: :func:`usable_cpus`."""
+    """The cores idle right now, 1 ≤ n ≤ :func:`usable_cpus`: the usable cores minus those other processes keep busy,
+    a core counting as busy from :data:`BUSY_FRACTION` of it on. "Busy" is, on a process free to use every core, the
+    number of other processes' runnable threads at this instant (``/proc/loadavg``, ~0.1 ms to read); else (a
+    restricted affinity set, or no ``/proc/loadavg``) the CPU time others took on this process's cores over a
+    ``/proc/stat`` sample of ``sample_seconds``. Reused for ``max_age`` seconds. Neither readable: :func:`usable_cpus`."""
     n = usable_cpus()
     now = time.monotonic()
     hit = _CACHE.get("idle")
     if hit is not None and now - hit[0] <= max_age and hit[2] == n:
         return hit[1]
-    others = _sample_others_busy(sample_seconds)
+    others = _running_others() if _whole_machine() else None
+    if others is None:
+        others = _sample_others_busy(sample_seconds)
     idle = n if others is None else int(min(n, max(1, n - math.floor(others + 1.0 - BUSY_FRACTION))))
     _CACHE["idle"] = (time.monotonic(), idle, n)
     return idle

@@ -46,6 +46,7 @@ def _fake_proc(monkeypatch, tmp_path, before, after, cores=(0, 1), own=0.0):
     path = tmp_path / "stat"
     path.write_text(_stat(before))
     monkeypatch.setattr(T, "_PROC_STAT", str(path))
+    monkeypatch.setattr(T, "_LOADAVG", str(tmp_path / "no-loadavg"))  # the run queue unreadable: /proc/stat decides
     monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "no-cpu.max"))
     monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: set(cores))
     clock = {"wall": 0.0, "cpu": 0.0}
@@ -108,6 +109,7 @@ def test_bad_counts_raise(bad):
 # ----------------------------------------------------------------------------------------- counting the idle cores
 def test_without_proc_stat_auto_is_the_usable_cores(monkeypatch, tmp_path):
     monkeypatch.setattr(T, "_PROC_STAT", str(tmp_path / "absent"))
+    monkeypatch.setattr(T, "_LOADAVG", str(tmp_path / "absent-loadavg"))
     monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "absent.max"))
     monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: {0, 1, 2})
     assert T.usable_cpus() == 3
@@ -173,6 +175,44 @@ def test_the_sample_is_cached(monkeypatch, tmp_path):
     assert T.idle_cpus(max_age=60) == 1
     monkeypatch.setattr(T, "_PROC_STAT", str(tmp_path / "absent"))  # a fresh sample would now say 2
     assert T.idle_cpus(max_age=60) == 1
+    assert T.idle_cpus(max_age=0) == 2
+
+
+def _fake_run_queue(monkeypatch, tmp_path, running, own_states, cores=2, affinity=None):
+    """/proc/loadavg with ``running`` runnable tasks; this process's threads in the given states (R, S, ...)."""
+    (tmp_path / "loadavg").write_text(f"9.50 8.00 7.00 {running}/345 12345\n")
+    tasks = tmp_path / "task"
+    for i, state in enumerate(own_states):
+        (tasks / str(100 + i)).mkdir(parents=True)
+        (tasks / str(100 + i) / "stat").write_text(f"{100 + i} (py thon) {state} 1 2 3 4\n")
+    monkeypatch.setattr(T, "_LOADAVG", str(tmp_path / "loadavg"))
+    monkeypatch.setattr(T, "_TASKS", str(tasks))
+    monkeypatch.setattr(T, "_PROC_STAT", str(tmp_path / "absent"))
+    monkeypatch.setattr(T, "_CPU_MAX", str(tmp_path / "absent.max"))
+    monkeypatch.setattr(T.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(T.os, "sched_getaffinity", lambda pid: set(range(cores)) if affinity is None else affinity)
+
+
+@pytest.mark.parametrize(
+    "running, own, cores, idle",
+    [
+        (1, "RSS", 2, 2),  # only the reader runs
+        (2, "RSS", 2, 1),  # one neighbour
+        (2, "RRS", 2, 2),  # our spinning worker is not a neighbour
+        (3, "RRS", 2, 1),  # ... but a third runnable task is
+        (12, "RS", 2, 1),  # a loaded machine: at least 1
+        (3, "RSSS", 8, 6),  # two neighbours on 8 cores
+        (1, "SSS", 2, 2),  # the reader counted even if its own line were stale
+    ],
+)
+def test_idle_cores_from_the_run_queue(monkeypatch, tmp_path, running, own, cores, idle):
+    _fake_run_queue(monkeypatch, tmp_path, running, own, cores)
+    assert T.idle_cpus(max_age=0) == idle
+
+
+def test_a_pinned_process_samples_its_own_cores(monkeypatch, tmp_path):
+    """Pinned to 2 of 4 cores, the system-wide run queue (3 others) is not used: without /proc/stat, both are idle."""
+    _fake_run_queue(monkeypatch, tmp_path, 4, "RS", cores=4, affinity={0, 1})
     assert T.idle_cpus(max_age=0) == 2
 
 
