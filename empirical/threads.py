@@ -9,16 +9,18 @@ thread that shares that core runs only when the scheduler gives it a slice (mill
 fair share), while its partner, done with its half, spins at the barrier (libgomp spins ~GOMP_SPINCOUNT = 300,000
 iterations before sleeping when the threads do not exceed the cores, which is the default case) and then sleeps. A
 measurement is thousands of short regions (a D·W product, a row scaling, a small Gram, one per layer and input chunk):
-each waits for a slice of the shared core, so the wall time is set by scheduling latency, not by flops. Measured here
-(2-core VM, one ``while True: pass`` neighbour): 4 orthogonal networks N = 600, L = 16 with all Jacobian singular values
-took 112 s with torch's default 2 threads and 2.6 s with 1; the same ~40× appears with the machine loaded by other
-processes instead of one neighbour. Oversubscription by Numba's or BLAS's own pools adds to it but is not the cause
-(the empirical measurements call no Numba-parallel code; MKL follows ``torch.set_num_threads``).
+each waits for a slice of the shared core, so the wall time is set by scheduling latency, not by flops.
 
-Without a neighbour the second thread pays only where the work per region is large: large GEMMs and eigensolvers run
-~1.6–1.9× faster on 2 threads than on 1, small elementwise ops not at all (see ``benchmarks/bench_threads.py``). So
-neither "always 1" nor "always all" keeps every measurement within 1.5× of its best setting on a machine whose load
-changes; the number of cores that are idle at the moment the measurement starts does.
+Measured on this project's 2-core VM (torch 2.13 CPU, libgomp + MKL) by ``benchmarks/bench_threads.py``, load
+average 8–10 throughout (other processes), with and without an extra ``while True: pass`` neighbour: 4 orthogonal
+networks N = 300, L = 16, all Jacobian singular values, 0.17–0.56 s with 1 thread and 0.6–12.5 s with 2 (issue 14
+reported 112 s vs 2.6 s at N = 600 beside one neighbour); 200 small elementwise ops on 128² tensors, 1 thread 3–80×
+faster than 2; a bare 1024² float64 GEMM, 2 threads between 0.75× and 1.5× the speed of 1. The cause is the barrier
+wait, not oversubscription by other pools: the empirical measurements call no Numba-parallel code, and MKL follows
+``torch.set_num_threads``. On free cores the second thread pays where the work per region is large (GEMMs,
+eigensolvers: up to ~2× on 2 cores) and costs nothing measurable on small ops; this machine never had both cores free
+while this was measured, so that side is the expectation, not a figure. Neither "always 1" nor "always all" is right
+on a machine whose load changes; the number of cores idle when the measurement starts is.
 
 Policy
 ------
@@ -36,9 +38,11 @@ system-wide run queue is then not the one it shares) or without ``/proc/loadavg`
 over the sample subtracted. A core counts as busy from a quarter of it on: a thread too many on a busy core costs up
 to ~40×, a thread too few on an idle one at most ~2× on 2 cores. Neither file readable (not Linux): ``"auto"`` is the
 affinity count or ``os.cpu_count()``, capped as above.
-Nothing is changed at import: no environment variable, no global thread count. Users who start many processes may
-also set ``OMP_WAIT_POLICY=passive`` before starting Python (libgomp then sleeps instead of spinning at barriers);
-that is their choice, read once when torch loads, and not something this package does.
+Nothing is changed at import: no environment variable, no global thread count. Users who run many processes side by
+side may also set ``OMP_WAIT_POLICY=passive`` before starting Python: libgomp then sleeps at a barrier at once
+instead of spinning, which gives the spun CPU time back to the other processes (it does not shorten the wait for a
+descheduled partner, so it is no substitute for the thread count); it is read once when torch loads, so it is the
+user's choice, not this package's.
 """
 
 from __future__ import annotations
