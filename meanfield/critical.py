@@ -53,6 +53,7 @@ CRITICAL_STATUS = ("ok", "none", "unstable")
 Q_SCAN_LO = 2.0**-34
 Q_SCAN_HI = 2.0**40  # ≈ 1.1e12: no critical point with q* beyond this is found
 SCAN_PER_OCTAVE = 16
+DERIV_FLAT = 1e-10  # |d|·q below this times the function's size: the score-function derivative's rounding (sin: 3e-12)
 NEG_TOL = 1e-13  # σ_b² in [-NEG_TOL·q*, 0) is rounding of 0 (the point σ_b = 0), below that σ_b² < 0 is no solution
 # Slope of the length map within this of 1 is marginal (ReLU-like: every q fixed at σ_b = 0), not unstable; the slope
 # itself is accurate to ~1e-12 (moment table).
@@ -106,9 +107,15 @@ class _Line:
         values there: between two consecutive breaks the function is monotone, unless its derivative changes sign twice
         inside one scan cell (two extrema within a factor 2^(1/16) of q)."""
         extra_q, extra_v = [], []
-        for i in np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0):
-            lo, hi = float(self.q[i]), float(self.q[i + 1])
-            dlo = float(d[i])
+        # A derivative at rounding level of the function it differentiates (|d|·q ≤ DERIV_FLAT·|v|: sin's μ_1 = (1 +
+        # e^{-2q})/2 beyond q ≈ 15) has no sign: its flips would be spurious extrema, each a bisection. Extrema are the
+        # sign changes between consecutive nodes whose derivative has one (a flat run between them is bisected whole).
+        signed = np.flatnonzero(np.abs(d) * self.q > DERIV_FLAT * np.maximum(np.abs(v), np.finfo(float).tiny))
+        for a, b in zip(signed[:-1], signed[1:]):
+            if np.sign(d[a]) == np.sign(d[b]):
+                continue
+            lo, hi = float(self.q[a]), float(self.q[b])
+            dlo = float(d[a])
             for _ in range(60):
                 mid = math.sqrt(lo * hi)
                 dm = fun(mid)[1]
