@@ -20,7 +20,7 @@ import numpy as np
 
 from meanfield._validate import nonnegative, positive
 from meanfield.activations import get_activation
-from meanfield.errors import ConvergenceError, NoCriticalPointError
+from meanfield.errors import ConvergenceError, NoCriticalPointError, NumericalError
 from meanfield.propagation import MAXITER, RTOL
 from meanfield.results import PhaseDiagram
 
@@ -178,6 +178,11 @@ def _roots(fun, breaks, values, target, tol):
 def _point_at(act, q):
     """(σ_w, σ_b, q*, slope g'(q*), stable) of the line's point with fixed point q > 0; None where σ_b² < 0."""
     m = _moments(act, q)
+    if not (np.all(np.isfinite(m[:3])) and m[2] > 0.0):
+        raise NumericalError(
+            f"{act.name}: the Gaussian moments at q* = {q:.6g} are not finite and resolved (E φ² = {m[0]:.6g},"
+            f" μ_1 = E φ'² = {m[2]:.6g}): φ grows too fast, or q* lies beyond the range the quadrature can resolve"
+        )
     sw2 = 1.0 / m[2]
     sb2 = q - m[0] / m[2]
     if sb2 < 0.0:
