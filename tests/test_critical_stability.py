@@ -286,3 +286,24 @@ def test_line_scan_finds_the_same_roots_on_a_four_times_finer_grid(name, monkeyp
         assert len(c) == len(f)
         for pc, pf in zip(c, f):
             assert pc[2] == pytest.approx(pf[2], rel=1e-12, abs=1e-300) and pc[4] == pf[4]
+
+
+@pytest.mark.slow
+def test_sin_critical_point_from_closed_forms():
+    """sin: E_q sin² = (1 - e^{-2q})/2, μ_1 = E_q cos² = (1 + e^{-2q})/2 (closed forms), so on the critical line
+    σ_w² = 2/(1 + e^{-2q*}) and σ_b² = q* - tanh(q*). The scan once bisected the rounding-level flips of μ_1's
+    derivative beyond q ≈ 15 as extrema (minutes for one call)."""
+    sb = 2**0.5
+    sw = mf.critical_sigma_w("sin(x)", sb)
+    e = 2.0 / sw**2 - 1.0  # e^{-2q*}
+    q = -0.5 * math.log(e)
+    assert q - math.tanh(q) == pytest.approx(sb**2, rel=1e-9)
+    sw32, sb32 = mf.critical_point("sin(x)", 32.0)
+    assert sw32**2 == pytest.approx(2.0 / (1.0 + math.exp(-64.0)), rel=1e-12)
+    assert sb32**2 == pytest.approx(32.0 - math.tanh(32.0), rel=1e-12)
+
+
+def test_infinite_moments_on_the_critical_line_are_a_numerical_error():
+    """E[exp(2u²)] diverges for q ≥ 1/4: no critical point can be claimed there, and no warning escapes."""
+    with pytest.raises(mf.NumericalError, match="not finite"):
+        mf.critical_point("exp(x**2)", 0.3)
