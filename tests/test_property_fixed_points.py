@@ -44,12 +44,18 @@ EXPRESSIONS = ["x*tanh(x)", "atan(x)", "x*exp(-x**2/4)"]
 def ref_phi2(name, q):
     f, kinks = PHI[name]
     s = math.sqrt(q)
-    cuts = sorted({-40.0, 40.0, 0.0, *[k / s for k in kinks if abs(k / s) < 40.0]})
+    # |z| ≤ 12 holds all but 4e-33 of the Gaussian mass (φ² grows at most like u² for these φ); graded cuts on φ's
+    # own scale 1/√q help the adaptive rule at large q
+    grade = [g / s for g in (0.5, 2.0, 8.0) if g / s < 4.0]  # (not in the far tail: relative 1e-13 of ~0 is noise)
+    cuts = sorted({-12.0, 12.0, 0.0, *grade, *[-g for g in grade], *[k / s for k in kinks if abs(k / s) < 12.0]})
 
     def g(z):
         return float(f(s * z)) ** 2 * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
-    return sum(integrate.quad(g, a, b, epsabs=0.0, epsrel=1e-13, limit=400)[0] for a, b in zip(cuts[:-1], cuts[1:]))
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    rough = sum(integrate.quad(g, a, b, epsrel=1e-6, limit=100)[0] for a, b in pieces)
+    tol = 1e-16 * abs(rough) + 1e-300  # absolute floor: pieces where φ² vanishes (GELU's left tail) have no relative
+    return sum(integrate.quad(g, a, b, epsabs=tol, epsrel=1e-13, limit=400)[0] for a, b in pieces)
 
 
 def ref_F(name, q, sw, sb):
@@ -92,27 +98,32 @@ def check_root(name, q, slope, sw, sb):
 
 
 @pytest.mark.parametrize("name", NAMED + EXPRESSIONS)
-@settings(max_examples=12, **SETTINGS)
+@settings(max_examples=6, **SETTINGS)
 @given(sw=sigma_w, sb=sigma_b, qi=q_init)
 def test_q_star_is_a_fixed_point_of_the_reference_map(name, sw, sb, qi):
     try:
-        fp = mf.fixed_point(name, sw, sb, q_init=qi)
+        q = mf.q_star(name, sw, sb, q_init=qi)
     except mf.NoFixedPointError:
         # q grows: then q_map(q) > q at q_init by the reference too (or it is zero to rounding: linear growth)
         assert ref_F(name, qi, sw, sb) > -1e-12 * (qi + sw * sw + sb * sb)
         return
-    q = fp.q_star
     if q == 0.0:
         # reported as 0 below 1e-40 (q* ≥ σ_b², so σ_b² is below that too), and small q shrink by the reference
         assert sb * sb < 1e-40 and ref_F(name, 1e-6, sw, sb) < 0.0
         return
-    check_root(name, q, fp.slope_q, sw, sb)
+    # its slope and stability, as fixed_points lists it (q_star is one of its stable points)
+    fps = mf.fixed_points(name, sw, sb)
+    if fps.every_q_fixed:
+        return
+    (p,) = [p for p in fps if p.q == pytest.approx(q, rel=1e-9)]
+    assert p.stable
+    check_root(name, q, p.slope, sw, sb)
     # stability from a finite-difference slope of the reference
     h = 1e-4
     fd = (ref_F(name, q * (1 + h), sw, sb) - ref_F(name, q * (1 - h), sw, sb)) / (2 * h * q) + 1.0
-    assert fp.slope_q == pytest.approx(fd, abs=1e-5 + 1e-4 * abs(fd))
+    assert p.slope == pytest.approx(fd, abs=1e-5 + 1e-4 * abs(fd))
     if abs(abs(fd) - 1.0) > 1e-4:
-        assert fp.stable == (abs(fd) < 1.0)
+        assert abs(fd) < 1.0
 
 
 @pytest.mark.parametrize("name", ["tanh", "erf", "hard_tanh", "elu", "selu", "gelu", "silu"])
@@ -125,7 +136,12 @@ def test_critical_points_are_fixed_points(name, k):
         sw, sb = mf.critical_point(name, q)
     except mf.MeanFieldError:
         assume(False)
-    got = mf.q_star(name, sw, sb, q_init=q)
+    try:
+        got = mf.q_star(name, sw, sb, q_init=q)
+    except mf.ConvergenceError:  # ill-conditioned (hard_tanh at small q: φ linear up to e^{-1/(2q)}, g' = 1 to rounding)
+        (p,) = [p for p in mf.fixed_points(name, sw, sb) if abs(p.q - q) <= p.error * p.q]
+        assert p.error > mf.propagation.Q_TOL and abs(p.slope - 1.0) < 1e-6
+        return
     assert got == pytest.approx(q, rel=10 * mf.propagation.Q_TOL)
     check_root(name, got, float(mf.fixed_point(name, sw, sb, q_init=q).slope_q), sw, sb)
 
