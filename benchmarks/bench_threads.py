@@ -3,6 +3,8 @@
 neighbour (a second Python process spinning ``while True: pass``).
 
 Run ``python benchmarks/bench_threads.py [--quick]``; it prints a Markdown section, which :func:`run` also returns.
+It takes ~2.5 min with ``--quick`` and ~7 min without on the 2-core machine at load average 10–20: most of it is the
+two-thread calls of the loaded conditions (one call of issue 14's case: 26–39 s), each timed once.
 Target (issue 14 item 4): the policy within 1.5× of the best fixed setting in every case and condition.
 
 The settings are interleaved repeat by repeat (1, all, policy, 1, all, policy, …) so that a change of the machine's

@@ -12,9 +12,10 @@ measurement is thousands of short regions (a D·W product, a row scaling, a smal
 each waits for a slice of the shared core, so the wall time is set by scheduling latency, not by flops.
 
 Measured on this project's 2-core VM (torch 2.13 CPU, libgomp + MKL) by ``benchmarks/bench_threads.py``, load
-average 8–10 throughout (other processes), with and without an extra ``while True: pass`` neighbour: 4 orthogonal
-networks N = 300, L = 16, all Jacobian singular values, 0.17–0.56 s with 1 thread and 0.6–12.5 s with 2 (issue 14
-reported 112 s vs 2.6 s at N = 600 beside one neighbour); 200 small elementwise ops on 128² tensors, 1 thread 3–80×
+average 8–21 throughout (other processes), with and without an extra ``while True: pass`` neighbour: 4 orthogonal
+networks N = 600, L = 16, all Jacobian singular values, 1.5–3.5 s with 1 thread and 26–39 s with 2 (N = 300: 0.17–0.56
+s vs 0.6–12.5 s; issue 14 reported 2.6 s vs 112 s at N = 600 beside one neighbour); FIM λ_max of a 256-wide tanh MLP
+at 32 inputs, 48–72 ms vs 0.2–16 s; 200 small elementwise ops on 128² tensors, 1 thread 3–80×
 faster than 2; a bare 1024² float64 GEMM, 2 threads between 0.75× and 1.5× the speed of 1. The cause is the barrier
 wait, not oversubscription by other pools: the empirical measurements call no Numba-parallel code, and MKL follows
 ``torch.set_num_threads``. On free cores the second thread pays where the work per region is large (GEMMs,
