@@ -283,7 +283,11 @@ def run(quick=False):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared machine more threads than idle cores is many times "
+                        "slower)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     print(run(quick=args.quick))
 
 
