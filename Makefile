@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run verify test test-fast bench bench-gpu figures docs clean
+.PHONY: setup run verify test test-fast bench bench-gpu bench-kernels figures docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
+
+# mf.kernels beside neural-tangents 0.6.5, which is installed only here, in its own environment (.venv-bench): it
+# needs an old jax (pins below; unpinned, pip takes a jax that neural-tangents fails to import with). Never a runtime
+# dependency. BENCH_ARGS=--quick for a short check, --full for n = 20,000.
+bench-kernels: setup
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q -e . neural-tangents==0.6.5 jax==0.4.23 jaxlib==0.4.23 "numpy<2" tf2jax==0.3.5
+	.venv-bench/bin/python benchmarks/bench_kernels.py --out benchmarks/RESULTS.md $(BENCH_ARGS)
 
 # GPU cases (about a minute on one GPU); refuses with exit status 2 where no CUDA device is present.
 bench-gpu: setup
