@@ -21,6 +21,7 @@ import numpy as np
 
 from meanfield._validate import (
     as_array,
+    broadcast,
     correlation,
     integer,
     is_scalar,
@@ -72,7 +73,7 @@ def q_map(phi, q, sigma_w, sigma_b):
     qa = positive(q, "q")
     sw = positive(sigma_w, "sigma_w")
     sb = nonnegative(sigma_b, "sigma_b")
-    qb, swb, sbb = np.broadcast_arrays(qa, sw, sb)
+    qb, swb, sbb = broadcast(q=qa, sigma_w=sw, sigma_b=sb)
     out = np.empty(qb.shape)
     for idx in np.ndindex(qb.shape):
         out[idx] = swb[idx] ** 2 * _moments(act, float(qb[idx]))[0] + sbb[idx] ** 2
@@ -89,7 +90,7 @@ def c_map(phi, c, q, sigma_w, sigma_b):
     qa = positive(q, "q")
     sw = positive(sigma_w, "sigma_w")
     sb = nonnegative(sigma_b, "sigma_b")
-    cb, qb, swb, sbb = np.broadcast_arrays(ca, qa, sw, sb)
+    cb, qb, swb, sbb = broadcast(c=ca, q=qa, sigma_w=sw, sigma_b=sb)
     k = act.kernels
     buf = np.empty(2)
     out = np.empty(cb.shape)
@@ -205,7 +206,7 @@ def _prepare(phi, sigma_w, sigma_b, q_init):
     sw = positive(sigma_w, "sigma_w")
     sb = nonnegative(sigma_b, "sigma_b")
     qi = positive(q_init, "q_init")
-    sw, sb, qi = np.broadcast_arrays(sw, sb, qi)
+    sw, sb, qi = broadcast(sigma_w=sw, sigma_b=sb, q_init=qi)
     return act, sw, sb, qi
 
 

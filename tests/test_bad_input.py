@@ -149,7 +149,6 @@ _SHAPES = "numpy's ValueError 'shape mismatch' without the arguments' names (mea
 KNOWN = {
     **{f"expect-f={_label(v)}": _NOT_CALLABLE for v in BAD["callable"]},
     **{f"expect2-{a}={_label(v)}": _NOT_CALLABLE for a in "fg" for v in BAD["callable"]},
-    **{f"{f}-shapes": _SHAPES + " (propagation.py)" for f in ("q_map", "c_map", "q_star", "chi1", "c_star")},
     "two_point-shapes": _SHAPES + " (gaussian.py)",
     "predict-y_train='abc'": "numpy's ValueError 'could not convert string to float' (infinite_width.py)",
     "predict-t='abc'": "numpy's ValueError 'could not convert string to float' (infinite_width.py)",
