@@ -101,6 +101,13 @@ def closed_hard_tanh(q):
     return q * p - math.sqrt(2 * q / math.pi) * math.exp(-1 / (2 * q)) + math.erfc(1 / math.sqrt(2 * q)), p
 
 
+def closed_tolerance(name, q):
+    """Rounding of the closed form itself: hard-tanh's E φ² cancels q·p against √(2q/π) e^{-1/(2q)} (80 at q = 1e4)."""
+    if "hard" in name or "Min(1" in name:
+        return 4e-16 * (q * math.erf(1 / math.sqrt(2 * q)) + 1)
+    return 0.0
+
+
 CLOSED = {  # THEORY §1 table: (E φ², μ_1); named activations use their closed forms, expressions the quadrature
     "erf": closed_erf, "erf(x)": closed_erf,
     "hard_tanh": closed_hard_tanh, "Max(-1, Min(1, x))": closed_hard_tanh,
@@ -116,7 +123,8 @@ CLOSED = {  # THEORY §1 table: (E φ², μ_1); named activations use their clos
 def test_closed_forms(name, q):
     m = mf.gaussian_moments(name, q)
     phi2, mu1 = CLOSED[name](q)
-    assert abs(m.phi2 - phi2) <= m.error[0] + 4e-16 * phi2 and m.error[0] <= RTOL[0] * phi2
+    tol = 4e-16 * phi2 + closed_tolerance(name, q)
+    assert abs(m.phi2 - phi2) <= m.error[0] + tol and m.error[0] <= RTOL[0] * phi2
     assert abs(m.mu1 - mu1) <= m.error[2] + 4e-16 * mu1 and m.error[2] <= RTOL[2] * mu1
 
 
