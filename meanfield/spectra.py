@@ -695,10 +695,7 @@ class JacobianSpectrum(Result):
         normalised edge) down to the real axis and then along the sorted x (:mod:`meanfield._spectra_kernels`);
         ρ = -Im[(1 + m)/x]/π. Points the continuation from x + iH cannot bring to the real axis are solved again by
         continuation along the axis from the nearest point above them that it reached. Reported as 0: gaps (m real),
-        points closer than ATOM_GAP (relative) to a non-zero atom, and, far below the bulk (x < # The previous construction (the whole trajectory by propagate, with its correlation map; every law's contour rule
-# built up front), kept callable for the benchmarks' baseline rows; never set by the package.
-_BASELINE = False
-TAIL_FLOOR = 1e-15 ×
+        points closer than ATOM_GAP (relative) to a non-zero atom, and, far below the bulk (x < TAIL_FLOOR ×
         ``mean``, where truncated laws of φ'² such as erf's put a thin power-law tail down to 1e-100 × the mean), every
         point at or below the highest one that neither continuation resolves. Accuracy: ~1e-10 relative in the
         bulk for piecewise-linear φ (exact laws), ~1e-8 for smooth φ (contour rule, checked against the exact moments);
