@@ -78,6 +78,7 @@ __all__ = [
     # signal propagation (THEORY §1)
     "LayerStatistics",
     "layer_statistics",
+    "threads",
     # input-output Jacobian (THEORY §2)
     "input_output_jacobian",
     "jacobian_singular_values",
