@@ -473,8 +473,31 @@ def _run_fixed_point(out, report):
     return 0
 
 
+def _run_edge_of_chaos(out, report):
+    """Where the stable edge of chaos of GELU, SiLU, ELU and x·tanh x lies (THEORY §6; docs/edge_of_chaos.md)."""
+    import meanfield as mf
+    from meanfield.plotting import plot_edge_of_chaos
+
+    names = ("gelu", "silu", "elu", "x*tanh(x)")
+    plot_edge_of_chaos(names, path=out / "edge_of_chaos.png")
+    starts = []
+    for phi in names:
+        line = mf.critical_line(phi, np.geomspace(1e-3, 1e3, 400))
+        stable = line.stable & np.isfinite(line.sigma_b)
+        if stable.all():
+            starts.append(f"{phi} everywhere")
+        elif stable.any():
+            i = int(np.flatnonzero(~stable)[-1]) + 1  # above the last unstable point the line is stable
+            starts.append(f"{phi} from σ_b² ≈ {line.sigma_b[i] ** 2:.3g} (q* ≈ {line.q_star[i]:.3g}, grid of 400 q*)"
+                          if i < stable.size else f"{phi} nowhere for q* ≤ 1e3")
+        else:
+            starts.append(f"{phi} nowhere for q* ≤ 1e3")
+    report.append(f"- stable edge of chaos (χ_1 = 1 at a stable q*): {'; '.join(starts)}; figure `edge_of_chaos.png`")
+    return 0
+
+
 # The theory part of `meanfield run`, in order: each step(out: Path, report: list[str]) -> exit status (0: fine).
-RUN_STEPS = [_run_phase_diagrams, _run_critical_lines, _run_fixed_point]
+RUN_STEPS = [_run_phase_diagrams, _run_critical_lines, _run_edge_of_chaos, _run_fixed_point]
 
 
 def _progress(it, total, label):

@@ -59,7 +59,7 @@ def test_main_job_exits_zero_with_every_record_within_tolerance(main_job):
     missed = [r for r in results["records"] if not r["passed"]]
     assert results["passed"] and not missed, missed[:5]
     assert len(results["records"]) >= 300
-    for name in ("REPORT.md", "critical_lines.png", "phase_diagram_tanh.png", "verify/report.md"):
+    for name in ("REPORT.md", "critical_lines.png", "phase_diagram_tanh.png", "edge_of_chaos.png", "verify/report.md"):
         assert (out / name).stat().st_size > 0, name
 
 
