@@ -30,7 +30,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# AnyInit (the initialisation comparison's peer) is installed here only, never as a runtime dependency.
 bench: setup
+	$(PY) -m pip install -q anyinit==0.4.0
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
 
 # mf.kernels beside neural-tangents 0.6.5, which is installed only here, in its own environment (.venv-bench): it
