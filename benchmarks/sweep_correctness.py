@@ -5,9 +5,10 @@ For each named activation: ``--points`` (default 100,000) random (σ_w, σ_b, q_
 uniform on [0, 2] with a tenth exactly 0, q_init log-uniform on [1e-4, 1e4] — solved by the vectorised q* kernel (the
 path of ``q_star``/``chi1``), per point, so that one point without a fixed point does not hide the others. Each
 returned q* > 0 is checked against E_q[φ²] by composite 16-node Gauss–Legendre on [-12, 12] in z = u/√q, split at
-the activation's kinks and graded around 0 on the scale 1/√q (φ written out below, not the library's): q_map(q) - q
-must change sign across q*(1 ± 10·Q_TOL), or, where the slope makes that unresolvable at this reference's accuracy
-(|1 - g'|·10·Q_TOL·q* ≤ 1e-12·(q* + g)), |q_map(q*) - q*| ≤ 1e-11·(q* + g). q* = 0 needs σ_b = 0. χ_1 must equal
+the activation's kinks and graded around 0 on the scale 1/√q (φ written out below, not the library's): its proven
+accuracy δ must be ≤ Q_TOL and q_map(q) - q must change sign across q*(1 ± ε), ε = max(10 δ, 1e-10), or, where the
+slope makes that unresolvable at this reference's accuracy (|1 - g'|·ε·q* ≤ 1e-12·(q* + g)),
+|q_map(q*) - q*| ≤ 1e-11·(q* + g). q* = 0 needs σ_b = 0. χ_1 must equal
 σ_w² E_{q*}[φ'²] of the same rule to 1e-9 relative. Points where the solver raised (no finite fixed point, or not
 proven) are counted, not failed; a returned q* whose "no fixed point" was wrong would show as q_map(q_init) < q_init
 by the reference: also counted as a failure ("false divergence").
@@ -163,7 +164,8 @@ def sweep_q(name, n, rng):
     fails = []
     pos = returned & (q > 0.0)
     idx = np.flatnonzero(pos)
-    ok, resid, e1 = check_roots(name, q[idx], slope[idx], sw2[idx], sb2[idx], 10 * prop.Q_TOL)
+    ok, resid, e1 = check_roots(name, q[idx], slope[idx], sw2[idx], sb2[idx], np.maximum(10.0 * err[idx], 1e-10))
+    fails += [("q* error above Q_TOL", int(i)) for i in idx[~(err[idx] <= prop.Q_TOL)]]
     fails += [("q*", int(i)) for i in idx[~ok]]
     chi_err = np.abs(chi[idx] - sw2[idx] * e1) / np.maximum(np.abs(chi[idx]), 1e-300)
     fails += [("chi1", int(i)) for i in idx[chi_err > 1e-9]]

@@ -87,9 +87,11 @@ q_init = st.one_of(st.sampled_from(ROUND_Q), st.floats(1e-8, 1e4))
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
-def check_root(name, q, slope, sw, sb):
-    """q* against the reference: a sign change across q*(1 ± 10 Q_TOL) where it is resolvable, else the residual."""
-    eps = 10 * mf.propagation.Q_TOL
+def check_root(name, q, slope, sw, sb, error):
+    """q* against the reference: a sign change across q*(1 ± ε), ε = 10× the proven accuracy (at least 1e-10), where
+    the reference resolves it, else the residual."""
+    assert error <= mf.propagation.Q_TOL
+    eps = max(10.0 * error, 1e-10)
     resolvable = abs(1.0 - slope) * eps * q > 1e-12 * (q + sw * sw + sb * sb)
     if resolvable:
         assert ref_F(name, q * (1 - eps), sw, sb) * ref_F(name, q * (1 + eps), sw, sb) < 0.0, (name, q, sw, sb)
@@ -117,7 +119,7 @@ def test_q_star_is_a_fixed_point_of_the_reference_map(name, sw, sb, qi):
         return
     (p,) = [p for p in fps if p.q == pytest.approx(q, rel=1e-9)]
     assert p.stable
-    check_root(name, q, p.slope, sw, sb)
+    check_root(name, q, p.slope, sw, sb, p.error)
     # stability from a finite-difference slope of the reference
     h = 1e-4
     fd = (ref_F(name, q * (1 + h), sw, sb) - ref_F(name, q * (1 - h), sw, sb)) / (2 * h * q) + 1.0
@@ -143,7 +145,8 @@ def test_critical_points_are_fixed_points(name, k):
         assert p.error > mf.propagation.Q_TOL and abs(p.slope - 1.0) < 1e-6
         return
     assert got == pytest.approx(q, rel=10 * mf.propagation.Q_TOL)
-    check_root(name, got, float(mf.fixed_point(name, sw, sb, q_init=q).slope_q), sw, sb)
+    fp = mf.fixed_point(name, sw, sb, q_init=q)
+    check_root(name, got, fp.slope_q, sw, sb, fp.q_star_error)
 
 
 # smooth φ with a chaotic phase at a finite stable q* ≤ 40 (GELU, SiLU, softplus: none, they grow linearly; sigmoid:
@@ -176,7 +179,7 @@ def test_fixed_points_are_roots_of_the_reference_with_its_stability(name, sw, sb
     fps = mf.fixed_points(name, sw, sb)
     for p in fps:
         if 1e-6 < p.q < 1e6:
-            check_root(name, p.q, p.slope, sw, sb)
+            check_root(name, p.q, p.slope, sw, sb, p.error)
     # q_star from 1 is one of them (stable), or q diverges / goes to 0, as fixed_points says about that side
     try:
         q = mf.q_star(name, sw, sb)
