@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run verify test test-fast bench bench-gpu bench-kernels figures docs clean
+.PHONY: setup run verify test test-fast bench bench-gpu bench-kernels sweep figures docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-fast: setup
 bench: setup
 	$(PY) -m pip install -q anyinit==0.4.0
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
+
+# The correctness sweep: 10^5 (σ_w, σ_b, q_init) points per named activation, every returned q*, χ_1, c* and critical
+# point checked against its defining equation by quadrature written in the script (about two minutes); exits 1 on any miss.
+sweep: setup
+	$(PY) benchmarks/sweep_correctness.py --out benchmarks/SWEEP.md
 
 # mf.kernels beside neural-tangents 0.6.5, which is installed only here, in its own environment (.venv-bench): it
 # needs an old jax (pins below; unpinned, pip takes a jax that neural-tangents fails to import with). Never a runtime
