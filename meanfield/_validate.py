@@ -18,6 +18,8 @@ def _finite_scalar(value, name: str):
     """``float(value)`` for a real scalar (finite, else the error), None for anything else (arrays, strings, ...)."""
     if not isinstance(value, _REAL_SCALARS):
         return None
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(f"{name} must be a real number, got the boolean {value!r}")
     x = float(value)
     if not math.isfinite(x):
         raise InvalidParameterError(f"{name} must be finite, got {x}")
@@ -29,7 +31,10 @@ def as_array(value, name: str) -> np.ndarray:
     if x is not None:
         return np.asarray(x)
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "iuf":  # strings ('1.0'), booleans, complex and objects are not silently converted
+            raise TypeError
+        arr = raw.astype(np.float64, copy=False)
     except (TypeError, ValueError):
         raise InvalidParameterError(f"{name} must be a real number or an array of them, got {value!r}") from None
     if not np.all(np.isfinite(arr)):

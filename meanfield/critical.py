@@ -354,7 +354,7 @@ def critical_sigma_w(phi, sigma_b, allow_unstable=False, return_status=False):
     Solves σ_b² = q* - E_{q*}φ²/μ_1(q*) for q* over every branch (the scan of :class:`_Line`: all extrema of σ_b²(q)
     are located, so each monotone piece holds at most one root) and returns σ_w = μ_1(q*)^{-1/2} of the root with a
     stable fixed point (the smallest such q* if several). Where χ_1 = 1 only at unstable fixed points (GELU with
-    σ_b² ≲ 0.18, SiLU with σ_b² ≲ 0.49) it raises :class:`UnstableCriticalPointError` naming them, unless
+    σ_b² ≲ 0.173, SiLU with σ_b² ≲ 0.555: docs/edge_of_chaos.md) it raises :class:`UnstableCriticalPointError` naming them, unless
     ``allow_unstable=True`` (then the smallest q*). Raises NoCriticalPointError where none exists (ReLU, leaky ReLU
     and linear with σ_b > 0).
 

@@ -299,3 +299,17 @@ def test_validation_helpers_name_their_arguments():
         _validate.positive(-1.0, "p", kind="a probability")
     with pytest.raises(InvalidParameterError, match=r"^hessian_max must be ≥ 0, got -1.0$"):
         _validate.nonnegative(-1.0, "hessian_max")
+
+
+@pytest.mark.parametrize("value", ["1.0", True, np.bool_(True), [1.0, "2"], 1 + 0j])
+@pytest.mark.parametrize("call", [
+    lambda v: mf.q_star("tanh", v, 0.1),
+    lambda v: mf.q_star("tanh", 1.0, v),
+    lambda v: mf.fixed_point("tanh", v, 0.1),
+    lambda v: mf.critical_point("tanh", v),
+    lambda v: mf.jacobian_spectrum("tanh", v, 0.1, depth=2),
+], ids=["q_star sigma_w", "q_star sigma_b", "fixed_point", "critical_point", "jacobian_spectrum"])
+def test_numbers_given_as_strings_or_booleans_are_refused(call, value):
+    """'1.0' and True used to be converted silently (q_star('tanh', '1.0', 0.1) returned 0.0778)."""
+    with pytest.raises(mf.InvalidParameterError, match="real number"):
+        call(value)
