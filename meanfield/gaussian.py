@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from meanfield import _quad
-from meanfield._validate import as_array, is_scalar, nonnegative, positive, scalar_or_array
+from meanfield._validate import as_array, broadcast, is_scalar, nonnegative, positive, scalar_or_array
 from meanfield.activations import get_activation
 from meanfield.errors import InvalidParameterError, NumericalError
 from meanfield.results import Estimate, GaussianMoments, Result
@@ -135,7 +135,7 @@ def two_point(phi, q11, q22, q12) -> TwoPoint:
     act = get_activation(phi)
     a, b = positive(q11, "q11"), positive(q22, "q22")
     c = as_array(q12, "q12")
-    a, b, c = np.broadcast_arrays(a, b, c)
+    a, b, c = broadcast(q11=a, q22=b, q12=c)
     if np.any(c * c > a * b * (1 + 1e-12)):
         raise InvalidParameterError("q12 must satisfy q12² ≤ q11·q22 (a covariance matrix)")
     k = act.kernels
@@ -189,6 +189,19 @@ def _panel_sums(f, s, a, b):
     return out[0][0], out[1][0], out[0][1]
 
 
+def _callable(f, name):
+    if not callable(f):
+        raise InvalidParameterError(
+            f"{name} must be a vectorised function of a numpy array (e.g. np.tanh or lambda u: u**2), got {f!r}"
+        )
+
+
+def _scalar(arr, name):
+    if np.ndim(arr):
+        raise InvalidParameterError(f"{name} must be a scalar here (one expectation per call), got shape {np.shape(arr)}")
+    return float(arr)
+
+
 def expect(f, q, kinks=()) -> Estimate:
     """E_q[f] = ∫Dz f(√q z) for a vectorised numpy function f; split the rule at ``kinks`` (points in u).
 
@@ -197,7 +210,8 @@ def expect(f, q, kinks=()) -> Estimate:
     :class:`Estimate` (value, error estimate that bounds the error, at most 1e-10 of ∫Dz |f(√q z)|); raises
     NumericalError naming the cause otherwise.
     """
-    qv = float(positive(q, "q"))
+    _callable(f, "f")
+    qv = _scalar(positive(q, "q"), "q")
     s = np.sqrt(qv)
     buf = np.empty(_quad.MAX_BREAKS)
     n = _quad.add_breaks(0.0, s, np.asarray(kinks, dtype=np.float64), buf, 0)
@@ -257,9 +271,16 @@ def expect2(f, g, q11, q22, q12, kinks_f=(), kinks_g=()) -> Estimate:
     Nested composite rules: the outer over u1 split at f's kinks and the smoothed kinks of the inner expectation, the
     inner (u2 given u1) split at g's kinks. Returns an :class:`Estimate`.
     """
-    a = float(positive(q11, "q11"))
-    b = float(positive(q22, "q22"))
-    c12 = float(as_array(q12, "q12"))
+    _callable(f, "f")
+    _callable(g, "g")
+    named = dict(q11=positive(q11, "q11"), q22=positive(q22, "q22"), q12=as_array(q12, "q12"))
+    arrays = {k: np.shape(v) for k, v in named.items() if np.ndim(v)}
+    if arrays:
+        raise InvalidParameterError(
+            "q11, q22, q12 must be scalars here (one expectation per call), got shapes "
+            + ", ".join(f"{k} {v}" for k, v in arrays.items())
+        )
+    a, b, c12 = (float(v) for v in named.values())
     nonnegative(a * b - c12 * c12 + 1e-12 * a * b, "q11·q22 - q12²")
     s1, s2 = np.sqrt(a), np.sqrt(b)
     c = float(np.clip(c12 / (s1 * s2), -1.0, 1.0))

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meanfield import _nngp_kernels as _nk
-from meanfield._validate import choice, integer, nonnegative, positive
+from meanfield._validate import as_array, choice, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import InvalidParameterError, NumericalError
 from meanfield.results import Result
@@ -548,7 +548,7 @@ def predict(
         raise InvalidParameterError(f"k_train_train must be square, got shape {Kdd.shape}")
     if Ktd.shape[1] != n:
         raise InvalidParameterError(f"k_test_train must have {n} columns (one per training input), got {Ktd.shape}")
-    y = np.asarray(y_train, dtype=np.float64)
+    y = as_array(y_train, "y_train")
     if y.ndim not in (1, 2) or y.shape[0] != n or not np.all(np.isfinite(y)):
         raise InvalidParameterError(f"y_train must be finite of shape ({n},) or ({n}, C), got {y.shape}")
     diag_reg = float(nonnegative(diag_reg, "diag_reg", kind=""))
@@ -560,7 +560,7 @@ def predict(
             raise InvalidParameterError(f"k_test_test must be ({Ktd.shape[0]}, {Ktd.shape[0]}), got {Ktt.shape}")
     times = None
     if t is not None:
-        times = np.asarray(t, dtype=np.float64)
+        times = as_array(t, "t")
         if not np.all(times >= 0):
             raise InvalidParameterError(f"t must be ≥ 0 (or None for t = ∞), got {t!r}")
     same = Tdd is Kdd
