@@ -44,7 +44,8 @@ MAXITER = 100
 # reported (typically 1e-14 … 1e-11). It is this loose because q* is ill-conditioned where g'(q*) → 1: on the tanh
 # critical line at q* = 1e-6, 1 - g' = 2e-6 turns the moments' 1e-14 into δ ≈ 2e-8.
 Q_TOL = 1e-6
-C_TOL = 1e-8  # the same for c* (absolute: c-map(c) - c changes sign across c* ± C_TOL)
+C_TOL = 1e-6  # the same for c* (absolute: c-map(c) - c changes sign across c* ± C_TOL); as loose as Q_TOL because c*
+# is ill-conditioned where χ_c → 1 (ELU at σ_w² = 1.0256, σ_b² = 1e-8: 1 - χ_c = 1e-4, δ = 1e-7 proven)
 EPS = 2.220446049250313e-16
 CRITICAL_TOL = 1e-9  # |χ_1 - 1| below this is reported as phase "critical" (χ_1 itself is accurate to ~1e-12)
 

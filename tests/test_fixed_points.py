@@ -247,3 +247,31 @@ def test_scalar_zero_d_list_and_array_inputs_agree_without_warnings(func):
     assert type(a) is float and type(b) is float
     assert isinstance(c, np.ndarray) and c.shape == (1,) and d.shape == (2,)
     assert a == b == c[0] == d[0] == d[1] == e[0]
+
+
+def test_c_star_near_chi_c_one_is_proven_to_its_conditioning():
+    """ELU just above the critical line: χ_c = 0.9999, so c-map(c) - c changes by only 1e-4·δ across c* ± δ; the check
+    once refused this correct c* (a ±1e-8 window). Reference written here: for u2 = m + s·z given u1, E elu(u2) =
+    m Φ(m/s) + s ϕ(m/s) + e^{m + s²/2} Φ(-m/s - s) - Φ(-m/s) (closed form), then Gauss–Legendre over z1 split at the
+    kink 0."""
+    from scipy.special import ndtr
+
+    sw, sb = 1.01269324610826, 0.0001
+    fp = mf.fixed_point("elu", sw, sb)
+    assert 0.999 < fp.chi_c < 1.0
+    assert 0.0 < fp.c_star_error <= 1e-6
+    q = fp.q_star
+    x, w = np.polynomial.legendre.leggauss(120)
+    z = np.concatenate((6.0 * (x - 1.0), 6.0 * (x + 1.0)))  # [-12, 0] and [0, 12]
+    wz = np.concatenate((6.0 * w, 6.0 * w)) * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+    def cmap(c):
+        u1 = np.sqrt(q) * z
+        m, s = c * u1, np.sqrt(q * (1.0 - c * c))
+        inner = (m * ndtr(m / s) + s * np.exp(-0.5 * (m / s) ** 2) / np.sqrt(2 * np.pi)
+                 + np.exp(m + 0.5 * s * s) * ndtr(-m / s - s) - ndtr(-m / s))
+        outer = np.where(u1 > 0, u1, np.expm1(np.minimum(u1, 0.0)))
+        return (sw**2 * np.sum(wz * outer * inner) + sb**2) / q
+
+    d = 10 * fp.c_star_error
+    assert cmap(fp.c_star - d) - (fp.c_star - d) > 0 > cmap(fp.c_star + d) - (fp.c_star + d)
