@@ -36,6 +36,7 @@ from empirical.experiments import (
     jacobian_spectra,
     learning_rate,
     make_record,
+    ntk_kernels,
     run_all,
     sokol_park,
     trajectories,
@@ -103,6 +104,7 @@ __all__ = [
     "conditional_fisher",
     "learning_rate",
     "sokol_park",
+    "ntk_kernels",
     "run_all",
     "run_verify",
     # assertions for users' CI

@@ -23,6 +23,7 @@ __all__ = [
     "plot_conditional_fisher",
     "plot_learning_rate",
     "plot_sokol_park",
+    "plot_ntk_kernels",
     "plot_experiment",
     "plot_all",
     "plot_description",
@@ -309,6 +310,81 @@ def plot_sokol_park(table, path=None):
     return _finish(fig, path)
 
 
+# ------------------------------------------------------------------------------------------------- (7) NTK kernels
+def plot_ntk_kernels(table, path=None):
+    """Left panels, one per data set: the deviation ‖K_N − K_∞‖_F/‖K_∞‖ of the NNGP and of Θ/N from
+    :func:`meanfield.kernels` against the width N (log–log), every seed a marker, the fitted power law (its slope, the
+    mean of the per-seed slopes, in the legend) and a N^{-1/2} reference through the fit's centre. Right panel (when the
+    table holds it): the NTK gradient-descent prediction against the trained networks at each test point, mean ± s.d.
+    over seeds, with the diagonal."""
+    plt = _plt()
+    data = _payloads(table, "ntk_kernels")
+    devs = [d for d in data if d["kernel"] != "prediction"]
+    preds = [d for d in data if d["kernel"] == "prediction"]
+    sets = list(dict.fromkeys(d["data"] for d in devs))
+    kernels = list(dict.fromkeys(d["kernel"] for d in devs))
+    n_panels = len(sets) + len(preds)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 4.2), constrained_layout=True, squeeze=False)
+    axes = axes[0]
+    for d in devs:
+        ax = axes[sets.index(d["data"])]
+        k = kernels.index(d["kernel"])
+        color, marker = COLORS[k % len(COLORS)], MARKERS[k % len(MARKERS)]
+        ws, dev = np.asarray(d["widths"], dtype=np.float64), np.atleast_2d(np.asarray(d["deviation"], np.float64))
+        shift = 1.0 + 0.04 * (k - (len(kernels) - 1) / 2.0)  # side by side, not on top of each other
+        for s, row in enumerate(dev):
+            ax.plot(ws * shift, row, marker, color=color, mfc="white", ms=4.5, alpha=0.8, ls="none",
+                    label=f"{d['kernel'].upper()}: {len(dev)} seeds" if s == 0 else None)
+        # the pooled least-squares line over all seeds: its slope is the mean of the per-seed slopes
+        lx, ly = np.log(ws), np.log(dev)
+        slope = float(d["slope"])
+        centre_x, centre_y = float(lx.mean()), float(ly.mean())
+        grid = np.exp(np.linspace(lx[0], lx[-1], 50))
+        rec = table.select(experiment="ntk_kernels", quantity="slope", data=d["data"], kernel=d["kernel"])
+        verdict = ""
+        if len(rec):
+            r = rec[0]
+            verdict = f" (−1/2 within {r.tolerance:.2g} {'✓' if r.passed else '✗'})"
+        ax.plot(grid, np.exp(centre_y + slope * (np.log(grid) - centre_x)), "-", color=color, **THEORY,
+                label=f"{d['kernel'].upper()} fit: slope {slope:.3f}{verdict}")
+        ax.plot(grid, np.exp(centre_y - 0.5 * (np.log(grid) - centre_x)), ":", color="k", lw=1.2,
+                label=r"$\propto N^{-1/2}$" if k == len(kernels) - 1 else None)
+    recs = table.select(experiment="ntk_kernels", quantity="slope")
+    about = ""
+    if len(recs):
+        p = recs[0].params
+        about = f"{p.get('activation', '')}, L = {p.get('depth', '')}, σ_w = {p.get('sigma_w', 0):g}, " \
+                f"σ_b = {p.get('sigma_b', 0):g}"
+    for i, name in enumerate(sets):
+        ax = axes[i]
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width $N$")
+        ax.set_ylabel(r"$\|K_N - K_\infty\|_F / \|K_\infty\|_F$")
+        kt = [r for r in table.select(experiment="ntk_kernels", data=name).records if r.quantity != "prediction"]
+        ax.set_title(f"{name}: {sum(r.passed for r in kt)}/{len(kt)} within tolerance (slopes, mean entries)",
+                     fontsize=10)
+        ax.legend(fontsize=7.5, loc="lower left")
+    for j, d in enumerate(preds):
+        ax = axes[len(sets) + j]
+        th = np.asarray(d["theory"], dtype=np.float64)
+        got = np.atleast_2d(np.asarray(d["measured"], dtype=np.float64))
+        sd = np.std(got, axis=0, ddof=1) if got.shape[0] > 1 else np.zeros(th.shape)
+        lo, hi = float(min(th.min(), got.mean(0).min())), float(max(th.max(), got.mean(0).max()))
+        pad = 0.08 * (hi - lo if hi > lo else 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k-", lw=1.0, alpha=0.7, label="theory = measured")
+        ax.errorbar(th, got.mean(0), yerr=sd, fmt="o", color=COLORS[2], mfc="white", **POINTS,
+                    label=f"trained networks, mean ± s.d. of {got.shape[0]} seeds")
+        ax.set_xlabel("NTK gradient-descent prediction (meanfield.predict)")
+        ax.set_ylabel("trained network (initial function removed)")
+        rp = table.select(experiment="ntk_kernels", quantity="prediction", data=d["data"])
+        width = rp[0].params.get("width", "") if len(rp) else ""
+        ax.set_title(f"{d['data']} test points, N = {width}: {_verdict(rp, 'ntk_kernels')}", fontsize=10)
+        ax.legend(fontsize=7.5, loc="upper left")
+    fig.suptitle(f"empirical NNGP and NTK/N against the infinite-width kernels ({about})", fontsize=11)
+    return _finish(fig, path)
+
+
 # --------------------------------------------------------------------------------------------------------- all
 FIGURES = {
     "trajectories": plot_trajectories,
@@ -317,6 +393,7 @@ FIGURES = {
     "conditional_fisher": plot_conditional_fisher,
     "learning_rate": plot_learning_rate,
     "sokol_park": plot_sokol_park,
+    "ntk_kernels": plot_ntk_kernels,
 }
 
 

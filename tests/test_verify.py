@@ -36,7 +36,8 @@ def test_run_verify_writes_report_figures_and_table(tmp_path, capsys):
     back = ex.ResultTable.from_json(tmp_path / "results.json")
     assert back.records == table.records
     assert (tmp_path / "results.csv").read_text().startswith("experiment,quantity,")
-    assert "[6/6] sokol_park" in capsys.readouterr().err  # the progress bar
+    err = capsys.readouterr().err  # the progress bar
+    assert "[6/7] sokol_park" in err and "[7/7] ntk_kernels" in err
 
 
 def test_verify_command_exit_status(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Theory-vs-simulation experiments: sweeps of finite random networks against :mod:`meanfield`'s predictions.
 
-Six experiments, one per prediction of THEORY.md, each returning a tidy :class:`ResultTable`:
+Seven experiments, one per prediction of THEORY.md, each returning a tidy :class:`ResultTable`:
 
 ==========================  =================================================================================  ======
 function                    prediction checked                                                                 THEORY
@@ -14,6 +14,8 @@ function                    prediction checked                                  
 :func:`learning_rate`       gradient descent on the squared loss decreases monotonically at η = 0.9 × 2/λ_max
                             and not at 1.1 × 2/λ_max (λ_max from the theory)                                   §3
 :func:`sokol_park`          σ_max²(J), λ_max(F(θ|x)) and the Sokol–Park bound across q* on the critical line     §5
+:func:`ntk_kernels`         empirical NTK Θ/N and NNGP of sampled networks vs :func:`meanfield.kernels` on two
+                            data sets (deviation ∝ 1/√N), kernel-regression predictions vs trained networks     §7
 ==========================  =================================================================================  ======
 
 Layout (model → measurement → theory → record): each experiment lives in its own module and draws its networks and
@@ -23,8 +25,9 @@ evaluates the theory and files the comparison as :class:`Record` s of a :class:`
 are in :mod:`~empirical.experiments.arguments` (on top of :mod:`meanfield._validate`), evaluation points in
 :mod:`~empirical.experiments.points`. Experiment modules: ``propagation`` (trajectories), ``jacobian``
 (jacobian_spectra), ``fisher`` (fisher_depth), ``conditional`` (conditional_fisher), ``training`` (learning_rate),
-``curvature`` (sokol_park). A new experiment is a module with a function returning a :class:`ResultTable`, its name
-appended to :data:`EXPERIMENTS` (which fixes its seed salt) and to the registry ``_FUNCTIONS`` below.
+``curvature`` (sokol_park), ``kernels`` (ntk_kernels). A new experiment is a module with a function returning a
+:class:`ResultTable`, its name appended to :data:`EXPERIMENTS` (which fixes its seed salt) and to the registry
+``_FUNCTIONS`` below.
 
 Every :class:`Record` holds the experiment, the quantity, its parameters, the theory value, the measured mean over
 seeds, the seed-to-seed spread (sample standard deviation), the number of seeds n, the tolerance and whether the
@@ -99,6 +102,7 @@ from empirical.experiments.conditional import (
 )
 from empirical.experiments.training import LOSS_ATOL, LOSS_RTOL, LR_MARGIN, _train_task, learning_rate
 from empirical.experiments.curvature import SOKOL_PARK_THEORY_POINTS, _sokol_park_task, sokol_park
+from empirical.experiments.kernels import _ntk_kernels_task, ntk_kernels
 
 __all__ = [
     # tables
@@ -122,6 +126,7 @@ __all__ = [
     "conditional_fisher",
     "learning_rate",
     "sokol_park",
+    "ntk_kernels",
     "run_all",
 ]
 
@@ -134,6 +139,7 @@ _FUNCTIONS = {
     "conditional_fisher": conditional_fisher,
     "learning_rate": learning_rate,
     "sokol_park": sokol_park,
+    "ntk_kernels": ntk_kernels,
 }
 
 
@@ -145,7 +151,7 @@ def run_all(
     theory_sigma_w_scale: float = 1.0,
     experiments: Sequence[str] = EXPERIMENTS,
 ) -> ResultTable:
-    """Run ``experiments`` (default: all six, in :data:`EXPERIMENTS` order) and concatenate their tables; ``sizes`` maps
+    """Run ``experiments`` (default: all seven, in :data:`EXPERIMENTS` order) and concatenate their tables; ``sizes`` maps
     an experiment's name to keyword arguments for it (anything missing takes the function's default)."""
     sizes = dict(sizes or {})
     names = list(experiments)

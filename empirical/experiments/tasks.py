@@ -23,6 +23,7 @@ EXPERIMENTS = (
     "conditional_fisher",
     "learning_rate",
     "sokol_park",
+    "ntk_kernels",
 )
 _SALT = {name: i + 1 for i, name in enumerate(EXPERIMENTS)}
 
