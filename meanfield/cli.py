@@ -625,7 +625,7 @@ def build_parser():
 
     # Listed for --help only: main() hands `verify ...` to empirical.verify, which has its own options and --help.
     sub.add_parser("verify", add_help=False,
-                   help="theory against sampled random networks: six experiments, figures, a Markdown report; "
+                   help="theory against sampled random networks: seven experiments, figures, a Markdown report; "
                    "exit status 1 when a prediction misses (see `meanfield verify --help`)",
                    description="Checks the mean-field predictions against finite random networks (see "
                    "`meanfield verify --help`).")
