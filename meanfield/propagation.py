@@ -148,9 +148,19 @@ def _status_error(act, k, st, q, sw2, sb2, qi, res=math.nan, slope=math.nan):
     return ConvergenceError(f"{act.name}: q* did not converge ({STATUS.get(int(st), st)}) at {at}")
 
 
-def _solve_q_star(act, sigma_w, sigma_b, q_init):
+# Why a point of a vectorised call has no value (``return_status=True``), as in meanfield.critical: the error a scalar
+# call would raise there, by its class.
+_REASONS = ((NoFixedPointError, "none"), (NumericalError, "nonfinite"), (ConvergenceError, "unproven"))
+
+
+def _reason(exc):
+    return next(r for cls, r in _REASONS if isinstance(exc, cls))
+
+
+def _solve_q_star(act, sigma_w, sigma_b, q_init, lenient=False):
     """Flat arrays in; (q*, χ_1, slope, status, iterations, residual, error) out, each q* proven by
-    ``q_star_proof``; raises at the first point that has no proven finite fixed point."""
+    ``q_star_proof``; raises at the first point that has no proven finite fixed point, or, with ``lenient``, puts NaN
+    there and appends the array of reasons ("ok", "none", "nonfinite", "unproven")."""
     # fresh C-contiguous copies: views from np.broadcast_arrays (or reflected lists) are not what the kernels should see
     sw2 = np.array(sigma_w, dtype=np.float64, copy=True).reshape(-1) ** 2
     sb2 = np.array(sigma_b, dtype=np.float64, copy=True).reshape(-1) ** 2
@@ -161,18 +171,31 @@ def _solve_q_star(act, sigma_w, sigma_b, q_init):
     it = np.empty(n, dtype=np.int64)
     k = act.kernels
     k.q_star_many(sw2, sb2, qi, act.table, _table_error(act), RTOL, MAXITER, Q_TOL, q, chi, slope, status, it, res, err)
-    bad = np.flatnonzero((status != k.CONVERGED) & (status != k.ZERO))
-    if bad.size:
-        i = bad[0]
-        raise _status_error(act, k, status[i], q[i], sw2[i], sb2[i], qi[i], res[i], slope[i])
-    bad = np.flatnonzero(~(np.isfinite(q) & np.isfinite(chi) & np.isfinite(slope)))
-    if bad.size:
-        i = bad[0]
-        raise NumericalError(
+    reasons = np.full(n, "ok", dtype="<U9")
+
+    def fail(i, exc):
+        if not lenient:
+            raise exc
+        reasons[i] = _reason(exc)
+        q[i] = chi[i] = slope[i] = math.nan
+
+    for i in np.flatnonzero((status != k.CONVERGED) & (status != k.ZERO)):
+        fail(i, _status_error(act, k, status[i], q[i], sw2[i], sb2[i], qi[i], res[i], slope[i]))
+    for i in np.flatnonzero((reasons == "ok") & ~(np.isfinite(q) & np.isfinite(chi) & np.isfinite(slope))):
+        fail(i, NumericalError(
             f"{act.name}: μ_1 or the slope is not finite at q* = {q[i]:.6g} (sigma_w={math.sqrt(sw2[i]):.6g},"
             f" sigma_b={math.sqrt(sb2[i]):.6g}): φ' overflows or its Gaussian integral is not resolved there"
-        )
-    return q, chi, slope, status, it, res, err
+        ))
+    out = (q, chi, slope, status, it, res, err)
+    return out + (reasons,) if lenient else out
+
+
+def _vectorised_result(values, reasons, shape, scalar, return_status):
+    """The public [vec] return: an array (NaN where a scalar call would raise), plus the reasons if asked for."""
+    out = scalar_or_array(values.reshape(shape), scalar)
+    if return_status:
+        return out, (str(reasons[0]) if scalar else reasons.reshape(shape))
+    return out
 
 
 def _is_plain(*values):
@@ -214,7 +237,7 @@ def _prepare(phi, sigma_w, sigma_b, q_init):
     return act, sw, sb, qi
 
 
-def q_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
+def q_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None, return_status=False):
     """Stable fixed point q* of the length map ``g(q) = σ_w² E_q[φ²] + σ_b²`` reached from ``q_init`` [vec]
     (Poole et al. 2016 eq. 3; THEORY §1, §6).
 
@@ -234,6 +257,10 @@ def q_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
 
     ``q0`` is the deprecated name of ``q_init`` (``q0`` is the input's |x|²/N_0 in :func:`propagate`).
 
+    Array input (as in :mod:`meanfield.critical`): NaN where a scalar call would raise; ``return_status=True`` also
+    returns the reasons ("ok", "none": no finite fixed point, "nonfinite", "unproven"), e.g.
+    ``q_star("relu", [1.0, 2.0], 0.1, return_status=True)`` → ``([0.02, nan], ["ok", "none"])``. A scalar call raises.
+
     Raises
     ------
     NoFixedPointError
@@ -248,22 +275,25 @@ def q_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
     if _is_plain(sigma_w, sigma_b, q_init):
         fast = _scalar_q_star(phi, sigma_w, sigma_b, q_init)
         if fast is not None:
-            return fast[1]
+            return (fast[1], "ok") if return_status else fast[1]
     act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
-    q = _solve_q_star(act, sw, sb, qi)[0]
-    return scalar_or_array(q.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q_init))
+    scalar = is_scalar(sigma_w, sigma_b, q_init)
+    got = _solve_q_star(act, sw, sb, qi, lenient=not scalar)
+    return _vectorised_result(got[0], got[-1] if not scalar else np.array(["ok"]), sw.shape, scalar, return_status)
 
 
-def chi1(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
-    """χ_1 = σ_w² E_{q*}[φ'(u)²] at the q* of :func:`q_star` [vec] (Poole et al. 2016 eq. 8): ordered < 1 < chaotic."""
+def chi1(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None, return_status=False):
+    """χ_1 = σ_w² E_{q*}[φ'(u)²] at the q* of :func:`q_star` [vec] (Poole et al. 2016 eq. 8): ordered < 1 < chaotic.
+    Array input: NaN where a scalar call would raise (``return_status`` as in :func:`q_star`)."""
     q_init = _init_keyword(q_init, q0, "chi1")
     if _is_plain(sigma_w, sigma_b, q_init):
         fast = _scalar_q_star(phi, sigma_w, sigma_b, q_init)
         if fast is not None:
-            return float(fast[2])
+            return (float(fast[2]), "ok") if return_status else float(fast[2])
     act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
-    chi = _solve_q_star(act, sw, sb, qi)[1]
-    return scalar_or_array(chi.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q_init))
+    scalar = is_scalar(sigma_w, sigma_b, q_init)
+    got = _solve_q_star(act, sw, sb, qi, lenient=not scalar)
+    return _vectorised_result(got[1], got[-1] if not scalar else np.array(["ok"]), sw.shape, scalar, return_status)
 
 
 # c* of smooth φ by the Mehler series (False: always the kernel's two-dimensional quadrature, e.g. as a benchmark
@@ -397,21 +427,32 @@ def _c_star_one(act, sw2, sb2, q, chi):
     return c, chic, _c_star_proof(act, sw2, sb2, q, c, chic)
 
 
-def c_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None):
+def c_star(phi, sigma_w, sigma_b, q_init=1.0, *, q0=None, return_status=False):
     """Stable fixed point c* of the correlation map at q* [vec]: 1 in the ordered phase, < 1 in the chaotic phase
     (Poole et al. 2016 eq. 5; THEORY §1). Each c* < 1 is proven: c-map(c) - c changes sign across c* ± δ, δ ≤ C_TOL,
-    by two-point quadrature with its error bound."""
+    by two-point quadrature with its error bound. Array input: NaN where a scalar call would raise (``return_status``
+    as in :func:`q_star`)."""
     q_init = _init_keyword(q_init, q0, "c_star")
     act, sw, sb, qi = _prepare(phi, sigma_w, sigma_b, q_init)
-    q, chi = _solve_q_star(act, sw, sb, qi)[:2]
-    out = np.empty(q.size)
+    scalar = is_scalar(sigma_w, sigma_b, q_init)
+    got = _solve_q_star(act, sw, sb, qi, lenient=not scalar)
+    q, chi = got[:2]
+    reasons = got[-1] if not scalar else np.array(["ok"])
+    out = np.full(q.size, math.nan)
     for i in range(q.size):
+        if reasons[i] != "ok":
+            continue
         sw2, sb2 = float(sw.flat[i]) ** 2, float(sb.flat[i]) ** 2
         if q[i] == 0.0:
             out[i] = 1.0 if chi[i] <= 1.0 else 0.0
-        else:
+            continue
+        try:
             out[i] = _c_star_one(act, sw2, sb2, float(q[i]), float(chi[i]))[0]
-    return scalar_or_array(out.reshape(sw.shape), is_scalar(sigma_w, sigma_b, q_init))
+        except (ConvergenceError, NumericalError) as exc:
+            if scalar:
+                raise
+            reasons[i] = _reason(exc)
+    return _vectorised_result(out, reasons, sw.shape, scalar, return_status)
 
 
 def _depth_scale(slope):

@@ -119,8 +119,23 @@ def test_issue_spurious_huge_fixed_point_is_linear_growth():
 def test_issue_overflow_is_an_error_not_a_fixed_point(expr):
     with pytest.raises((mf.NoFixedPointError, mf.NumericalError), match="not finite"):
         mf.fixed_point(expr, 1.0, 0.1)
-    with pytest.raises((mf.NoFixedPointError, mf.NumericalError)):
-        mf.q_star(expr, np.array([1.0, 0.5]), 0.1)
+    q, why = mf.q_star(expr, np.array([1.0, 0.5]), 0.1, return_status=True)  # arrays: NaN and the reason
+    assert np.isnan(q[0]) and why[0] in ("none", "nonfinite")
+
+
+def test_vectorised_calls_keep_the_valid_points():
+    """One array convention everywhere (as the critical functions): NaN where a scalar call would raise, reasons on
+    request. ReLU: q* = σ_b²/(1 - σ_w²/2) for σ_w² < 2 (THEORY §1), none for σ_w² ≥ 2 with σ_b > 0."""
+    sw = np.array([1.0, 2.0, 1.2])
+    q, why = mf.q_star("relu", sw, 0.1, return_status=True)
+    assert q[0] == pytest.approx(0.01 / 0.5, rel=1e-12) and q[2] == pytest.approx(0.01 / (1 - 0.72), rel=1e-12)
+    assert np.isnan(q[1]) and list(why) == ["ok", "none", "ok"]
+    chi = mf.chi1("relu", sw, 0.1)
+    assert chi[0] == pytest.approx(0.5) and np.isnan(chi[1])
+    c = mf.c_star("relu", sw, 0.1)
+    assert c[0] == 1.0 and np.isnan(c[1])
+    with pytest.raises(mf.NoFixedPointError):
+        mf.q_star("relu", 2.0, 0.1)
 
 
 def test_no_finite_fixed_point_messages_speak_of_variance_correctly():
@@ -156,7 +171,9 @@ def test_unproven_root_raises(monkeypatch):
     """A root that fails its independent check raises ConvergenceError (here: an impossible tolerance)."""
     monkeypatch.setattr(mf.propagation, "Q_TOL", 0.0)
     with pytest.raises(mf.ConvergenceError, match="independent check"):
-        mf.q_star("tanh", np.array([1.5]), 0.2)
+        mf.q_star("tanh", np.float64(1.5), 0.2)
+    q, why = mf.q_star("tanh", np.array([1.5]), 0.2, return_status=True)  # an array: NaN and the reason
+    assert np.isnan(q[0]) and why[0] == "unproven"
 
 
 # ---------------------------------------------------------------------------------------------- every fixed point
