@@ -455,6 +455,33 @@ def edge_objective(a, vals, wts, off, cnt, tops, L, gauss):
 
 
 @njit(**JIT)
+def _refine_edge(a_lo, d_lo, a_hi, d_hi, vals, wts, off, cnt, tops, L, gauss):
+    """The edge's stationary point inside a bracket [a_lo, a_hi] where the objective's derivative changes sign
+    (d_lo ≤ 0 < d_hi): regula falsi with the Illinois halving, to 1e-13 relative; returns (L·F, a, 0)."""
+    side = 0
+    a = a_lo
+    for _ in range(200):
+        a = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
+        if not (a_lo < a < a_hi):
+            a = 0.5 * (a_lo + a_hi)
+        F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
+        if d > 0.0:
+            a_hi, d_hi = a, d
+            if side == 1:
+                d_lo *= 0.5
+            side = 1
+        else:
+            a_lo, d_lo = a, d
+            if side == -1:
+                d_hi *= 0.5
+            side = -1
+        if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
+            break
+    F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
+    return L * F, a, 0
+
+
+@njit(**JIT)
 def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
     """Square-root edge ``λ_max = min_{m>0} M_J^{-1}(m)`` (THEORY §2) of the normalised spectrum, as log λ_max.
 
@@ -500,27 +527,7 @@ def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
         if d_hi > 0.0:
             break
         a_lo, d_lo = a_hi, d_hi
-    side = 0
-    a = a_lo
-    for _ in range(200):
-        a = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
-        if not (a_lo < a < a_hi):
-            a = 0.5 * (a_lo + a_hi)
-        F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
-        if d > 0.0:
-            a_hi, d_hi = a, d
-            if side == 1:
-                d_lo *= 0.5
-            side = 1
-        else:
-            a_lo, d_lo = a, d
-            if side == -1:
-                d_hi *= 0.5
-            side = -1
-        if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
-            break
-    F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
-    return L * F, a, 0
+    return _refine_edge(a_lo, d_lo, a_hi, d_hi, vals, wts, off, cnt, tops, L, gauss)
 
 
 # ------------------------------------------------------------------------------------------------------ lower edge
@@ -739,24 +746,4 @@ def upper_edge_near(vals, wts, off, cnt, tops, L, gauss, a0):
             if d_hi > 0.0:
                 break
             a_lo, d_lo = a_hi, d_hi
-    side = 0
-    a = a_lo
-    for _ in range(200):
-        a = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
-        if not (a_lo < a < a_hi):
-            a = 0.5 * (a_lo + a_hi)
-        F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
-        if d > 0.0:
-            a_hi, d_hi = a, d
-            if side == 1:
-                d_lo *= 0.5
-            side = 1
-        else:
-            a_lo, d_lo = a, d
-            if side == -1:
-                d_hi *= 0.5
-            side = -1
-        if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
-            break
-    F, d, ok = edge_objective(a, vals, wts, off, cnt, tops, L, gauss)
-    return L * F, a, 0
+    return _refine_edge(a_lo, d_lo, a_hi, d_hi, vals, wts, off, cnt, tops, L, gauss)
