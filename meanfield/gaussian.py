@@ -196,10 +196,15 @@ def _callable(f, name):
         )
 
 
-def _scalar(arr, name):
-    if np.ndim(arr):
-        raise InvalidParameterError(f"{name} must be a scalar here (one expectation per call), got shape {np.shape(arr)}")
-    return float(arr)
+def _scalars(**named):
+    """The validated arguments as floats, or one error naming every one that is an array (one expectation per call)."""
+    arrays = {k: np.shape(v) for k, v in named.items() if np.ndim(v)}
+    if arrays:
+        raise InvalidParameterError(
+            f"{', '.join(named)} must be scalars here (one expectation per call), got shapes "
+            + ", ".join(f"{k} {v}" for k, v in arrays.items())
+        )
+    return [float(v) for v in named.values()]
 
 
 def expect(f, q, kinks=()) -> Estimate:
@@ -211,7 +216,7 @@ def expect(f, q, kinks=()) -> Estimate:
     NumericalError naming the cause otherwise.
     """
     _callable(f, "f")
-    qv = _scalar(positive(q, "q"), "q")
+    (qv,) = _scalars(q=positive(q, "q"))
     s = np.sqrt(qv)
     buf = np.empty(_quad.MAX_BREAKS)
     n = _quad.add_breaks(0.0, s, np.asarray(kinks, dtype=np.float64), buf, 0)
@@ -273,14 +278,7 @@ def expect2(f, g, q11, q22, q12, kinks_f=(), kinks_g=()) -> Estimate:
     """
     _callable(f, "f")
     _callable(g, "g")
-    named = dict(q11=positive(q11, "q11"), q22=positive(q22, "q22"), q12=as_array(q12, "q12"))
-    arrays = {k: np.shape(v) for k, v in named.items() if np.ndim(v)}
-    if arrays:
-        raise InvalidParameterError(
-            "q11, q22, q12 must be scalars here (one expectation per call), got shapes "
-            + ", ".join(f"{k} {v}" for k, v in arrays.items())
-        )
-    a, b, c12 = (float(v) for v in named.values())
+    a, b, c12 = _scalars(q11=positive(q11, "q11"), q22=positive(q22, "q22"), q12=as_array(q12, "q12"))
     nonnegative(a * b - c12 * c12 + 1e-12 * a * b, "q11·q22 - q12²")
     s1, s2 = np.sqrt(a), np.sqrt(b)
     c = float(np.clip(c12 / (s1 * s2), -1.0, 1.0))
