@@ -176,6 +176,38 @@ class Network:
     def __str__(self):
         return repr(self)
 
+    # ---------------------------------------------------------------------------------------- the results' records
+    def to_dict(self) -> dict:
+        """Plain data (JSON-ready): widths, per-layer σ_w, σ_b, activation names, weight kinds, bias flags and the
+        standard errors where estimated. :meth:`from_dict` rebuilds the network."""
+        return dict(widths=list(self.widths), sigma_w=list(self.sigma_w), sigma_b=list(self.sigma_b),
+                    activations=[a.name for a in self.activations], weights=list(self.weights),
+                    biases=list(self.biases),
+                    sigma_w_error=None if self.sigma_w_error is None else list(self.sigma_w_error),
+                    sigma_b_error=None if self.sigma_b_error is None else list(self.sigma_b_error))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Network":
+        """The network back from :meth:`to_dict`."""
+        unknown = set(data) - {"widths", "sigma_w", "sigma_b", "activations", "weights", "biases", "sigma_w_error",
+                               "sigma_b_error"}
+        if unknown:
+            raise InvalidParameterError(f"unknown keys for a Network: {sorted(unknown)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+
+    def summary(self) -> dict:
+        """The scalar fields a result of the uniform API records, for this network: ``activation`` (the common name,
+        else the names joined by ``,``), ``sigma_w`` and ``sigma_b`` (the common value over all L + 1 layers, else
+        NaN), ``weights`` (the common kind, else ``"mixed"``). The full description goes in the result's ``network``
+        field (:meth:`to_dict`)."""
+        names = [a.name for a in self.activations]
+        return dict(
+            activation=names[0] if len(set(names)) == 1 else ",".join(names),
+            sigma_w=self.sigma_w[0] if len(set(self.sigma_w)) == 1 else float("nan"),
+            sigma_b=self.sigma_b[0] if len(set(self.sigma_b)) == 1 else float("nan"),
+            weights=self.weights[0] if len(set(self.weights)) == 1 else "mixed",
+        )
+
     def sigma_w_relative_error(self) -> tuple:
         """Where σ_w was estimated: its standard error relative to it; else zeros."""
         if self.sigma_w_error is None:
