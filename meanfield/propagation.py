@@ -680,37 +680,94 @@ def fixed_points(phi, sigma_w, sigma_b) -> FixedPoints:
     )
 
 
-def propagate(phi, sigma_w, sigma_b, depth, q0=1.0, c0=0.5) -> Trajectory:
+def propagate(phi, sigma_w=None, sigma_b=None, depth=None, q0=1.0, c0=0.5) -> Trajectory:
     """q^l and c^l through ``depth`` layers for two inputs with |x|²/N_0 = q0 and correlation c0 (THEORY §1).
 
     ``q^1 = σ_w² q0 + σ_b²``, ``c^1 = (σ_w² q0 c0 + σ_b²)/q^1``; then ``q^l = σ_w² E_{q^{l-1}}[φ²] + σ_b²`` and
-    ``c^l = [σ_w² I_φ(q^{l-1}, q^{l-1}, c^{l-1} q^{l-1}) + σ_b²]/q^l``.
+    ``c^l = [σ_w² I_φ(q^{l-1}, q^{l-1}, c^{l-1} q^{l-1}) + σ_b²]/q^l``; ``χ_l = σ_w² μ_1(q^l) = σ_w² E_{q^l}[φ'²]``.
+
+    **A network whose layers differ** (THEORY §8): ``propagate(net, q0=1.0, c0=0.5)`` with a
+    :class:`~meanfield.Network` of L hidden layers (σ_w, σ_b and depth are the network's and must be left out). Layer
+    l = 1..L has weight scale σ_w^l, bias scale σ_b^l and activation φ_l:
+
+    * ``q^1 = (σ_w^1)² q0 + (σ_b^1)²`` (the first layer is scaled to the data), ``c^1 = ((σ_w^1)² q0 c0 + (σ_b^1)²)/q^1``;
+    * ``q^l = (σ_w^l)² E_{q^{l-1}}[φ_{l-1}²] + (σ_b^l)²`` and
+      ``c^l = [(σ_w^l)² I_{φ_{l-1}}(q^{l-1}, q^{l-1}, c^{l-1} q^{l-1}) + (σ_b^l)²]/q^l`` for l = 2..L;
+    * ``χ_l = (σ_w^l)² E_{q^l}[φ_l'²]``: the gain of the pair D_l W^l (the weight that makes h^l and the derivative of
+      φ_l taken at h^l), the per-layer form of the uniform χ_l. Then, with ``J = ∂x^L/∂x^0 = D_L W^L ⋯ D_1 W^1`` (of
+      shape N_L × N_0), ``E tr(J Jᵀ)/N_L = Π_{l=1}^L χ_l``: the product of ``chi[1:]`` is the mean squared singular
+      value of the input-output Jacobian, as ``χ_1^L`` is for a uniform network at its fixed point.
+
+    The widths and the weight kinds do not enter these maps; the readout (layer L + 1) is not part of the trajectory,
+    as in the uniform call. A uniform network gives the uniform call's numbers bitwise. The result's ``sigma_w``,
+    ``sigma_b`` and ``activation`` are ``net.summary()``'s (NaN or the joined names where layers differ) and
+    ``network`` holds ``net.to_dict()``.
+
+    >>> net = mf.Network((4, 8, 8, 1), [2**0.5, 1.0, 1.0], 0.0, ["relu", "linear"])
+    >>> tr = mf.propagate(net, q0=1.0)
+    >>> np.round(tr.q, 12), np.round(tr.chi[1:], 12)   # q^1 = 2, q^2 = 1·E_2[relu²] = 1; χ_l = (2·½, 1·1)
+    (array([1., 2., 1.]), array([1., 1.]))
     """
-    act = get_activation(phi)
-    sw = float(positive(sigma_w, "sigma_w"))
-    sb = float(nonnegative(sigma_b, "sigma_b"))
-    L = integer(depth, "depth", 1)
+    from meanfield.network import Network
+
+    if isinstance(phi, Network):
+        given = [n for n, v in (("sigma_w", sigma_w), ("sigma_b", sigma_b), ("depth", depth)) if v is not None]
+        if given:
+            raise InvalidParameterError(
+                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} given by the network: call propagate(net, "
+                "q0=..., c0=...)"
+            )
+        net = phi
+        L = net.depth
+        acts = list(net.activations)
+        sws = list(net.sigma_w[:L])
+        sbs = list(net.sigma_b[:L])
+        summary = net.summary()
+        name, sw_rec, sb_rec, record = summary["activation"], summary["sigma_w"], summary["sigma_b"], net.to_dict()
+    else:
+        missing = [n for n, v in (("sigma_w", sigma_w), ("sigma_b", sigma_b), ("depth", depth)) if v is None]
+        if missing:
+            raise InvalidParameterError(
+                f"propagate(phi, sigma_w, sigma_b, depth, q0, c0): {', '.join(missing)} missing (or pass a Network)"
+            )
+        act = get_activation(phi)
+        sw = float(positive(sigma_w, "sigma_w"))
+        sb = float(nonnegative(sigma_b, "sigma_b"))
+        L = integer(depth, "depth", 1)
+        acts, sws, sbs = [act] * L, [sw] * L, [sb] * L
+        name, sw_rec, sb_rec, record = act.name, sw, sb, None
     q0v = float(positive(q0, "q0"))
     c0v = float(correlation(c0, "c0"))
-    sw2, sb2 = sw * sw, sb * sb
-    k = act.kernels
-    tab = act.table
+    q, c, chi = _trajectory(acts, sws, sbs, L, q0v, c0v)
+    return Trajectory(q=q, c=c, chi=chi, sigma_w=sw_rec, sigma_b=sb_rec, activation=name, network=record)
+
+
+def _trajectory(acts, sws, sbs, L, q0v, c0v):
+    """The maps of :func:`propagate` layer by layer; layer l (1-based) uses ``acts[l-1]``, ``sws[l-1]``,
+    ``sbs[l-1]``. One code path for uniform and per-layer networks."""
     q = np.empty(L + 1)
     c = np.empty(L + 1)
     chi = np.full(L + 1, np.nan)
     q[0], c[0] = q0v, c0v
+    sw2, sb2 = sws[0] * sws[0], sbs[0] * sbs[0]
     q[1] = sw2 * q0v + sb2
     c[1] = (sw2 * q0v * c0v + sb2) / q[1]
-    out = np.empty(k.N_MOMENTS)
     buf = np.empty(2)
     for l in range(1, L + 1):
-        k.moments(q[l], tab, out)
+        act = acts[l - 1]
+        k = act.kernels
+        out = np.empty(k.N_MOMENTS)
+        k.moments(q[l], act.table, out)
+        sw2 = sws[l - 1] * sws[l - 1]
         chi[l] = sw2 * out[2]
         if l == L:
             break
-        q[l + 1] = sw2 * out[0] + sb2
+        sw2n, sb2n = sws[l] * sws[l], sbs[l] * sbs[l]
+        q[l + 1] = sw2n * out[0] + sb2n
         k.twopoint(q[l], q[l], c[l] * q[l], buf)
-        c[l + 1] = min(1.0, max(-1.0, (sw2 * buf[0] + sb2) / q[l + 1]))
+        c[l + 1] = min(1.0, max(-1.0, (sw2n * buf[0] + sb2n) / q[l + 1]))
         if not math.isfinite(q[l + 1]) or q[l + 1] <= 0.0:
-            raise NumericalError(f"{act.name}: q overflowed at layer {l + 1} (σ_w={sw}, σ_b={sb})")
-    return Trajectory(q=q, c=c, chi=chi, sigma_w=sw, sigma_b=sb, activation=act.name)
+            raise NumericalError(
+                f"{act.name}: q overflowed at layer {l + 1} (σ_w={sws[l]}, σ_b={sbs[l]})"
+            )
+    return q, c, chi

@@ -306,7 +306,10 @@ class Trajectory(Result):
 
     ``q[l]`` is the mean squared pre-activation of layer l (``q[0] = q0`` is the input's |x|²/N_0, not a start of an
     iteration towards q*: that is ``q_init`` in :func:`meanfield.q_star`);
-    ``c[l]`` their correlation (``c[0] = c0``); ``chi[l]`` = σ_w² μ_1(q[l]) for l ≥ 1 (``chi[0]`` is NaN).
+    ``c[l]`` their correlation (``c[0] = c0``); ``chi[l]`` = σ_w² μ_1(q[l]) for l ≥ 1 (``chi[0]`` is NaN); for a
+    :class:`~meanfield.Network`, ``chi[l] = (σ_w^l)² E_{q^l}[φ_l'²]``, the gain of the pair D_l W^l, so that
+    ``prod(chi[1:])`` is the mean eigenvalue of JJᵀ, J = ∂x^L/∂x^0 (THEORY §8). ``network`` holds
+    ``Network.to_dict()`` for a call with a Network (None otherwise).
     """
 
     q: np.ndarray
@@ -315,6 +318,7 @@ class Trajectory(Result):
     sigma_w: float
     sigma_b: float
     activation: str | None = None  # registry name or expression of φ
+    network: dict | None = None
 
     @property
     def depth(self) -> int:
