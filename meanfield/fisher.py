@@ -34,6 +34,7 @@ from meanfield._mehler import series_pair as _series_pair
 from meanfield._validate import as_array, choice, correlation, integer, nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import ConvergenceError, InvalidParameterError, NumericalError
+from meanfield.network import Network
 from meanfield.results import Result
 
 __all__ = [
@@ -254,6 +255,7 @@ class FisherStatistics(Result):
     layer_share: np.ndarray = field(repr=False)
     converged_layer: int = 0
     cross_method: str = ""
+    network: dict | None = None
 
 
 def _depths(depth):
@@ -292,17 +294,17 @@ def _out(arr, scalar, kind=float):
 
 def fisher_statistics(
     phi,
-    sigma_w,
-    sigma_b,
-    depth,
-    width,
-    n_samples,
-    n_outputs=1,
+    sigma_w=None,
+    sigma_b=None,
+    depth=None,
+    width=None,
+    n_samples=None,
+    n_outputs=None,
     input_width=None,
     input_norm=1.0,
     input_correlation=0.0,
-    biases=True,
-    weights="gaussian",
+    biases=None,
+    weights=None,
 ) -> FisherStatistics:
     """Mean-field statistics of the Fisher information of a random MLP (Karakida, Akaho & Amari 2019; THEORY §3).
 
@@ -340,15 +342,84 @@ def fisher_statistics(
     ``δ^l·δ'^l → q̃^l_×`` (Karakida et al. 2019, §3; the gradient independence assumption for the backward
     pass), hence ``Θ ≈ N[(ακ_1 - ακ_2) I_T + ακ_2 11ᵀ] ⊗ I_C`` whose eigenvalues give every statistic above.
     Every depth L's sum follows from L - 1's as ``S_L = χ_L S_{L-1} + q̂^L + b/N`` (b = 1 with biases).
+
+    **A network whose layers differ** (THEORY §3, §8): ``fisher_statistics(net, n_samples=T, input_norm=…,
+    input_correlation=…)`` (keywords: the positions after ``phi`` are the uniform call's) with a :class:`~meanfield.Network` ``net`` (its widths N_0 … N_L, C, per-layer σ_w^l, σ_b^l,
+    φ_l, weight kinds and bias flags, the readout's own σ_w^{L+1}, σ_b^{L+1}; the arguments it describes must be left
+    out). Layer l = 1 … L+1 takes ``q^1 = (σ_w^1)² q̂^0 + (σ_b^1)²``, ``q^l = (σ_w^l)² q̂^{l-1} + (σ_b^l)²`` with
+    ``q̂^l = E_{q^l}[φ_l²]`` (cross terms alike with ``q̂^l_× = E φ_l(u)φ_l(u')``), and the backward gains go through
+    the *next* layer's weights: ``P^{L+1} = 1``, ``P^l = (σ_w^{l+1})² μ_1,l(q^l) P^{l+1}`` with
+    ``μ_1,l(q) = E_q[φ_l'²]`` (``δ^l = D_l W^{l+1ᵀ} δ^{l+1}``; cross with ``E φ_l'(u)φ_l'(u')``). Then
+
+    ``Θ(x, x') ≈ Σ_{l=1}^{L+1} (N_{l-1} q̂^{l-1}_× + β_l) P^l_×``
+
+    (β_l = 1 where layer l has a bias, which is then trained), ``P = Σ_l N_{l-1}N_l + Σ_l β_l N_l``, and the statistics
+    follow from Θ as above with the reference width N = N_1 (``width``; ``α = Σ_{l=1}^L N_lN_{l-1}/N²``). One depth,
+    the network's. A uniform network (``net.is_uniform``) takes the uniform path: identical numbers. The result's
+    ``activation``, ``sigma_w``, ``sigma_b``, ``weights`` are ``net.summary()``'s, ``biases`` is True where any layer
+    has a bias, and ``network`` holds ``net.to_dict()``.
+
+    >>> net = mf.Network((8, 16, 12, 1), [1.5, 1.2, 1.0], [0.1, 0.0, 0.0], ["tanh", "relu"], biases=[True, False, False])
+    >>> r = mf.fisher_statistics(net, n_samples=4, input_norm=1.0, input_correlation=0.5)
+    >>> r.n_parameters, r.width   # 8·16 + 16·12 + 12·1 weights and the first layer's 16 biases
+    (348, 16)
     """
+    if isinstance(phi, Network):
+        _given_by_network(
+            "fisher_statistics",
+            dict(sigma_w=sigma_w, sigma_b=sigma_b, depth=depth, width=width, n_outputs=n_outputs,
+                 input_width=input_width, biases=biases, weights=weights),
+            "n_samples=..., input_norm=..., input_correlation=...",
+        )
+        net = phi
+        T, q_in, rho = _fisher_inputs(n_samples, input_norm, input_correlation)
+        if net.is_uniform:
+            act, sw, sb, L, N, w = net.uniform_parameters()
+            r = _fisher_uniform(act, sw, sb, L, N, T, net.output_width, net.input_width, q_in, rho, net.biases[0],
+                                w)
+            return _replace(r, network=net.to_dict())
+        return _fisher_network(net, T, q_in, rho)
+    _missing("fisher_statistics", "phi, sigma_w, sigma_b, depth, width, n_samples",
+             dict(sigma_w=sigma_w, sigma_b=sigma_b, depth=depth, width=width, n_samples=n_samples))
     act = get_activation(phi)
     sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
     sb = _scalar(nonnegative(sigma_b, "sigma_b"), "sigma_b")
-    depths, scalar = _depths(depth)
     N = integer(width, "width", 1)
-    T = integer(n_samples, "n_samples", 1)
-    C = integer(n_outputs, "n_outputs", 1)
+    T, q_in, rho = _fisher_inputs(n_samples, input_norm, input_correlation)
+    C = integer(1 if n_outputs is None else n_outputs, "n_outputs", 1)
     N0 = N if input_width is None else integer(input_width, "input_width", 1)
+    use_bias = _flag(True if biases is None else biases, "biases")
+    weights = choice("gaussian" if weights is None else weights, "weights", WEIGHTS)
+    return _fisher_uniform(act, sw, sb, depth, N, T, C, N0, q_in, rho, use_bias, weights)
+
+
+def _given_by_network(fname, given, keep):
+    """A Network describes these arguments: passing any of them is an error naming them."""
+    named = [k for k, v in given.items() if v is not None]
+    if named:
+        raise InvalidParameterError(
+            f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} given by the network: call {fname}(net, {keep})"
+        )
+
+
+def _missing(fname, args, given):
+    named = [k for k, v in given.items() if v is None]
+    if named:
+        raise InvalidParameterError(
+            f"{fname}({args}, ...): {', '.join(named)} missing (or pass a meanfield.Network as the first argument)"
+        )
+
+
+def _replace(result, **fields):
+    import dataclasses
+
+    return dataclasses.replace(result, **fields)
+
+
+def _fisher_inputs(n_samples, input_norm, input_correlation):
+    if n_samples is None:
+        raise InvalidParameterError("n_samples (the number T of inputs in the FIM's average) is required")
+    T = integer(n_samples, "n_samples", 1)
     q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
     rho = _scalar(correlation(input_correlation, "input_correlation"), "input_correlation")
     if T >= 2 and rho < -1.0 / (T - 1):
@@ -356,8 +427,12 @@ def fisher_statistics(
             f"input_correlation={rho:.6g} is impossible for n_samples={T} inputs with a common pairwise correlation:"
             f" it must be ≥ -1/(T-1) = {-1.0 / (T - 1):.6g}"
         )
-    use_bias = _flag(biases, "biases")
-    choice(weights, "weights", WEIGHTS)
+    return T, q_in, rho
+
+
+def _fisher_uniform(act, sw, sb, depth, N, T, C, N0, q_in, rho, use_bias, weights):
+    """The uniform network's statistics (every depth of ``depth`` from one trajectory)."""
+    depths, scalar = _depths(depth)
 
     L_max = int(depths.max())
     lay = _forward(act, sw, sb, q_in, rho * q_in, L_max, cross=T > 1)
@@ -449,6 +524,145 @@ def fisher_statistics(
         layer_share=share,
         converged_layer=lay.converged_layer,
         cross_method=lay.cross_method,
+    )
+
+
+def _network_forward(net, q_in, qx_in, cross):
+    """Forward order parameters of a per-layer network (THEORY §3, §8), layers 0 … L+1 as in :class:`_Layers`.
+
+    ``q^1 = (σ_w^1)² q̂^0 + (σ_b^1)²``, ``q̂^l = E_{q^l} φ_l²``, ``μ_k = E_{q^l} φ_l'^{2k}``,
+    ``q^{l+1} = (σ_w^{l+1})² q̂^l + (σ_b^{l+1})²``; cross terms with the activation's two-point rule (closed form where
+    it has one) at covariances (q^l, q^l, q^l_×). Below :data:`Q_TINY` the moments are those of the linear regime, as in
+    :func:`_forward`. No early stop (one depth, usually small)."""
+    L = net.depth
+    n = L + 2
+    q, qh, mu1, mu2 = np.empty(n), _nans(n), _nans(n), _nans(n)
+    qx, qhx, gx = _nans(n), _nans(n), _nans(n)
+    q[0] = qh[0] = q_in
+    sw2 = [s * s for s in net.sigma_w]
+    sb2 = [s * s for s in net.sigma_b]
+    q[1] = sw2[0] * q_in + sb2[0]
+    if cross:
+        qx[0] = qhx[0] = qx_in
+        qx[1] = sw2[0] * qx_in + sb2[0]
+    out = np.empty(5)
+    buf = np.empty(2)
+    methods = set()
+    for l in range(1, L + 1):
+        act = net.activations[l - 1]
+        k = act.kernels
+        ql = float(q[l])
+        qe = max(ql, Q_TINY)
+        k.moments(qe, act.table, out)
+        if not (math.isfinite(out[0]) and math.isfinite(out[2]) and math.isfinite(out[3])):
+            raise NumericalError(f"layer {l} ({act.name}): the moments at q = {ql:.6g} could not be evaluated")
+        qh[l] = out[0] * (ql / qe)
+        mu1[l], mu2[l] = out[2], out[3]
+        q[l + 1] = sw2[l] * qh[l] + sb2[l]
+        if cross:
+            if qx_in == q_in:
+                qhx[l], gx[l] = qh[l], mu1[l]
+                methods.add("identical inputs")
+            else:
+                c = min(1.0, max(-1.0, float(qx[l]) / ql)) if ql > 0.0 else 1.0
+                k.twopoint(qe, qe, c * qe, buf)
+                qhx[l], gx[l] = buf[0] * (ql / qe), buf[1]
+                methods.add("closed form" if k.CLOSED_TWOPOINT else "quadrature")
+            qx[l + 1] = sw2[l] * qhx[l] + sb2[l]
+        if not (math.isfinite(q[l + 1]) and math.isfinite(qx[l + 1]) or not cross and math.isfinite(q[l + 1])):
+            raise NumericalError(f"layer {l + 1}: the length or covariance map overflowed (q^{l} = {ql:.6g})")
+    method = " + ".join(sorted(methods)) if cross else "none"
+    return _Layers(q, qx, qh, qhx, mu1, mu2, gx, L + 1, method)
+
+
+def _fisher_network(net, T, q_in, rho):
+    """:func:`fisher_statistics` of a per-layer network (see its docstring, "A network whose layers differ")."""
+    L = net.depth
+    Ns = net.widths
+    N = Ns[1]
+    C = net.output_width
+    lay = _network_forward(net, q_in, rho * q_in, T > 1)
+    beta = [1.0 if b else 0.0 for b in net.biases]
+    sw2 = [s * s for s in net.sigma_w]
+
+    def sums(qh, g):
+        # a[l] = (N_{l-1} q̂^{l-1} + β_l)/N (l = 1 … L+1); chi[m] = (σ_w^{m+1})² g_m (m = 1 … L): P^l = Π_{m≥l} chi[m]
+        a = _nans(L + 2)
+        chi = _nans(L + 2)
+        for l in range(1, L + 2):
+            a[l] = (Ns[l - 1] * qh[l - 1] + beta[l - 1]) / N
+        for m in range(1, L + 1):
+            chi[m] = sw2[m] * g[m]
+        s = np.empty(L + 1)
+        _fk.depth_sums(chi, a, s)
+        return a, chi, float(s[L])
+
+    a, chi, S = sums(lay.q_hat, lay.mu1)
+    if T > 1:
+        ax, chix, Sx = sums(lay.q_hat_cross, lay.dphi_cross)
+    else:
+        chix, Sx = _nans(L + 2), 0.0
+    if not (math.isfinite(S) and math.isfinite(Sx)):
+        raise NumericalError(f"the NTK overflowed for {net!r}: the backward gains grow too fast for this depth")
+    alpha = sum(Ns[l] * Ns[l - 1] for l in range(1, L + 1)) / (N * N)
+    n_par = sum(Ns[l - 1] * Ns[l] for l in range(1, L + 2)) + sum(Ns[l] for l in range(1, L + 2) if net.biases[l - 1])
+    trace = C * N * S
+    top = N * (S + (T - 1) * Sx) / T
+    bulk = N * (S - Sx) / T
+    if T == 1:
+        lam, mult = top, C
+    else:
+        tie = abs(Sx) * T <= DEGENERATE_RTOL * S
+        lam = top if (tie or top >= bulk) else bulk
+        mult = C * T if tie else (C if top > bulk else C * (T - 1))
+    second = C * N * N * (S**2 + (T - 1) * Sx**2) / (T * n_par)
+    qt = _backward(chi, L)
+    qtx = _backward(chix, L) if T > 1 else _nans(L + 2)
+    share = _nans(L + 2)
+    share[1:] = a[1:] * qt[1:] / S
+    chi_out = _nans(L + 2)
+    chi_out[1 : L + 1] = chi[1 : L + 1]
+    chix_out = _nans(L + 2)
+    if T > 1:
+        chix_out[1 : L + 1] = chix[1 : L + 1]
+    summ = net.summary()
+    return FisherStatistics(
+        activation=summ["activation"],
+        sigma_w=summ["sigma_w"],
+        sigma_b=summ["sigma_b"],
+        depth=L,
+        width=N,
+        input_width=Ns[0],
+        n_samples=T,
+        n_outputs=C,
+        input_norm=q_in,
+        input_correlation=rho,
+        biases=any(net.biases),
+        weights=summ["weights"],
+        alpha=float(alpha),
+        kappa1=S / alpha,
+        kappa2=Sx / alpha,
+        trace=trace,
+        n_parameters=int(n_par),
+        mean_eigenvalue=trace / n_par,
+        second_moment=second,
+        lambda_max=lam,
+        lambda_max_multiplicity=int(mult),
+        bulk_eigenvalue=bulk,
+        bulk_multiplicity=C * (T - 1),
+        learning_rate_bound=2.0 / lam,
+        q=lay.q,
+        q_cross=lay.q_cross,
+        q_hat=lay.q_hat,
+        q_hat_cross=lay.q_hat_cross,
+        q_tilde=qt,
+        q_tilde_cross=qtx,
+        chi=chi_out,
+        chi_cross=chix_out,
+        layer_share=share,
+        converged_layer=L + 1,
+        cross_method=lay.cross_method,
+        network=net.to_dict(),
     )
 
 
@@ -546,6 +760,7 @@ class ConditionalFisherSpectrum(Result):
     layer_variance: np.ndarray = field(repr=False)
     shift: np.ndarray = field(repr=False)
     q: np.ndarray = field(repr=False)
+    network: dict | None = None
     _levels: dict = field(default_factory=dict, repr=False, compare=False)
 
     def stieltjes(self, z):
@@ -572,10 +787,10 @@ def _complex_levels(lev):
         d2_law, _ = _laws()
         built = {}
         Ds, Ps, offs = [], [], [0, 0]
-        for q in lev["q_levels"]:
-            if q not in built:
-                built[q] = _nu_law(d2_law, lev["act"], q, lev["sw2"])[1]
-            dc, pc = built[q]
+        for key in lev["law_keys"]:
+            if key not in built:
+                built[key] = _nu_law(d2_law, *key)[1]
+            dc, pc = built[key]
             Ds.append(dc)
             Ps.append(pc)
             offs.append(offs[-1] + dc.size)
@@ -833,7 +1048,7 @@ def _check_edge(name, lam, mean, var, s, dmax, gauss, atoms):
 
 
 def conditional_fisher_spectrum(
-    phi, sigma_w, sigma_b, depth, width, weights="orthogonal", input_norm=1.0, biases=True
+    phi, sigma_w=None, sigma_b=None, depth=None, width=None, weights=None, input_norm=1.0, biases=None
 ) -> ConditionalFisherSpectrum:
     """Spectrum of the conditional FIM ``F(θ|x)/N`` with C = N outputs (Hayase & Karakida 2021; THEORY §4).
 
@@ -878,35 +1093,115 @@ def conditional_fisher_spectrum(
 
     Assumptions: large N (asymptotic freeness of the W's from the D's, ``|x^{l-1}|²/N → q̂^{l-1}``); the test suite
     checks the law against sampled networks at N = 400 (mean, variance, quantiles, edge).
+
+    **A network whose layers differ** (THEORY §4, §8): ``conditional_fisher_spectrum(net, input_norm=…)`` with a
+    :class:`~meanfield.Network` (the arguments it describes must be left out). Level l = 2 … L+1 of the recursion holds
+    ``W^l D_{l-1}``, so its law is ``ν_{l-1}``, that of ``(σ_w^l)² φ_{l-1}'(h^{l-1})²`` with h^{l-1} ~ N(0, q^{l-1}) —
+    the weight scale of the *next* layer times the derivative of hidden layer l - 1 — and its weight kind is W^l's;
+    the shifts are ``a_l/N = q̂^{l-1} + β_l/N`` (β_l = 1 where layer l has a bias) with the per-layer trajectory
+    ``q^l = (σ_w^l)² q̂^{l-1} + (σ_b^l)²``, ``q̂^l = E_{q^l} φ_l²`` (THEORY §8). The moments become
+    ``e_l = a_l/N + (σ_w^l)² μ_1,l-1 e_{l-1}``, ``v_l = (σ_w^l)⁴[μ_1,l-1² v_{l-1} + (μ_2,l-1 - μ_1,l-1²) e_{l-1}²]``
+    (+ ``(σ_w^l)⁴ μ_1,l-1² e_{l-1}²`` for Gaussian W^l). The free-probability laws need square layers,
+    ``C = N_0 = N_1 = … = N_L``, and one weight kind for W^2 … W^{L+1} (W^1 enters only through q^1); other networks
+    are refused. A uniform network gives the uniform call's numbers; ``network`` holds ``net.to_dict()``.
+
+    >>> net = mf.Network((64,) * 4, [1.2, 1.0, 1.1], [0.1, 0.05, 0.0], ["tanh", "erf"], "orthogonal")
+    >>> r = mf.conditional_fisher_spectrum(net, input_norm=1.0)
+    >>> bool(r.shift[-1] < r.mean < r.lambda_max)
+    True
     """
+    if isinstance(phi, Network):
+        _given_by_network("conditional_fisher_spectrum",
+                          dict(sigma_w=sigma_w, sigma_b=sigma_b, depth=depth, width=width, weights=weights,
+                               biases=biases), "input_norm=...")
+        net = phi
+        q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
+        if net.is_uniform and net.input_width == net.widths[1] == net.output_width:
+            act, sw, sb, L, N, w = net.uniform_parameters()
+            r = _conditional_uniform(act, sw, sb, L, N, w, q_in, net.biases[0])
+            return _replace(r, network=net.to_dict())
+        N, gauss = _square_network(net, "conditional_fisher_spectrum")
+        L = net.depth
+        lay = _network_forward(net, q_in, 0.0, cross=False)
+        beta = [(1.0 if b else 0.0) / N for b in net.biases]
+        summ = net.summary()
+        record = dict(activation=summ["activation"], sigma_w=summ["sigma_w"], sigma_b=summ["sigma_b"], depth=L,
+                      width=N, weights=summ["weights"], input_norm=q_in, biases=any(net.biases),
+                      network=net.to_dict())
+        acts = list(net.activations)
+        sw2s = [s * s for s in net.sigma_w[1:]]
+        return _conditional(lay, acts, sw2s, beta, gauss, q_in, record)
+    _missing("conditional_fisher_spectrum", "phi, sigma_w, sigma_b, depth, width",
+             dict(sigma_w=sigma_w, sigma_b=sigma_b, depth=depth, width=width))
     act = get_activation(phi)
     sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
     sb = _scalar(nonnegative(sigma_b, "sigma_b"), "sigma_b")
     L = integer(depth, "depth", 1)
     N = integer(width, "width", 1)
-    choice(weights, "weights", WEIGHTS)
+    weights = choice("orthogonal" if weights is None else weights, "weights", WEIGHTS)
     q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
-    use_bias = _flag(biases, "biases")
+    use_bias = _flag(True if biases is None else biases, "biases")
+    return _conditional_uniform(act, sw, sb, L, N, weights, q_in, use_bias)
+
+
+def _square_network(net, fname):
+    """(N, gaussian) of a network the free-probability laws describe: C = N_0 = … = N_L and one kind for W^2 … W^{L+1};
+    else InvalidParameterError naming the layer and the reason."""
+    N = _square_widths(net, fname)
+    kinds = set(net.weights[1:])
+    if len(kinds) > 1:
+        first = next(i for i, k in enumerate(net.weights[1:], start=2) if k != net.weights[1])
+        raise InvalidParameterError(
+            f"{fname} needs one weight kind for W^2 … W^{{L+1}} (the subordination chain is solved for one kind), but"
+            f" layer 2 is {net.weights[1]!r} and layer {first} is {net.weights[first - 1]!r}"
+        )
+    return N, net.weights[1] == "gaussian"
+
+
+def _square_widths(net, fname):
+    """N of a network with C = N_0 = … = N_L; else InvalidParameterError naming the layer."""
+    N = net.widths[0]
+    for i, n in enumerate(net.widths[1:], start=1):
+        if n != N:
+            what = "the output width C" if i == len(net.widths) - 1 else f"layer {i}'s width N_{i}"
+            raise InvalidParameterError(
+                f"{fname} needs square layers (C = N_0 = N_1 = … = N_L: the free-probability laws are those of square"
+                f" matrices), but {what} = {n} differs from N_0 = {N}"
+            )
+    return N
+
+
+def _conditional_uniform(act, sw, sb, L, N, weights, q_in, use_bias):
     gauss = weights == "gaussian"
-    sw2 = sw * sw
     lay = _forward(act, sw, sb, q_in, 0.0, L, cross=False)
     b = (1.0 if use_bias else 0.0) / N
+    record = dict(activation=act.name, sigma_w=sw, sigma_b=sb, depth=L, width=N, weights=weights, input_norm=q_in,
+                  biases=use_bias)
+    return _conditional(lay, [act] * L, [sw * sw] * L, [b] * (L + 1), gauss, q_in, record)
 
+
+def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
+    """The conditional spectrum from the forward trajectory ``lay``: ``acts[m-1]`` = φ_m and ``sw2s[m-1]`` =
+    (σ_w^{m+1})² (the law ν_m of level m + 1), ``beta[l-1]`` = β_l/N the bias part of the shift a_l/N."""
+    L = len(acts)
     top = L + 1
+    name = record["activation"]
     s = np.full(top + 1, np.nan)
-    s[1] = q_in + b
-    s[2:] = lay.q_hat[1 : L + 1] + b
+    s[1] = q_in + beta[0]
+    for l in range(2, top + 1):
+        s[l] = lay.q_hat[l - 1] + beta[l - 1]
     e = np.full(top + 1, np.nan)
     v = np.full(top + 1, np.nan)
     e[1], v[1] = s[1], 0.0
     for l in range(2, top + 1):
         m1, m2 = lay.mu1[l - 1], lay.mu2[l - 1]
+        sw2 = sw2s[l - 2]
         e[l] = s[l] + sw2 * m1 * e[l - 1]
         v[l] = sw2 * sw2 * (m1 * m1 * v[l - 1] + (m2 - m1 * m1) * e[l - 1] ** 2)
         if gauss:
             v[l] += sw2 * sw2 * m1 * m1 * e[l - 1] ** 2
     if not (math.isfinite(e[top]) and math.isfinite(v[top])):
-        raise NumericalError(f"{act.name}: the conditional FIM moments overflowed at depth {L}")
+        raise NumericalError(f"{name}: the conditional FIM moments overflowed at depth {L}")
 
     # the laws ν_l (l = 1 … L) and the atoms of every level
     d2_law, pushforward_density = _laws()
@@ -915,11 +1210,13 @@ def conditional_fisher_spectrum(
     atoms = [(s[1], 1.0)]
     cache = {}
     pushforward = L == 1 and not gauss
+    keys = []
     for l in range(1, L + 1):
-        ql = float(lay.q[l])
-        if ql not in cache:
-            cache[ql] = _nu_law(d2_law, act, ql, sw2, contour=pushforward or _BASELINE)
-        (dr, pr), _, nu_atoms, law = cache[ql]
+        key = (acts[l - 1], float(lay.q[l]), sw2s[l - 1])
+        keys.append(key)
+        if key not in cache:
+            cache[key] = _nu_law(d2_law, key[0], key[1], key[2], contour=pushforward or _BASELINE)
+        (dr, pr), _, nu_atoms, law = cache[key]
         Drs.append(dr)
         Prs.append(pr)
         offs_r.append(offs_r[-1] + dr.size)
@@ -935,9 +1232,7 @@ def conditional_fisher_spectrum(
 
     lev = dict(
         s=np.ascontiguousarray(s),
-        act=act,
-        sw2=sw2,
-        q_levels=[float(lay.q[l]) for l in range(1, L + 1)],
+        law_keys=keys,  # (φ_m, q^m, (σ_w^{m+1})²) of the law ν_m, m = 1 … L
         D_real=np.ascontiguousarray(np.concatenate(Drs)),
         P_real=np.ascontiguousarray(np.concatenate(Prs)),
         off_real=np.asarray(offs_r, dtype=np.int64),
@@ -951,28 +1246,21 @@ def conditional_fisher_spectrum(
         lambda_max=math.inf,
     )
     if pushforward:
-        pf = _Pushforward(act, cache[float(lay.q[1])][3], sw2, s[1], s[2], pushforward_density)
+        pf = _Pushforward(acts[0], cache[keys[0]][3], sw2s[0], s[1], s[2], pushforward_density)
         lev["pushforward"] = pf
         lam = pf.edge()
     elif _BASELINE:
-        cs = [cache[q][1] for q in lev["q_levels"]]
+        cs = [cache[k][1] for k in keys]
         lev["complex"] = (np.concatenate([c[0] for c in cs]), np.concatenate([c[1] for c in cs]),
                           np.cumsum([0, 0] + [c[0].size for c in cs]).astype(np.int64))
         lam = _edge_scan(lev)
     else:
         lam = _edge(lev)
-    _check_edge(act.name, lam, float(e[top]), float(v[top]), s, dmax, gauss, atoms)
+    _check_edge(name, lam, float(e[top]), float(v[top]), s, dmax, gauss, atoms)
     lev["lambda_max"] = lam
 
     return ConditionalFisherSpectrum(
-        activation=act.name,
-        sigma_w=sw,
-        sigma_b=sb,
-        depth=L,
-        width=N,
-        weights=weights,
-        input_norm=q_in,
-        biases=use_bias,
+        **record,
         mean=float(e[top]),
         variance=float(v[top]),
         lambda_max=lam,
@@ -1014,10 +1302,12 @@ class SokolParkBound(Result):
     jacobian_norms: np.ndarray = field(repr=False)
     terms: np.ndarray = field(repr=False)
     shift: np.ndarray = field(repr=False)
+    network: dict | None = None
 
 
 def sokol_park_bound(
-    phi, sigma_w, sigma_b, depth, width, weights="orthogonal", input_norm=1.0, hessian_max=1.0, biases=True
+    phi, sigma_w=None, sigma_b=None, depth=None, width=None, weights=None, input_norm=1.0, hessian_max=1.0,
+    biases=None,
 ) -> SokolParkBound:
     """Theory-side bound on λ_max of the FIM by the partial Jacobians' spectral norms (Sokol & Park 2020; THEORY §5).
 
@@ -1033,41 +1323,82 @@ def sokol_park_bound(
     sub-network of layers l … L (L + 1 - l pairs; cyclic rotation does not change a free product), taken with
     ``q0 = q̂^{l-1}`` so that its layers follow the same trajectory. Returns the bound divided by N (see
     :class:`SokolParkBound`).
-    """
-    from meanfield.spectra import _exp, _tail_log_edges, _tail_log_edges_each  # lazily: the bound is the only user
 
+    **A network whose layers differ** (THEORY §5, §8): ``sokol_park_bound(net, input_norm=…, hessian_max=…)`` with a
+    square :class:`~meanfield.Network` (``C = N_0 = … = N_L``, refused otherwise; the arguments it describes must be
+    left out). ``J_l = W^{L+1} D_L W^L ⋯ W^{l+1} D_l`` is a product of the pairs ``W^{m+1} D_m``, m = l … L, each with
+    its own law: ``D_m = diag φ_m'(h^m)`` at q^m of the per-layer trajectory, ``W^{m+1}`` of scale σ_w^{m+1} and its
+    own kind (Gaussian: a Marchenko–Pastur factor, THEORY §2, §8); ``a_l/N = q̂^{l-1} + β_l/N`` (β_l = 1 where layer l
+    has a bias). ``network`` holds ``net.to_dict()``; a uniform network gives the uniform call's numbers.
+
+    >>> net = mf.Network((64,) * 4, [1.2, 1.0, 1.1], [0.1, 0.05, 0.0], ["tanh", "erf"], "orthogonal")
+    >>> b = mf.sokol_park_bound(net, input_norm=1.0)
+    >>> bool(b.bound >= mf.conditional_fisher_spectrum(net, input_norm=1.0).lambda_max)
+    True
+    """
+    if isinstance(phi, Network):
+        _given_by_network("sokol_park_bound",
+                          dict(sigma_w=sigma_w, sigma_b=sigma_b, depth=depth, width=width, weights=weights,
+                               biases=biases), "input_norm=..., hessian_max=...")
+        net = phi
+        q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
+        hmax = _scalar(nonnegative(hessian_max, "hessian_max"), "hessian_max")
+        if net.is_uniform and net.input_width == net.widths[1] == net.output_width:
+            act, sw, sb, L, N, w = net.uniform_parameters()
+            r = _sokol_park_uniform(act, sw, sb, L, N, w, q_in, hmax, net.biases[0])
+            return _replace(r, network=net.to_dict())
+        N = _square_widths(net, "sokol_park_bound")
+        L = net.depth
+        lay = _network_forward(net, q_in, 0.0, cross=False)
+        summ = net.summary()
+        record = dict(activation=summ["activation"], sigma_w=summ["sigma_w"], sigma_b=summ["sigma_b"], depth=L,
+                      width=N, weights=summ["weights"], input_norm=q_in, hessian_max=hmax, network=net.to_dict())
+        beta = [(1.0 if b else 0.0) / N for b in net.biases]
+        pairs = (list(net.activations), list(net.sigma_w[1:]), [k == "gaussian" for k in net.weights[1:]])
+        return _sokol_park(lay, pairs, beta, q_in, hmax, record)
+    _missing("sokol_park_bound", "phi, sigma_w, sigma_b, depth, width",
+             dict(sigma_w=sigma_w, sigma_b=sigma_b, depth=depth, width=width))
     act = get_activation(phi)
     sw = _scalar(positive(sigma_w, "sigma_w"), "sigma_w")
     sb = _scalar(nonnegative(sigma_b, "sigma_b"), "sigma_b")
     L = integer(depth, "depth", 1)
     N = integer(width, "width", 1)
-    choice(weights, "weights", WEIGHTS)
+    weights = choice("orthogonal" if weights is None else weights, "weights", WEIGHTS)
     q_in = _scalar(positive(input_norm, "input_norm"), "input_norm")
     hmax = _scalar(nonnegative(hessian_max, "hessian_max"), "hessian_max")
-    use_bias = _flag(biases, "biases")
+    use_bias = _flag(True if biases is None else biases, "biases")
+    return _sokol_park_uniform(act, sw, sb, L, N, weights, q_in, hmax, use_bias)
+
+
+def _sokol_park_uniform(act, sw, sb, L, N, weights, q_in, hmax, use_bias):
     lay = _forward(act, sw, sb, q_in, 0.0, L, cross=False)
     b = (1.0 if use_bias else 0.0) / N
+    record = dict(activation=act.name, sigma_w=sw, sigma_b=sb, depth=L, width=N, weights=weights, input_norm=q_in,
+                  hessian_max=hmax)
+    return _sokol_park(lay, (act, sw, weights == "gaussian"), [b] * (L + 1), q_in, hmax, record)
+
+
+def _sokol_park(lay, pairs, beta, q_in, hmax, record):
+    """The bound from the trajectory ``lay``; ``pairs`` = (φ_m, σ_w^{m+1}, W^{m+1} Gaussian) for m = 1 … L, each one
+    value (uniform) or a list of L; ``beta[l-1]`` = β_l/N."""
+    from meanfield.spectra import _exp, _tail_log_edges, _tail_log_edges_each  # lazily: the bound is the only user
+
+    L = record["depth"]
     shift = np.full(L + 2, np.nan)
-    shift[1] = q_in + b
-    shift[2:] = lay.q_hat[1 : L + 1] + b
+    shift[1] = q_in + beta[0]
+    for l in range(2, L + 2):
+        shift[l] = lay.q_hat[l - 1] + beta[l - 1]
     norms = np.full(L + 2, np.nan)
     norms[L + 1] = 1.0
     # J_l J_lᵀ has the law of the sub-network of layers l … L, whose trajectory is q^l … q^L: its edge is
     # jacobian_spectrum(φ, σ_w, σ_b, L + 1 - l, weights, q0 = q̂^{l-1}).edge, for all l at once from one set of laws
     tails = _tail_log_edges_each if _BASELINE else _tail_log_edges
-    log_edges = tails(act, sw, lay.q[1 : L + 1], weights == "gaussian")
+    log_edges = tails(pairs[0], pairs[1], lay.q[1 : L + 1], pairs[2])
     norms[1 : L + 1] = [_exp(float(x)) for x in log_edges]  # inf beyond float64, like JacobianSpectrum.edge
     terms = np.full(L + 2, np.nan)
     terms[1:] = hmax * shift[1:] * norms[1:]
     return SokolParkBound(
-        activation=act.name,
-        sigma_w=sw,
-        sigma_b=sb,
-        depth=L,
-        width=N,
-        weights=weights,
-        input_norm=q_in,
-        hessian_max=hmax,
+        **record,
         bound=float(np.sum(terms[1:])),
         jacobian_norms=norms,
         terms=terms,
