@@ -13,7 +13,10 @@ master equations for M_{JJᵀ}; here in THEORY §2's form): unknowns ``m = M_J(z
 and
 
 * orthogonal: ``log z = Σ_g n_g log y_g + (L - 1)[log m - log(1 + m)]``;
-* Gaussian:   ``log z = Σ_g n_g log y_g + (L - 1) log m + log(1 + m)``.
+* Gaussian:   ``log z = Σ_g n_g log y_g + (L - 1) log m + log(1 + m)``;
+* k of the L weight matrices Gaussian, the others orthogonal (each Gaussian WWᵀ multiplies S_J by 1/(1 + m)):
+  ``log z = Σ_g n_g log y_g + (L - 1) log m + (1 - L + k) log(1 + m)``. The kernels' ``gauss`` argument is k (a
+  float: 0.0 all orthogonal, L all Gaussian, where the two forms above are used exactly).
 
 For Im z > 0 on the physical branch Im m < 0 and Im y_g > 0 (a Stieltjes transform maps the upper half-plane to the
 lower one), and Im(1 + m) = Im m, so the principal logarithms are continuous and the identity holds exactly (it does
@@ -149,9 +152,11 @@ def _residual(om, b, lz, vals, wts, off, cnt, zm, L, gauss, E, kap):
     l1m = om if a0 == 0.0 else log_lower(onep)
     dlm = w / m  # d log m/dω
     dl1m = w / onep  # d log(1 + m)/dω
-    if gauss:
-        E0 = (s + (L - 1.0) * lm + l1m - lz) / L
-        A = ((L - 1.0) * dlm + dl1m) / L
+    if gauss != 0.0:
+        # k = gauss Gaussian layers: (1 - L + k) log(1 + m); at k = L this is the all-Gaussian form exactly (c = 1)
+        c1 = 1.0 - L + gauss
+        E0 = (s + (L - 1.0) * lm + c1 * l1m - lz) / L
+        A = ((L - 1.0) * dlm + c1 * dl1m) / L
     else:
         E0 = (s + (L - 1.0) * (lm - l1m) - lz) / L
         A = (L - 1.0) * (dlm - dl1m) / L
@@ -445,9 +450,10 @@ def edge_objective(a, vals, wts, off, cnt, tops, L, gauss):
         dF += cnt[g] / kap
         t_prev = math.log(y - tops[g]) if y > tops[g] else math.nan
     l1m = math.log1p(m)
-    if gauss:
-        F += (L - 1.0) * a + l1m
-        dF += (L - 1.0) + m / (1.0 + m)
+    if gauss != 0.0:
+        c1 = 1.0 - L + gauss  # k = gauss Gaussian layers (1.0 exactly when all are)
+        F += (L - 1.0) * a + c1 * l1m
+        dF += (L - 1.0) + c1 * (m / (1.0 + m))
     else:
         F += (L - 1.0) * (a - l1m)
         dF += (L - 1.0) / (1.0 + m)
@@ -593,7 +599,7 @@ def lower_objective(tau, m0, vals, wts, off, cnt, bottoms, zmass, L, gauss):
     dl += (L - 1.0) / m
     if m < 0.0 and (L - 1.0) % 2 == 1:
         neg += 1
-    k = 1.0 if gauss else -(L - 1.0)
+    k = 1.0 - L + gauss  # the power of (1 + m): 1 (all Gaussian), 1 - L (all orthogonal)
     lx += k * math.log(abs(p))
     dl += k / p
     if p < 0.0 and k % 2 != 0:

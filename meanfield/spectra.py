@@ -31,6 +31,7 @@ underflows (``mean``/``moment``/``edge`` themselves are ``inf`` or ``0.0`` when 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -386,6 +387,11 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
     return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror, tuple(zeros))
 
 
+def _d2_laws(acts, qs, contour=False):
+    """The laws of φ_g'² at q_g for the groups g (real rules only unless ``contour``): :func:`_d2_law` for each."""
+    return [_d2_law(a, q, contour=contour) for a, q in zip(acts, qs)]
+
+
 def _resolved_part(act, a, b):
     """Split a monotone piece (a, b) of φ'² into the part where φ'² is resolved in float64 and the end where it rounds
     to exactly 0: returns ((a', b') or None, [rounded intervals]).
@@ -517,16 +523,25 @@ def _log_s_transform_rows(raw):
     return out
 
 
+def _ngauss(gaussian, depth) -> float:
+    """The number k of Gaussian weight matrices among the L layers, as the kernels take it (a float): a bool means all
+    (L) or none (0) of them, a number is k itself."""
+    if isinstance(gaussian, (bool, np.bool_)):
+        return float(depth) if gaussian else 0.0
+    return float(gaussian)
+
+
 def _normalised_moments(laws, counts, depth, gaussian):
     """m̃_k = m_k/m_1^k, k = 1..8, by Lagrange inversion: m̃_k = [m^{k-1}] h(m)^k / k with h = (1 + m)/S̃_J(m).
 
-    ``log h = (1 + L·[Gaussian]) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` (THEORY §2; Pennington et al. 2018, the moments
-    from the S-transform).
+    ``log h = (1 + k) log(1 + m) - Σ_g n_g log S̃_{D_g}(m)`` with k the number of Gaussian weight matrices (each
+    S_{WWᵀ} = 1/(1 + m), normalised) (THEORY §2; Pennington et al. 2018, the moments from the S-transform).
+    ``gaussian``: a bool (all or none of the L layers) or k.
     """
     log1p = np.zeros(MAX_MOMENT + 1)
     for j in range(1, MAX_MOMENT + 1):
         log1p[j] = (-1.0) ** (j + 1) / j
-    logh = (1.0 + (depth if gaussian else 0)) * log1p
+    logh = (1.0 + _ngauss(gaussian, depth)) * log1p
     raw = np.array([law.raw_moments for law in laws], dtype=np.float64)
     logh = logh - np.asarray(counts, dtype=np.float64) @ _log_s_transform_rows(raw)
     h = _exp_series(logh)
@@ -540,18 +555,19 @@ def _normalised_moments(laws, counts, depth, gaussian):
 
 
 # ------------------------------------------------------------------------------------------------------ atoms
-def _product_atoms(laws, counts, log_sw2, depth, gaussian):
+def _product_atoms(laws, counts, log_sw2, depth, gaussian, log_w=None):
     """Atoms of the free multiplicative convolution (Bercovici & Voiculescu 1993; Belinschi 2003).
 
     μ⊠ν has an atom at 0 of mass max(μ{0}, ν{0}), and one at ab ≠ 0 iff μ{a} + ν{b} > 1, of mass μ{a} + ν{b} - 1.
     A Gaussian WWᵀ (Marchenko–Pastur, ratio 1) has no atoms, so only the atom at 0 survives there; an orthogonal one
-    is the point mass σ_w².
+    is the point mass σ_w². ``log_w``: Σ_l log (σ_w^l)² where the layers' σ_w differ (default L log σ_w²);
+    ``gaussian``: a bool or the number of Gaussian layers (any one removes every atom but 0).
     """
     zero = max(float(law.atom_mass[law.atom_vals == 0.0].sum()) for law in laws)  # genuine atoms only
     out = []
     if zero > 0.0:
         out.append((0.0, float(zero)))
-    if gaussian:
+    if _ngauss(gaussian, depth) > 0.0:
         return out
     choices = []  # per group: [(log a, deficit 1 - μ{a})], most massive first
     for law in laws:
@@ -584,7 +600,7 @@ def _product_atoms(laws, counts, log_sw2, depth, gaussian):
 
         compose(0, n, log_loc, deficit)
 
-    rec(0, depth * log_sw2, 0.0)
+    rec(0, depth * log_sw2 if log_w is None else log_w, 0.0)
     for log_loc, mass in sorted(found):
         out.append((_exp(log_loc), float(mass)))
     return out
@@ -627,7 +643,9 @@ class JacobianSpectrum(Result):
 
     Attributes
     ----------
-    activation, sigma_w, sigma_b, depth, weights : the network (σ_w, σ_b standard deviations; ``depth`` = L pairs D·W).
+    activation, sigma_w, sigma_b, depth, weights : the network (σ_w, σ_b standard deviations; ``depth`` = L pairs D·W);
+        for a :class:`~meanfield.Network`, :meth:`~meanfield.Network.summary` (NaN / joined names / "mixed" where the
+        layers differ).
     q : q^l, l = 1..L, the pre-activation variance of each layer (all q* by default).
     log_mean : log m_1 = Σ_l log(σ_w² μ_1(q^l)) (= L log χ_1 at the fixed point); finite at any depth.
     mean : m_1 = Π_l σ_w² μ_1(q^l) = χ_1^L at the fixed point (Pennington et al. 2017); ``inf`` beyond float64.
@@ -642,6 +660,7 @@ class JacobianSpectrum(Result):
         (JJᵀ)^{-1}; for tanh-like φ the truncated law's tiny lower edge), or a gap found on the real axis below the
         bulk (Gaussian ReLU at L = 1: σ_w²(1 - √p)²) — else 0. The continuous part may have gaps inside (e.g. below an
         atom at the edge).
+    network : :meth:`~meanfield.Network.to_dict` of the network when one was given, else None.
     atoms : list of (location, mass): an atom at 0 of mass max_l P(φ'(h^l) = 0) and, for orthogonal weights, those of
         the free multiplicative convolution (orthogonal ReLU: mass 1/2 at 0; orthogonal Bernoulli(p) with
         L(1 - p) < 1: mass 1 - L(1 - p) at σ_w^{2L}).
@@ -663,6 +682,7 @@ class JacobianSpectrum(Result):
     atoms: list
     _moments: np.ndarray = field(repr=False)  # m̃_k = m_k/m_1^k, k = 1..8
     _solver: dict = field(repr=False)
+    network: dict | None = None
 
     @property
     def max_singular_value(self) -> float:
@@ -713,8 +733,8 @@ class JacobianSpectrum(Result):
         if s["kind"] == "point" or not np.any(inside):
             pass
         elif s["kind"] == "pushforward":
-            sw2 = self.sigma_w**2
-            out[inside] = _pushforward_density(s["act"], s["laws"][0], flat[inside] / sw2) / sw2
+            sw2 = s["sw2"]
+            out[inside] = _pushforward_density(s["acts"][0], s["laws"][0], flat[inside] / sw2) / sw2
         else:
             xs = flat[inside]
             order = np.argsort(xs, kind="stable")  # sorted: neighbours continue from each other
@@ -781,7 +801,7 @@ def _contour_pack(s):
     with _CONTOUR_LOCK:
         got = s.get("contour")
         if got is None:
-            laws = [_d2_law(s["act"], law.q) for law in s["laws"]]
+            laws = _d2_laws(s["acts"], [law.q for law in s["laws"]], contour=True)
             got = s["contour"] = _pack(laws, [law.mean for law in laws], contour=True)
         return got
 
@@ -907,40 +927,90 @@ def _cluster_labels(q):
     return reps, labels
 
 
+def _layer_list(value, L, name, conv):
+    """One value per layer: a sequence of L (checked) or one value repeated."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if len(value) != L:
+            raise InvalidParameterError(f"{name} has {len(value)} entries, the chain has {L} layers")
+        return [conv(v) for v in value]
+    return [conv(value)] * L
+
+
+def _cluster_labels_acts(acts, q):
+    """:func:`_cluster_labels` per activation: groups of layers with the same activation whose q^l agree to
+    Q_CLUSTER_RTOL. Returns (representative q's, their activations, labels); one activation gives exactly
+    :func:`_cluster_labels`' groups."""
+    first = acts[0]
+    if all(a is first for a in acts):
+        reps, labels = _cluster_labels(q)
+        return reps, [first] * len(reps), labels
+    labels = np.empty(q.size, dtype=np.int64)
+    reps, rep_acts = [], []
+    distinct = []
+    for a in acts:
+        if not any(a is d for d in distinct):
+            distinct.append(a)
+    for a in distinct:
+        idx = np.array([i for i, b in enumerate(acts) if b is a], dtype=np.int64)
+        r, lab = _cluster_labels(np.ascontiguousarray(q[idx]))
+        labels[idx] = lab + len(reps)
+        reps.extend(r)
+        rep_acts.extend([a] * len(r))
+    return reps, rep_acts, labels
+
+
 def _tail_log_edges(act, sigma_w, q, gaussian):
     """log of the upper edge of JJᵀ for every tail of one chain of layers: entry i is that of the product of the layers
     i, i + 1, …, L - 1 with pre-activation variances ``q[i:]`` (L - i pairs D·W), for i = 0 … L - 1.
 
+    ``act`` is one activation or a sequence of L (φ_l of the pair D_l W_l, D_l = diag φ_l'(h^l)), ``sigma_w`` a float
+    or a sequence of L (σ_w of W_l in the same pair), ``q`` the L pre-activation variances q^l, ``gaussian`` a bool or
+    a sequence of L bools (W_l Gaussian, else orthogonal). The tail i has
+    ``S = Π_{l≥i} S_{W_lW_lᵀ} S_{D_l²}`` (THEORY §2, §8) and the log-edge
+    ``Σ_{l≥i} log((σ_w^l)² μ_1,l(q^l)) + log λ̃_max`` of its normalised spectrum.
+
     The same number as ``jacobian_spectrum(φ, σ_w, σ_b, L - i, q0=…).log_edge`` whose trajectory is ``q[i:]`` (σ_b
-    enters only through the q^l), at a fraction of the cost: the laws of φ'² are built once per distinct q^l (real rule
-    only) and packed once, and each tail is the edge search over that pack with its own layer counts (groups no layer
-    of the tail uses count 0 and are skipped), started from the minimum of the next shorter tail — no moments,
+    enters only through the q^l), at a fraction of the cost: the laws of φ'² are built once per distinct (φ, q^l) (real
+    rule only) and packed once, and each tail is the edge search over that pack with its own layer counts (groups no
+    layer of the tail uses count 0 and are skipped), started from the minimum of the next shorter tail — no moments,
     atoms, lower edge or density solver.
     """
     q = np.asarray(q, dtype=np.float64)
     L = q.size
-    reps, labels = _cluster_labels(q)
-    laws = [_d2_law(act, r, contour=False) for r in reps]
+    acts = _layer_list(act, L, "act", get_activation)
+    sws = _layer_list(sigma_w, L, "sigma_w", float)
+    gs = _layer_list(gaussian, L, "gaussian", bool)
+    reps, rep_acts, labels = _cluster_labels_acts(acts, q)
+    laws = _d2_laws(rep_acts, reps)
     mus = np.array([law.mean for law in laws])
     vals, wts, off = _pack(laws, mus)
     tops = np.array([law.top for law in laws]) / mus
     log_tops = np.log(tops)
-    log_sw2 = 2.0 * math.log(sigma_w)
+    one_sw = all(v == sws[0] for v in sws)
+    log_sw2 = 2.0 * math.log(sws[0])
+    log_sw2_l = 2.0 * np.log(np.asarray(sws))
     log_mu = np.log(mus)
     out = np.empty(L)
     cnt = np.zeros(len(reps))
     a_prev = math.nan
+    ng = 0.0
+    log_w = 0.0
     for i in range(L - 1, -1, -1):
         cnt[labels[i]] += 1.0
-        log_mean = float(np.dot(cnt, log_sw2 + log_mu))
+        ng += 1.0 if gs[i] else 0.0
+        if one_sw:
+            log_mean = float(np.dot(cnt, log_sw2 + log_mu))
+        else:
+            log_w += float(log_sw2_l[i])
+            log_mean = float(np.dot(cnt, log_mu)) + log_w
         code = 3
         if math.isfinite(a_prev):  # the minimum of the next shorter tail: one layer fewer, a nearby minimum
-            log_e, a, code = _k.upper_edge_near(vals, wts, off, cnt, tops, float(L - i), gaussian, a_prev)
+            log_e, a, code = _k.upper_edge_near(vals, wts, off, cnt, tops, float(L - i), ng, a_prev)
         if code == 3:
-            log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(L - i), gaussian, EDGE_A_MAX)
+            log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(L - i), ng, EDGE_A_MAX)
         a_prev = a if code == 0 else math.nan
         if code == 1:
-            if gaussian:
+            if ng > 0.0:
                 raise ConvergenceError("edge: no minimum of M_J^{-1}(m) on m > 0 (Gaussian weights always have one)")
             log_e = float(np.dot(cnt, log_tops))  # infimum at m → ∞: the product of the laws' tops
         out[i] = log_mean + float(log_e)
@@ -996,12 +1066,13 @@ def _upper_edge_normalised(laws, counts, depth, gaussian):
     vals, wts, off = _pack(laws, mus)
     tops = np.array([law.top / mu for law, mu in zip(laws, mus)])
     cnt = np.asarray(counts, dtype=np.float64)
-    log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(depth), gaussian, EDGE_A_MAX)
+    ng = _ngauss(gaussian, depth)
+    log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(depth), ng, EDGE_A_MAX)
     if code == 0:
         return float(log_e), "sqrt"
     if code == 2:
         return float(log_e), "hard"
-    if gaussian:
+    if ng > 0.0:
         raise ConvergenceError("edge: no minimum of M_J^{-1}(m) on m > 0 (Gaussian weights always have one)")
     return float(np.dot(cnt, np.log(tops))), "limit"
 
@@ -1033,7 +1104,8 @@ def _lower_edge_normalised(laws, counts, depth, gaussian):
     a bounded inverse). Otherwise the first turning point of the real branch of M_J^{-1} below the spectrum
     (:func:`meanfield._spectra_kernels.lower_edge`), which the caller confirms on the physical branch.
     """
-    if not gaussian and all(law.zero_mass == 0.0 and law.bottom > _TINY for law in laws):
+    ng = _ngauss(gaussian, depth)
+    if ng == 0.0 and all(law.zero_mass == 0.0 and law.bottom > _TINY for law in laws):
         inv = [_inverse_law(law) for law in laws]
         if not all(math.isfinite(il.mean) for il in inv):
             # E[1/φ'²] beyond float64: only the truncation |u| ≤ 9√q keeps it finite (erf at q > 1/4: E[e^{2u²}] = ∞
@@ -1047,7 +1119,7 @@ def _lower_edge_normalised(laws, counts, depth, gaussian):
     bottoms = np.array([law.bottom_positive / mu for law, mu in zip(laws, mus)])
     zmass = np.array([law.zero_mass for law in laws])
     cnt = np.asarray(counts, dtype=np.float64)
-    log_lo, found = _k.lower_edge(vals, wts, off, cnt, bottoms, zmass, float(depth), gaussian)
+    log_lo, found = _k.lower_edge(vals, wts, off, cnt, bottoms, zmass, float(depth), ng)
     return float(log_lo), bool(found), False
 
 
@@ -1062,8 +1134,7 @@ def _edge_bounds_normalised(laws, counts, mom, depth, gaussian):
     its large-N limit ``4σ_w²`` (Gaussian, the Marchenko–Pastur edge), divided by the mean ``Π_l σ_w² μ_1(q^l)``."""
     lower = math.log(mom[MAX_MOMENT - 1] / mom[MAX_MOMENT - 2])
     upper = sum(n * math.log(law.top / law.mean) for law, n in zip(laws, counts))
-    if gaussian:
-        upper += depth * math.log(4.0)
+    upper += _ngauss(gaussian, depth) * math.log(4.0)
     return lower, upper
 
 
@@ -1078,15 +1149,16 @@ def _check_upper_edge(log_e, laws, counts, mom, depth, gaussian, name):
         )
 
 
-def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=None) -> JacobianSpectrum:
+def jacobian_spectrum(phi, sigma_w=None, sigma_b=None, depth=None, weights=None, q0=None) -> JacobianSpectrum:
     """Spectrum of JJᵀ for the input-output Jacobian of a deep random network (THEORY §2).
 
     Parameters
     ----------
-    phi : activation (name, expression in ``x`` or :class:`~meanfield.Activation`).
+    phi : activation (name, expression in ``x`` or :class:`~meanfield.Activation`), or a :class:`~meanfield.Network`
+        (then sigma_w, sigma_b, depth and weights are the network's and must be left out; see below).
     sigma_w, sigma_b : weight and bias standard deviations (not variances).
     depth : L ≥ 1, the number of layers (pairs D_l W_l) in J.
-    weights : "orthogonal" (S_{WWᵀ} = σ_w^{-2}) or "gaussian" (S_{WWᵀ} = 1/(σ_w²(1 + z))).
+    weights : "orthogonal" (S_{WWᵀ} = σ_w^{-2}, the default) or "gaussian" (S_{WWᵀ} = 1/(σ_w²(1 + z))).
     q0 : None (every layer at the fixed point q*; raises NoFixedPointError where q diverges, except for positively
         homogeneous φ — ReLU, leaky ReLU, linear — whose law of φ'(h)² does not depend on q) or the input's
         |x|²/N_0, in which case layer l uses its own q^l from the length map (:func:`meanfield.propagate`).
@@ -1099,6 +1171,21 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
     with ``q0`` it grows with the number of distinct q^l (899 for tanh at q* = 1/64 from q0 = 1: ~0.5 s), and so does
     :meth:`JacobianSpectrum.density`, whose first call also builds every law's contour rule (~1 ms a law).
 
+    **A network whose layers differ** (:class:`~meanfield.Network`, THEORY §8): ``J = ∂x^L/∂x^0 = D_L W^L ⋯ D_1 W^1``
+    with ``D_l = diag φ_l'(h^l)``, ``Var W^l_ij = (σ_w^l)²/N_{l-1}`` (the readout does not enter J), and
+
+    ``S_{JJᵀ} = Π_l S_{W^lW^lᵀ} S_{D_l²}``,  ``S_{W^lW^lᵀ} = (σ_w^l)^{-2}`` (orthogonal) or ``1/((σ_w^l)²(1 + z))``
+    (Gaussian),
+
+    so with k Gaussian layers ``M_J^{-1}(m) = Π_l (σ_w^l)² y_l · m^{L-1}(1 + m)^{1-L+k}``, ``M_{D_l²}(y_l) = m``, where
+    layer l's law is that of ``φ_l'(h)²``, h ~ N(0, q^l), on the network's length map ``q^1 = (σ_w^1)² q0 +
+    (σ_b^1)²``, ``q^l = (σ_w^l)² E_{q^{l-1}}[φ_{l-1}²] + (σ_b^l)²``. The mean is ``Π_l (σ_w^l)² μ_1,l(q^l)`` with
+    ``μ_1,l(q) = E_q[φ_l'²]``. ``q0`` (the input's |x|²/N_0) is required unless layers 1..L are alike (activation,
+    σ_w, σ_b, weight kind), which is exactly the uniform call (and gives its numbers bitwise, at q* for q0=None).
+    The free-probability law is that of square layers: N_1 = … = N_L is required; the first layer may be wider
+    (N_0 ≥ N_1) when it is orthogonal (W^1W^1ᵀ = (σ_w^1)² I exactly); a Gaussian first layer needs N_0 = N_1. The
+    result's scalar fields hold :meth:`~meanfield.Network.summary` and ``network`` the full description.
+
     Every edge is checked before it is returned: ``m_8/m_7 ≤ λ_max`` (exact moments) and ``λ_max ≤ Π_l ‖W_l‖²
     max φ'(h^l)²`` (operator norms), else ConvergenceError.
 
@@ -1109,7 +1196,25 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
     >>> s = jacobian_spectrum("tanh", sw, sb, depth=16)   # orthogonal weights
     >>> round(s.mean, 12), round(s.edge, 6)
     (1.0, 1.276885)
+    >>> net = mf.Network((64, 64, 64, 64, 10), sigma_w=[sw, 1.1 * sw, sw, 1.0], sigma_b=sb,
+    ...                  activations=["tanh", "erf", "tanh"], weights="orthogonal")
+    >>> s = jacobian_spectrum(net, q0=1.0)
+    >>> s.depth, s.activation, s.network["activations"]
+    (3, 'tanh,erf,tanh', ['tanh', 'erf', 'tanh'])
     """
+    from meanfield.network import Network
+
+    if isinstance(phi, Network):
+        return _network_spectrum(phi, sigma_w, sigma_b, depth, weights, q0)
+    missing = [n for n, v in (("sigma_w", sigma_w), ("sigma_b", sigma_b), ("depth", depth)) if v is None]
+    if missing:
+        raise InvalidParameterError(f"jacobian_spectrum needs {', '.join(missing)} (or a Network as its first argument)")
+    return _uniform_spectrum(phi, sigma_w, sigma_b, depth, "orthogonal" if weights is None else weights, q0)
+
+
+def _uniform_spectrum(phi, sigma_w, sigma_b, depth, weights, q0) -> JacobianSpectrum:
+    """:func:`jacobian_spectrum` of a uniform network (one φ, σ_w, σ_b and weight kind for every layer)."""
+
     act = get_activation(phi)
     sw = float(positive(sigma_w, "sigma_w"))
     sb = float(nonnegative(sigma_b, "sigma_b"))
@@ -1134,31 +1239,117 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
     laws = [_d2_law(act, q, contour=_BASELINE) for q in reps]  # the contour rules: on the density's first call
     log_sw2 = 2.0 * math.log(sw)
     log_mean = float(sum(n * (log_sw2 + math.log(law.mean)) for law, n in zip(laws, counts)))
+    return _assemble(laws, [act] * len(laws), counts, L, float(L) if gaussian else 0.0, log_mean, L * log_sw2, sw * sw,
+                     act.name, dict(activation=act.name, sigma_w=sw, sigma_b=sb, weights=weights, q=qs))
+
+
+def _network_trajectory(acts, sws, sbs, q0):
+    """q^1 … q^L of a per-layer network from q0 = |x|²/N_0 (THEORY §8): ``q^1 = (σ_w^1)² q0 + (σ_b^1)²``,
+    ``q^{l+1} = (σ_w^{l+1})² E_{q^l}[φ_l²] + (σ_b^{l+1})²``, one step of each layer's length-map kernel."""
+    L = len(acts)
+    q = np.empty(L)
+    q[0] = sws[0] ** 2 * q0 + sbs[0] ** 2
+    buf, qh, mu1, mu2 = np.empty(3), np.empty(3), np.empty(3), np.empty(3)
+    for l in range(L - 1):
+        act = acts[l]
+        buf[1] = q[l]
+        _, bad = act.kernels.length_trajectory(act.table, sws[l + 1] ** 2, sbs[l + 1] ** 2, Q_TINY, 0.0, buf, qh, mu1,
+                                               mu2)
+        q[l + 1] = buf[2]
+        if bad or not math.isfinite(q[l + 1]):
+            raise NumericalError(f"the length map overflowed at layer {l + 2} ({act.name}, q^{l + 1} = {q[l]:.6g})")
+    return q
+
+
+def _network_spectrum(net, sigma_w, sigma_b, depth, weights, q0) -> JacobianSpectrum:
+    """:func:`jacobian_spectrum` of a :class:`~meanfield.Network` (its docstring: "A network whose layers differ")."""
+    given = [n for n, v in (("sigma_w", sigma_w), ("sigma_b", sigma_b), ("depth", depth), ("weights", weights))
+             if v is not None]
+    if given:
+        raise InvalidParameterError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} given by the network: "
+                                    "leave them out when the first argument is a Network")
+    L = net.depth
+    w = net.widths
+    for l in range(2, L + 1):
+        if w[l] != w[1]:
+            raise InvalidParameterError(
+                f"layer {l} is {w[l - 1]} → {w[l]}: the free-probability law of J needs square hidden layers "
+                f"(N_1 = … = N_L = {w[1]}), got hidden widths {list(net.hidden_widths)}"
+            )
+    if net.weights[0] == "orthogonal" and w[0] < w[1]:
+        raise InvalidParameterError(
+            f"layer 1 is orthogonal {w[0]} → {w[1]} with N_0 < N_1: W^1W^1ᵀ then has rank N_0 (not σ_w² I); "
+            "the law needs N_0 ≥ N_1 for an orthogonal first layer"
+        )
+    if net.weights[0] == "gaussian" and w[0] != w[1]:
+        raise InvalidParameterError(
+            f"layer 1 is Gaussian {w[0]} → {w[1]}: W^1W^1ᵀ is Marchenko–Pastur with ratio N_1/N_0 ≠ 1, which this "
+            "law does not include; a Gaussian first layer needs N_0 = N_1 (an orthogonal one may be wider)"
+        )
+    acts = list(net.activations)
+    sws = [float(v) for v in net.sigma_w[:L]]
+    sbs = [float(v) for v in net.sigma_b[:L]]
+    kinds = list(net.weights[:L])
+    hidden_alike = (all(a is acts[0] for a in acts) and len(set(sws)) == 1 and len(set(sbs)) == 1
+                    and len(set(kinds)) == 1)
+    if hidden_alike:
+        # the uniform call itself (bitwise the same numbers); the readout does not enter J
+        r = _uniform_spectrum(acts[0], sws[0], sbs[0], L, kinds[0], q0)
+        summ = net.summary()
+        return dataclasses.replace(r, activation=summ["activation"], sigma_w=summ["sigma_w"],
+                                   sigma_b=summ["sigma_b"], weights=summ["weights"], network=net.to_dict())
+    if q0 is None:
+        raise InvalidParameterError(
+            "q0 (the input's |x|²/N_0) is needed: the network's layers differ, so they have no common fixed point q*"
+        )
+    q0 = float(positive(q0, "q0"))
+    qs = _network_trajectory(acts, sws, sbs, q0)
+    reps, rep_acts, labels = _cluster_labels_acts(acts, qs)
+    counts = [int(c) for c in np.bincount(labels, minlength=len(reps))]
+    laws = _d2_laws(rep_acts, reps, contour=_BASELINE)
+    log_sw2 = 2.0 * np.log(np.asarray(sws))
+    log_w = float(log_sw2.sum())
+    log_mean = log_w + float(sum(n * math.log(law.mean) for law, n in zip(laws, counts)))
+    ng = float(sum(k == "gaussian" for k in kinds))
+    summ = net.summary()
+    fields = dict(activation=summ["activation"], sigma_w=summ["sigma_w"], sigma_b=summ["sigma_b"],
+                  weights=summ["weights"], q=qs)
+    return _assemble(laws, rep_acts, counts, L, ng, log_mean, log_w, sws[0] ** 2, summ["activation"], fields,
+                     network=net.to_dict())
+
+
+def _assemble(laws, acts, counts, L, ng, log_mean, log_w, sw2_first, name, fields, network=None) -> JacobianSpectrum:
+    """The spectrum from the groups' laws (``acts[g]``'s φ'² at its q, ``counts[g]`` layers each): moments, edges,
+    atoms, support and the density solver. ``ng``: the number of Gaussian weight matrices; ``log_mean`` = log m_1;
+    ``log_w`` = Σ_l log (σ_w^l)²; ``sw2_first``: (σ_w^1)² (the push-forward density at L = 1)."""
+    gaussian = ng
     mom = _normalised_moments(laws, counts, L, gaussian)
-    rel_var = sum(n * law.rel_var for law, n in zip(laws, counts)) + (L if gaussian else 0)
-    atoms = _product_atoms(laws, counts, log_sw2, L, gaussian)
+    rel_var = sum(n * law.rel_var for law, n in zip(laws, counts)) + ng
+    atoms = _product_atoms(laws, counts, 0.0, L, gaussian, log_w=log_w)
 
     # upper edge
     log_e, kind = _upper_edge_normalised(laws, counts, L, gaussian)
-    _check_upper_edge(log_e, laws, counts, mom, L, gaussian, act.name)
+    _check_upper_edge(log_e, laws, counts, mom, L, gaussian, name)
     log_edge = log_mean + log_e
     if kind == "limit":
         kind = "atom" if any(abs(math.log(loc) - log_edge) < 1e-12 for loc, _ in atoms if loc > 0.0) else "hard"
-    point = all(law.is_point for law in laws) and not gaussian
+    point = all(law.is_point for law in laws) and ng == 0.0
     if point:
         solver_kind = "point"
-    elif L == 1 and not gaussian:
+    elif L == 1 and ng == 0.0:
         solver_kind = "pushforward"
     else:
         solver_kind = "newton"
     solver = dict(
         kind=solver_kind,
-        act=act,
+        act=acts[0],
+        acts=list(acts),
+        sw2=sw2_first,
         laws=laws,
         cnt=np.asarray(counts, dtype=np.float64),
         zm=np.array([law.zero_mass for law in laws]),
         s1=np.array([-law.rel_var for law in laws]),  # S̃_g(m) = 1 - (Var/μ²) m + …
-        gauss=gaussian,
+        gauss=ng,
         H=H_FACTOR * max(1.0, _exp(log_e)),
         cont_lo=-math.inf,
         cont_hi=log_e,
@@ -1197,12 +1388,12 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
         lo = min(lo, min(loc for loc, _ in atoms))
     support = (lo, _exp(log_edge))
     return JacobianSpectrum(
-        activation=act.name,
-        sigma_w=sw,
-        sigma_b=sb,
+        activation=fields["activation"],
+        sigma_w=fields["sigma_w"],
+        sigma_b=fields["sigma_b"],
         depth=L,
-        weights=weights,
-        q=qs,
+        weights=fields["weights"],
+        q=fields["q"],
         log_mean=log_mean,
         mean=_exp(log_mean),
         variance=_exp(2.0 * log_mean + math.log(rel_var)) if rel_var > 0.0 else 0.0,
@@ -1213,6 +1404,7 @@ def jacobian_spectrum(phi, sigma_w, sigma_b, depth, weights="orthogonal", q0=Non
         atoms=atoms,
         _moments=mom,
         _solver=solver,
+        network=network,
     )
 
 
