@@ -7,10 +7,19 @@ spectrum (and, when the hidden layers share one activation, width and weight kin
 :func:`meanfield.jacobian_spectrum` at the hidden layers' mean σ_w, σ_b), the Fisher information's mean eigenvalue and
 λ_max over the inputs, and the learning-rate bound 2/λ_max.
 
-Whether a real model is "at the edge of chaos" is judged against its depth: every hidden layer's correlation depth scale
-ξ_c is at least the depth L (signals stay distinguishable through the whole network; Schoenholz et al. 2017,
-"Deep information propagation", ICLR, §3: networks train when L ≲ ξ_c), not |χ_1 − 1| ≤ 1e-9, which no sampled model
-meets.
+Whether a real model is "at the edge of chaos" is judged against its depth: the model's correlation depth scale ξ_c
+is at least its depth L (signals stay distinguishable through the whole network; Schoenholz et al. 2017, "Deep
+information propagation", ICLR, §3: networks train when L ≲ ξ_c), not |χ_1 − 1| ≤ 1e-9, which no sampled model meets.
+ξ_c is taken along the trajectory q^l the inputs actually follow (:func:`correlation_depth_scale`): near c = 1 the
+correlation map of layer l → l+1 has slope ``s_l = σ_w,l+1² μ_1(q^l)`` (THEORY §1, χ_1 of that map), so
+``1 − c^L ∝ Π_l s_l (1 − c^1)`` and ``ξ_c = (L−1)/|Σ_{l=1}^{L−1} ln s_l|``, which is ``1/|ln χ_1|`` for a uniform network
+at its fixed point: the ordered phase's ξ_c, the gradients' depth scale in both phases (Schoenholz et al. 2017, §4), and
+the chaotic phase's ξ_c to first order in χ_1 − 1 (smaller further in: tanh σ_w = 1.5, σ_b = 0.1 has 1/ln χ_1 = 8.2
+against ξ_c = 14.8 at c* = 0.18, so the verdict is the stricter one there). Each layer's own fixed
+point is a poor guide for a sampled model: σ̂_b carries a relative error ~1/√(2N), and where the length map is nearly
+marginal (GELU and SiLU at large q*, ξ_q ≫ L) that moves a layer's own q* far from the q^l the inputs reach in L layers,
+so its ξ_c there says nothing about this network. The per-layer fixed-point reading (q*, phase, ξ_q, ξ_c) is still
+shown, as what an infinitely deep stack of that layer would do.
 
 With ``inputs`` the measured q^l (mean over inputs), mean squared singular value of J (at up to
 :data:`JACOBIAN_INPUTS` inputs) and FIM mean eigenvalue and λ_max stand beside the predictions, each as a
@@ -37,7 +46,7 @@ from empirical.measure import fisher_eigenvalues, jacobian_singular_values, laye
 from empirical.models import as_mlp
 from empirical.reading import LayerTheory, layer_theory, read_network
 
-__all__ = ["describe", "Description", "measured_records", "q_draw_variance", "JACOBIAN_INPUTS"]
+__all__ = ["describe", "Description", "measured_records", "q_draw_variance", "correlation_depth_scale", "JACOBIAN_INPUTS"]
 
 JACOBIAN_INPUTS = 8  # inputs at which the Jacobian is measured (each costs L dense products)
 # Per-draw fluctuation scales for one model (n = 1 draw, shared by all its inputs): the Jacobian and FIM scales are the
@@ -55,9 +64,10 @@ class Description:
     ----------
     network : the :class:`meanfield.Network` read from the model (or given).
     theory : the per-layer predictions (:class:`~empirical.reading.LayerTheory`).
-    layers : one dict per hidden layer: layer, width, activation, sigma_w, sigma_b, q, chi1, q_star, phase, xi_q, xi_c
-        (and q_measured with inputs).
-    edge_of_chaos : every hidden layer after the first has ξ_c ≥ L (the first maps the data to q^1 once).
+    layers : one dict per hidden layer: layer, width, activation, sigma_w, sigma_b, q, chi1 (on the trajectory), and
+        q_star, phase, xi_q, xi_c of the layer's own fixed point (and q_measured with inputs).
+    xi_c : the model's correlation depth scale along the inputs' trajectory (:func:`correlation_depth_scale`).
+    edge_of_chaos : ``xi_c ≥ L``.
     jacobian_mean, jacobian_edge : mean and upper edge of the JJᵀ spectrum (edge None unless the hidden layers share
         activation, width and weight kind; then that of :func:`meanfield.jacobian_spectrum` at their mean σ_w, σ_b for
         inputs reaching q^1, times σ_w,1²/σ_w² for the first layer's own scale).
@@ -70,6 +80,7 @@ class Description:
     network: mf.Network
     theory: LayerTheory
     layers: list
+    xi_c: float
     edge_of_chaos: bool
     jacobian_mean: float
     jacobian_edge: float | None
@@ -108,8 +119,10 @@ class Description:
         meas = self.measured is not None
         cols = ["layer", "width", "activation", "σ_w", "σ_b", "q (theory)"] + (["q (measured)"] if meas else []) + [
             "χ_1", "phase", "ξ_q", "ξ_c"]
-        out = [f"**{self.depth} hidden layers; edge of chaos (ξ_c ≥ L = {self.depth} in every layer after the first): "
-               f"{'yes' if self.edge_of_chaos else 'no'}**", "", "| " + " | ".join(cols) + " |",
+        out = [f"**{self.depth} hidden layers; edge of chaos (ξ_c ≥ L = {self.depth} along the inputs' trajectory, "
+               f"ξ_c = {self.xi_c:.4g}): {'yes' if self.edge_of_chaos else 'no'}**", "",
+               "χ_1 on the trajectory; phase, ξ_q, ξ_c at each layer's own fixed point.", "",
+               "| " + " | ".join(cols) + " |",
                "|" + "---|" * len(cols)]
         for r in self.layers:
             vals = [r["layer"], r["width"], r["activation"], f"{r['sigma_w']:.4g}", f"{r['sigma_b']:.3g}",
@@ -132,9 +145,9 @@ class Description:
         judged = self.layers[1:] if n.depth > 1 else self.layers
         lines = [f"Description: {n.input_width} → {shown} → {n.output_width}, φ = {acts}, "
                  f"{'/'.join(dict.fromkeys(n.weights))} weights",
-                 f"  edge of chaos (ξ_c ≥ L = {n.depth} in every layer after the first): "
-                 f"{'yes' if self.edge_of_chaos else 'no'}; χ_1 in [{min(r['chi1'] for r in judged):.6f}, "
-                 f"{max(r['chi1'] for r in judged):.6f}], min ξ_c = {min(r['xi_c'] for r in judged):.3g}",
+                 f"  edge of chaos (ξ_c ≥ L = {n.depth} along the inputs' trajectory): "
+                 f"{'yes' if self.edge_of_chaos else 'no'}; ξ_c = {self.xi_c:.4g}, χ_1 in "
+                 f"[{min(r['chi1'] for r in judged):.6f}, {max(r['chi1'] for r in judged):.6f}]",
                  f"  q^l: {self.layers[0]['q']:.4g} (l = 1) → {self.layers[-1]['q']:.4g} (l = L)"]
         for name, th, me in self.summary_rows():
             if th is None:
@@ -211,6 +224,24 @@ def _input_stats(x: torch.Tensor):
     return norms, q0, min(max(c0, -1.0), 1.0)
 
 
+def correlation_depth_scale(network: mf.Network, theory: LayerTheory) -> float:
+    """The correlation depth scale of ``network`` along the trajectory q^l of ``theory`` (its
+    :func:`~empirical.reading.layer_theory`): ``ξ_c = (L−1)/|Σ_{l=1}^{L−1} ln s_l|`` with ``s_l = σ_w,l+1² μ_1(q^l)`` the
+    slope at c = 1 of the correlation map from layer l to l+1 (THEORY §1: ``∂c^{l+1}/∂c^l`` at c = 1 is χ_1; Schoenholz
+    et al. 2017, ICLR, Eq. 9 gives ξ_c = −1/ln χ_1 where c* = 1). The first layer's map from the data is left out (it only
+    scales the inputs); for one hidden layer the layer's own gain σ_w,1² μ_1(q^1) is used. ``inf`` where the slopes
+    multiply to exactly 1; 0 where a slope is 0 (a dead network)."""
+    L = network.depth
+    if L > 1:
+        slopes = np.array([network.sigma_w[l + 1] ** 2 * theory.mu1[l] for l in range(L - 1)])
+    else:
+        slopes = np.array([float(theory.gain[0])])
+    if not np.all(slopes > 0):
+        return 0.0
+    total = abs(float(np.sum(np.log(slopes))))
+    return math.inf if total == 0.0 else slopes.size / total
+
+
 def describe(model, inputs=None, *, network: mf.Network | None = None, input_norm: float = 1.0,
              input_correlation: float = 0.0, n_samples: int = 16, k_sigma: float = K_SIGMA) -> Description:
     """The mean-field reading of ``model`` (see the module docstring): theory from ``network`` (default: read from the
@@ -235,8 +266,8 @@ def describe(model, inputs=None, *, network: mf.Network | None = None, input_nor
         layers.append(dict(layer=l + 1, width=nw.widths[l + 1], activation=nw.activations[l].name,
                            sigma_w=nw.sigma_w[l], sigma_b=nw.sigma_b[l], q=float(th.q[l]), chi1=float(th.gain[l]),
                            q_star=q_star, phase=phase, xi_q=xi_q, xi_c=xi_c))
-    judged = layers[1:] if nw.depth > 1 else layers  # the first layer only scales the input
-    eoc = all(r["xi_c"] >= nw.depth for r in judged)  # False where a ξ_c is NaN (no fixed point)
+    xi_c = correlation_depth_scale(nw, th)
+    eoc = xi_c >= nw.depth
     edge = None
     hidden = range(1, nw.depth) if nw.depth > 1 else range(1)
     if (len(set(nw.activations)) == 1 and len(set(nw.hidden_widths)) == 1 and len(set(nw.weights[:-1])) == 1):
@@ -248,7 +279,7 @@ def describe(model, inputs=None, *, network: mf.Network | None = None, input_nor
             edge = float(spec.edge) * nw.sigma_w[0] ** 2 / (sw * sw)  # the first layer scales JJᵀ by σ_w,1²/σ_w²
         except MeanFieldError:
             edge = None
-    desc = dict(network=nw, theory=th, layers=layers, edge_of_chaos=bool(eoc), jacobian_mean=th.jacobian_mean,
+    desc = dict(network=nw, theory=th, layers=layers, xi_c=float(xi_c), edge_of_chaos=bool(eoc), jacobian_mean=th.jacobian_mean,
                 jacobian_edge=edge, fisher_mean=th.mean_eigenvalue, fisher_lambda_max=th.lambda_max,
                 learning_rate_bound=th.learning_rate_bound, input_norm=q0, input_correlation=c0, n_samples=T)
     if x is None:

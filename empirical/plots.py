@@ -419,8 +419,9 @@ def plot_all(table, out_dir, fmt: str = "png") -> dict:
 
 def plot_description(desc, path=None):
     """The mean-field reading of a user's model (:func:`empirical.describe`): q^l per layer (theory line, measured
-    markers when measured), each layer's Jacobian gain χ_1 with the critical value 1, and its correlation depth scale
-    ξ_c against the depth L (the edge-of-chaos criterion ξ_c ≥ L)."""
+    markers when measured), each layer's Jacobian gain χ_1 with the critical value 1, and each layer's correlation depth
+    scale ξ_c at its own fixed point beside the model's ξ_c along the trajectory and the depth L (the edge-of-chaos
+    criterion is the model's ξ_c ≥ L)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     layers = np.array([r["layer"] for r in desc.layers])
@@ -442,13 +443,15 @@ def plot_description(desc, path=None):
     ax = axes[2]
     xi = np.array([r["xi_c"] for r in desc.layers], dtype=float)
     shown = np.where(np.isfinite(xi), xi, np.nan)
-    ax.plot(layers, shown, "o-", color=COLORS[3], ms=4, lw=1.2, label="ξ_c")
+    ax.plot(layers, shown, "o-", color=COLORS[3], ms=4, lw=1.2, label="ξ_c of the layer's own fixed point")
+    if np.isfinite(desc.xi_c) and desc.xi_c > 0:
+        ax.axhline(desc.xi_c, color=COLORS[3], lw=1.2, ls=":", label="ξ_c along the trajectory")
     ax.axhline(desc.depth, color="k", lw=0.8, ls="--", label=f"depth L = {desc.depth}")
     ax.set_yscale("log")
     ax.set_xlabel("layer l")
     ax.set_ylabel("ξ_c (infinite values not drawn)")
     ax.legend(frameon=False)
-    fig.suptitle(f"edge of chaos (ξ_c ≥ L after the first layer): {'yes' if desc.edge_of_chaos else 'no'}; "
+    fig.suptitle(f"edge of chaos (ξ_c = {desc.xi_c:.3g} ≥ L along the trajectory): {'yes' if desc.edge_of_chaos else 'no'}; "
                  f"FIM λ_max {desc.fisher_lambda_max:.4g}, learning-rate bound {desc.learning_rate_bound:.3g}")
     fig.tight_layout()
     return _finish(fig, path)

@@ -200,3 +200,63 @@ def test_initialize_mixed_activations_names_an_impossible_layer():
     model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.ELU(), nn.Linear(8, 1)).double()
     with pytest.raises(NoCriticalPointError, match=r"layer 2 \(elu after tanh\) would need σ_b² = .* < 0"):
         emp.initialize_(model)
+
+
+# ------------------------------------------------------------------------------- describe's edge-of-chaos verdict
+@pytest.mark.parametrize("act, depth, weights", [(nn.Tanh, 64, "orthogonal"), (nn.GELU, 64, "gaussian"),
+                                                 (nn.SiLU, 32, "orthogonal"), (nn.ELU, 16, "gaussian")])
+def test_describe_says_edge_of_chaos_right_after_initialize(act, depth, weights):
+    """A model initialize_ just put on the stable edge of chaos is judged critical against its depth (ξ_c ≥ L along
+    the inputs' trajectory), although σ̂_b read from N = 128 biases is ~6 % off and (GELU, SiLU at q* ≈ 3.7, 15) each
+    layer's own fixed point lies far from q*."""
+    model = _mlp(depth, 128, act=act)
+    rep = emp.initialize_(model, generator=4, weights=weights)
+    d = emp.describe(model)
+    assert d.edge_of_chaos and d.xi_c >= depth, (d.xi_c, repr(d))
+    assert "edge of chaos" in d.to_markdown() and "yes" in repr(d).splitlines()[1]
+    # the per-layer gains on the trajectory are 1 to the σ̂'s sampling error (Gaussian σ̂_w²: √2/N; σ̂_b: 1/√(2N))
+    np.testing.assert_allclose([r["chi1"] for r in d.layers[1:]], 1.0, atol=0.05)
+    assert rep.q_star == pytest.approx(d.layers[-1]["q"], rel=0.1)
+
+
+@pytest.mark.parametrize("sigma_w, phase", [(2.0, "chaotic"), (0.6, "ordered")])
+def test_describe_says_no_for_a_chaotic_or_ordered_model(sigma_w, phase):
+    """tanh, σ_b = 0.1: σ_w = 2 is chaotic (χ_1 = 1.36 at q*, ξ_c = 7.7 at c* = 0.04), 0.6 ordered (χ_1 ≈ 0.36,
+    ξ_c ≈ 1): both far below L = 16."""
+    model = _mlp(16, 128)
+    net = emp.RandomMLP(128, 128, 16, 1, "tanh", sigma_w, 0.1, generator=0)
+    with torch.no_grad():
+        for l, lin in enumerate(m for m in model if isinstance(m, nn.Linear)):
+            lin.weight.copy_(net.W[l])
+            lin.bias.copy_(net.b[l])
+    d = emp.describe(model)
+    assert not d.edge_of_chaos and d.xi_c < 8, d.xi_c
+    assert "no" in repr(d).splitlines()[1]
+    assert sum(r["phase"] == phase for r in d.layers[1:]) >= 13
+
+
+def _tanh_mean(f, q):
+    """E[f(√q z)], z ~ N(0, 1), by scipy quadrature (reference independent of meanfield's Gauss–Hermite)."""
+    from scipy.integrate import quad
+
+    return quad(lambda z: f(math.sqrt(q) * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi), -12, 12,
+                epsabs=1e-14, epsrel=1e-13)[0]
+
+
+def test_correlation_depth_scale_against_quadrature():
+    """A uniform ordered tanh network at its fixed point: ξ_c = −1/ln χ_1 with χ_1 = σ_w² E[sech⁴(h)] (Schoenholz et
+    al. 2017, Eq. 9, c* = 1), q* by iterating the length map with scipy quadrature."""
+    from empirical.describe import correlation_depth_scale
+
+    sw, sb = 0.9, 0.05
+    q = 1.0
+    for _ in range(400):
+        q = sw * sw * _tanh_mean(lambda h: math.tanh(h) ** 2, q) + sb * sb
+    chi = sw * sw * _tanh_mean(lambda h: 1 / math.cosh(h) ** 4, q)
+    n = mf.Network.uniform("tanh", sw, sb, 8, 100)
+    lt = layer_theory(n, input_norm=(q - sb * sb) / (sw * sw))  # inputs at the fixed point
+    assert correlation_depth_scale(n, lt) == pytest.approx(-1 / math.log(chi), rel=1e-8)
+    # a single hidden layer: its own gain
+    one = mf.Network.uniform("tanh", sw, sb, 1, 100)
+    assert correlation_depth_scale(one, layer_theory(one, input_norm=(q - sb * sb) / (sw * sw))) == pytest.approx(
+        -1 / math.log(chi), rel=1e-8)
