@@ -260,3 +260,60 @@ def test_correlation_depth_scale_against_quadrature():
     one = mf.Network.uniform("tanh", sw, sb, 1, 100)
     assert correlation_depth_scale(one, layer_theory(one, input_norm=(q - sb * sb) / (sw * sw))) == pytest.approx(
         -1 / math.log(chi), rel=1e-8)
+
+
+def _gelu(u):
+    return 0.5 * u * (1 + math.erf(u / math.sqrt(2)))
+
+
+def _dgelu(u):
+    return 0.5 * (1 + math.erf(u / math.sqrt(2))) + u * math.exp(-u * u / 2) / math.sqrt(2 * math.pi)
+
+
+def _pair_mean(f, g, q, qx):
+    """E[f(u) g(v)], (u, v) centred Gaussian with variances q and covariance qx, by scipy's dblquad over z1, z2."""
+    from scipy.integrate import dblquad
+
+    c = qx / q
+    s = math.sqrt(q)
+    w = math.sqrt(max(1 - c * c, 0.0))
+    val = dblquad(lambda z2, z1: f(s * z1) * g(s * (c * z1 + w * z2)) * math.exp(-(z1 * z1 + z2 * z2) / 2)
+                  / (2 * math.pi), -9, 9, -9, 9, epsabs=1e-13, epsrel=1e-12)[0]
+    return val
+
+
+def test_layer_theory_fisher_of_a_non_uniform_gelu_network_against_quadrature():
+    """The per-layer NTK sums (Jacot et al. 2018 in the standard parameterisation, THEORY §3/§8) for a GELU network
+    with a first layer, hidden layers and readout of different σ_w, σ_b, widths and one layer without bias, written
+    out here with scipy quadrature: Θ = Σ_{l=1}^{L+1} (N_{l−1} q̂^{l−1} + β_l) P^l, P^l = σ_{w,l+1}² E[φ'φ'] P^{l+1}
+    (diagonal with the same input, cross with the correlated one), λ_max = [Θ_d + (T−1)Θ_×]/T, mean C Θ_d/P."""
+    widths = (6, 11, 7, 9, 2)
+    sw, sb = (0.8, 1.45, 1.3, 1.1), (0.3, 0.0, 0.5, 0.2)
+    biases = (True, False, True, True)
+    n = mf.Network(widths, sw, sb, "gelu", "gaussian", biases)
+    q0, c0, T = 1.7, 0.35, 12
+    lt = layer_theory(n, input_norm=q0, input_correlation=c0, n_samples=T)
+    L = 3
+    q, qx = sw[0] ** 2 * q0 + sb[0] ** 2, sw[0] ** 2 * c0 * q0 + sb[0] ** 2
+    qh, qhx, mu1, dd = [q0], [c0 * q0], [], []
+    for l in range(L):
+        qh.append(_tanh_mean(lambda u: _gelu(u) ** 2, q))
+        qhx.append(_pair_mean(_gelu, _gelu, q, qx))
+        mu1.append(_tanh_mean(lambda u: _dgelu(u) ** 2, q))
+        dd.append(_pair_mean(_dgelu, _dgelu, q, qx))
+        assert lt.q[l] == pytest.approx(q, rel=1e-10) and lt.q_cross[l] == pytest.approx(qx, rel=1e-9)
+        q, qx = sw[l + 1] ** 2 * qh[-1] + sb[l + 1] ** 2, sw[l + 1] ** 2 * qhx[-1] + sb[l + 1] ** 2
+    p, px = [1.0], [1.0]
+    for l in range(L - 1, -1, -1):
+        p.insert(0, sw[l + 1] ** 2 * mu1[l] * p[0])
+        px.insert(0, sw[l + 1] ** 2 * dd[l] * px[0])
+    beta = [1.0 if b else 0.0 for b in biases]
+    theta_d = sum((widths[l] * qh[l] + beta[l]) * p[l] for l in range(L + 1))
+    theta_x = sum((widths[l] * qhx[l] + beta[l]) * px[l] for l in range(L + 1))
+    n_par = sum(a * b for a, b in zip(widths[:-1], widths[1:])) + sum(w for w, b in zip(widths[1:], biases) if b)
+    assert lt.n_parameters == n_par == 66 + 77 + 63 + 18 + 11 + 9 + 2
+    assert lt.theta_diag == pytest.approx(theta_d, rel=1e-9)
+    assert lt.theta_cross == pytest.approx(theta_x, rel=1e-9)
+    assert lt.lambda_max == pytest.approx((theta_d + (T - 1) * theta_x) / T, rel=1e-9)
+    assert lt.mean_eigenvalue == pytest.approx(2 * theta_d / n_par, rel=1e-9)
+    np.testing.assert_allclose(lt.gain, [sw[l] ** 2 * mu1[l] for l in range(L)], rtol=1e-9)
