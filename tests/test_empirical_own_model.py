@@ -14,6 +14,7 @@ from torch import nn
 import empirical as emp
 import meanfield as mf
 from empirical.experiments import correlated_inputs
+from empirical.describe import measured_records
 from empirical.reading import layer_theory
 from meanfield.errors import InvalidParameterError, NoCriticalPointError
 
@@ -317,3 +318,40 @@ def test_layer_theory_fisher_of_a_non_uniform_gelu_network_against_quadrature():
     assert lt.lambda_max == pytest.approx((theta_d + (T - 1) * theta_x) / T, rel=1e-9)
     assert lt.mean_eigenvalue == pytest.approx(2 * theta_d / n_par, rel=1e-9)
     np.testing.assert_allclose(lt.gain, [sw[l] ** 2 * mu1[l] for l in range(L)], rtol=1e-9)
+
+
+def _rect(act, widths, bias=True, seed=0):
+    torch.manual_seed(seed)  # PyTorch's default init draws from the global RNG
+    layers = []
+    for l, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b, bias=bias))
+        if l < len(widths) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers).double()
+
+
+@pytest.mark.parametrize("act, bias, init", [(nn.GELU, False, "default"), (nn.ReLU, True, "orthogonal"),
+                                             (nn.SiLU, True, "initialize_gaussian"), (nn.ELU, False, "initialize_"),
+                                             (lambda: nn.LeakyReLU(0.1), True, "default")])
+def test_describe_predictions_within_tolerance_on_user_models(act, bias, init):
+    """Acceptance: describe's predictions (q^l, mean σ²(J), FIM mean and λ_max) lie within the statistically sized
+    tolerances of the measurements on user-built nn.Sequential models of several activations, with and without bias,
+    rectangular layers, PyTorch-default, orthogonal and initialize_'d weights."""
+    widths = (96, 160, 224, 192, 176, 2)
+    model = _rect(act, widths, bias=bias)
+    X = correlated_inputs(16, 96, 1.0, 0.3, torch.Generator().manual_seed(9))
+    if init == "orthogonal":
+        _gen = torch.Generator().manual_seed(1)
+        for m in model:
+            if isinstance(m, nn.Linear):
+                nn.init.orthogonal_(m.weight, gain=math.sqrt(2.0), generator=_gen)
+                nn.init.normal_(m.bias, 0.0, 0.05, generator=_gen)
+    elif init.startswith("initialize_"):
+        emp.initialize_(model, generator=2, inputs=X, weights="gaussian" if init.endswith("gaussian") else "orthogonal")
+    d = emp.describe(model, X)
+    assert d.passed, d.records.failures().to_markdown()
+    assert len(d.records) == 4 + 3 and d.network.widths == widths
+    assert d.network.biases == (bias,) * 5
+    # the same tolerances reject a theory whose σ_w is 10 % off
+    _, wrong = measured_records(model, X, d.network, theory_sigma_w_scale=1.1)
+    assert len(wrong.failures()) >= 1
