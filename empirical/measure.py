@@ -68,6 +68,65 @@ JACOBIAN_LANCZOS_MIN_WIDTH = 8192
 _LANCZOS_SEED = 0
 
 
+# ------------------------------------------------------------------------------------- work, for the thread policy
+# Each measurement tells empirical.threads the multiply-adds of its largest parallel region (a matrix product), so
+# that "auto" gives a second thread only to products big enough to repay the risk of waiting for it (GRAIN there).
+def _count_inputs(X) -> int:
+    shape = X.shape if hasattr(X, "shape") else torch.as_tensor(X).shape
+    return 1 if len(shape) <= 1 else int(shape[0])
+
+
+def _estimate(fn):
+    """``fn(net, X, ...)`` → multiply-adds, or None when the arguments are not usable (the measurement then raises
+    its own error)."""
+
+    def work(net, X=None, *args, **kwargs):
+        try:
+            chain = _as_net(net)
+            t = _count_inputs(X) if X is not None else 1
+            w = fn(chain, t, *args, **kwargs)
+        except (InvalidParameterError, TypeError, ValueError, RuntimeError, AttributeError, IndexError):
+            return None
+        return w * (0.5 if chain.dtype == torch.float32 else 1.0)
+
+    return work
+
+
+def _layer_products(net: LinearChain) -> int:
+    """The largest N_l·N_{l-1} over the weight layers."""
+    ws = net.widths
+    return max(a * b for a, b in zip(ws[:-1], ws[1:]))
+
+
+@_estimate
+def _work_forward(net, t, *args, **kwargs):
+    """layer statistics: the forward products (T, N_{l-1}) × (N_{l-1}, N_l) and the Grams (T, N_l) × (N_l, T)."""
+    return max(t * _layer_products(net), t * t * max(net.widths))
+
+
+@_estimate
+def _work_jacobian(net, t, top_k=None, method="auto", *args, **kwargs):
+    """The Jacobian chain: one (N_l, N_{l-1}) product per layer for a batch of inputs and N_0 (or N_L) columns each;
+    Lanczos: one matrix-vector product per layer."""
+    n = min(net.input_width, net.hidden_widths[-1])
+    if method == "lanczos" or (
+        method == "auto" and top_k is not None and n >= JACOBIAN_LANCZOS_MIN_WIDTH and top_k <= LANCZOS_MAX_FRACTION * n
+    ):
+        return _layer_products(net)
+    batch = max(1, JACOBIAN_BATCH_ENTRIES // (net.hidden_widths[-1] * max(net.widths[: net.depth])))
+    return min(t, batch) * max(net.input_width, net.hidden_widths[-1]) * _layer_products(net)
+
+
+@_estimate
+def _work_fisher(net, t, *args, chunk_size=None, **kwargs):
+    """The FIM Gram: the backward products (T·C, N_l) × (N_l, N_{l-1}), the Gram blocks (chunk·C, N_l) × (N_l, chunk·C)
+    and the dense eigensolver of the (T·C)² Gram (~(T·C)³/3)."""
+    c = net.output_width
+    chunk = t if chunk_size is None or not isinstance(chunk_size, int) or chunk_size < 1 else min(chunk_size, t)
+    tc = t * c
+    return max(tc * _layer_products(net), (chunk * c) ** 2 * max(net.widths), tc**3 // 3)
+
+
 # ------------------------------------------------------------------------------------------------------------ helpers
 @contextmanager
 def _measuring():
@@ -281,7 +340,7 @@ def _gram_to_stats(g: torch.Tensor, n: int):
     return d / n, c
 
 
-@with_threads
+@with_threads(work=_work_forward)
 def layer_statistics(net: LinearChain, X) -> LayerStatistics:
     """q^l, c^l of the inputs ``X`` (``(T, N_0)``, or one input ``(N_0,)``) through ``net``: see :class:`LayerStatistics`."""
     net = _as_net(net)
@@ -356,7 +415,7 @@ def _checked_jacobian_chain(net: LinearChain, ds) -> torch.Tensor:
     return j
 
 
-@with_threads
+@with_threads(work=_work_jacobian)
 def input_output_jacobian(net: LinearChain, x) -> torch.Tensor:
     """The dense ``J = ∂x^L/∂x^0 = D_L W_L ⋯ D_1 W_1`` as a torch tensor on the network's device, by the explicit chain
     of D·W products (L-1 matrix products, no autograd): shape ``(N_L, N_0)`` for one input ``x`` (1-D), ``(T, N_L, N_0)``
@@ -403,7 +462,7 @@ def _dense_singular_values(j: torch.Tensor, how: str) -> torch.Tensor:
     return sv
 
 
-@with_threads
+@with_threads(work=_work_jacobian)
 def jacobian_singular_values(
     net: LinearChain, x, top_k: int | None = None, method: str = "auto", tol: float = 0.0
 ) -> np.ndarray:
@@ -490,7 +549,7 @@ def _jacobian_lanczos(net: LinearChain, x0: torch.Tensor, k: int, tol: float) ->
 
 
 # ------------------------------------------------------------------------------------------------------------- Fisher
-@with_threads
+@with_threads(work=_work_fisher)
 def fisher_gram(net: LinearChain, X, biases: bool = True, chunk_size: int | None = None) -> torch.Tensor:
     """The dual Gram ``Θ/T`` of the FIM (the empirical NTK over T), a (T·C, T·C) tensor indexed ``(t, k) → t·C + k``.
 
@@ -504,7 +563,7 @@ def fisher_gram(net: LinearChain, X, biases: bool = True, chunk_size: int | None
         return theta.reshape(T * C, T * C).div_(T)
 
 
-@with_threads
+@with_threads(work=_work_fisher)
 def fisher_eigenvalues(
     net: LinearChain,
     X,
@@ -547,7 +606,7 @@ def fisher_eigenvalues(
         return _lanczos(lambda v: gn @ v, gn.shape[0], k)
 
 
-@with_threads
+@with_threads(work=_work_fisher)
 def conditional_fisher_eigenvalues(
     net: LinearChain, x, biases: bool = True, normalize: bool | float = False
 ) -> np.ndarray:
@@ -599,7 +658,7 @@ class SokolParkBound:
         return self.lambda_max / self.bound
 
 
-@with_threads
+@with_threads(work=_work_fisher)
 def sokol_park_bound(net: LinearChain, X, biases: bool = True, chunk_size: int | None = None) -> SokolParkBound:
     """The empirical inequality ``λ_max(F) ≤ (1/T) Σ_t Σ_l (|x^{l-1}(x_t)|² + 1) ‖J_l(x_t)‖₂²`` (THEORY §5), both sides
     from one forward and one backward pass; see :class:`SokolParkBound`."""

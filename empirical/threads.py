@@ -18,16 +18,40 @@ s vs 0.6–12.5 s; issue 14 reported 2.6 s vs 112 s at N = 600 beside one neighb
 at 32 inputs, 48–72 ms vs 0.2–16 s; 200 small elementwise ops on 128² tensors, 1 thread 3–80×
 faster than 2; a bare 1024² float64 GEMM, 2 threads between 0.75× and 1.5× the speed of 1. The cause is the barrier
 wait, not oversubscription by other pools: the empirical measurements call no Numba-parallel code, and MKL follows
-``torch.set_num_threads``. On free cores the second thread pays where the work per region is large (GEMMs,
-eigensolvers: up to ~2× on 2 cores) and costs nothing measurable on small ops; this machine never had both cores free
-while this was measured, so that side is the expectation, not a figure. Neither "always 1" nor "always all" is right
-on a machine whose load changes; the number of cores idle when the measurement starts is.
+``torch.set_num_threads``. On free cores the second thread pays where the work per region is large: a 1024² float64
+GEMM 1.85× faster, ``layer_statistics`` at width 256 1.6× (measured on a quiet machine, load average ~1). Neither
+"always 1" nor "always all" is right on a machine whose load changes; the number of cores idle when the measurement
+starts is, for work large enough that a late partner thread cannot dominate it (next section).
+
+Small operations on free cores
+------------------------------
+"Idle now" is a snapshot: on a shared machine other processes start and stop within a measurement. A parallel
+region's cost with two threads is ``W/2`` (W its one-thread time) while both threads keep their cores, and up to
+``W/2 + S`` once a process arrives on the partner's core: the region ends only when the partner gets its next time
+slice, S ≈ 3.5 ms here (``bench_threads``: 200 × a tanh and a product of 128² with a spinning neighbour, 1.42 s for 400
+regions). Two threads then win at most ``W/2`` and lose up to ``S``. On a machine whose run queue read idle, the
+benchmark's ``layer_statistics`` (width 256, depth 32, 64 inputs: GEMMs of 64 × 256 × 256 = 4.2·10⁶ multiply-adds,
+0.15 ms each) took 57–76 ms with 2 threads against 10.5 ms with 1 (7.25×), and 200 small elementwise ops 20× longer;
+on cores that stay free the same work is at best 1.6–1.85× faster with 2 threads (a GEMM's best case). The cost of a
+second thread is thus bounded by S per region, its gain by W/2: per region the worst case of two threads,
+``(W/2 + S)/W``, exceeds the worst case of one thread (the ~2× it leaves unused) while ``W < S·R/1.5`` ≈ 7·10⁷
+multiply-adds (R ≈ 30·10⁹ float64 multiply-adds/s per core: a 1024² GEMM, 35 ms on one thread).
+
+So the policy is size-aware: every measurement states the work of its largest parallel region (the multiply-adds of
+its largest matrix product, float32 counted at half, as a float32 multiply-add is about twice as fast), and each thread
+must get at least :data:`GRAIN` = 2²⁵ ≈ 3.4·10⁷ of them: ``threads = min(idle cores, work // GRAIN)``, at least 1.
+With the benchmark's cases: ``layer_statistics`` width 256 (4.2·10⁶) → 1 thread; FIM λ_max 256 → 6×256 → 10, 32 inputs
+(Gram (320 × 320) × 256 = 2.6·10⁷) → 1; Jacobian width 512 (512³ = 1.3·10⁸ per product) → 2; four networks N = 600
+(2.2·10⁸) → 2. The elementwise operations between the products are below torch's own grain (32,768 elements, run on
+one thread) or ride along with the products they scale.
 
 Policy
 ------
 :func:`threads` sets ``torch.set_num_threads`` for the body of a ``with`` block and restores it afterwards; the
 measurements of :mod:`empirical.measure` run inside it by default (their ``threads=`` keyword: None = keep the count of
-an enclosing :func:`threads` block, else ``"auto"``). ``"auto"`` is :func:`idle_cpus`: the cores this process may run
+an enclosing :func:`threads` block, else ``"auto"`` with the measurement's own work). ``"auto"`` is
+:func:`auto_threads`: :func:`grain_threads` of the work when it is given (1 for small work: the idle cores are then not
+even read), capped by :func:`idle_cpus`: the cores this process may run
 on (``os.sched_getaffinity``, a cgroup ``cpu.max`` quota) minus the cores other processes keep busy, capped by the
 count torch had before (a user's ``torch.set_num_threads(1)`` stays an upper bound), and at least 1. "Busy" is read
 from the run queue at this instant: ``/proc/loadavg``'s count of runnable tasks minus this process's own threads in
@@ -60,12 +84,16 @@ import torch
 
 from meanfield.errors import InvalidParameterError
 
-__all__ = ["threads", "idle_cpus", "usable_cpus", "with_threads"]
+__all__ = ["threads", "idle_cpus", "usable_cpus", "grain_threads", "auto_threads", "with_threads", "GRAIN"]
 
 SAMPLE_SECONDS = 0.02  # /proc/stat ticks are 10 ms: 20 ms gives each core 2 ticks (the fallback's resolution)
 CACHE_SECONDS = 1.0
 RUN_QUEUE_READS = 3
 BUSY_FRACTION = 0.25  # a core is "idle" when other processes used less than this fraction of it
+# Multiply-adds (float64; a float32 one counts half) each thread must get in a measurement's largest parallel region:
+# below 2·GRAIN a second thread can lose more (a late partner: ~3.5 ms per region here) than it can win (half the
+# region). See the module docstring, "Small operations on free cores".
+GRAIN = 2**25
 
 _STATE = threading.local()  # depth of enclosing threads() blocks in this Python thread
 _CACHE: dict = {}
@@ -190,7 +218,28 @@ def idle_cpus(sample_seconds: float = SAMPLE_SECONDS, max_age: float = CACHE_SEC
     return idle
 
 
-def _resolve(n) -> int | None:
+def grain_threads(work) -> int | None:
+    """The most threads worth using on a parallel region of ``work`` multiply-adds: ``work // GRAIN``, at least 1;
+    None (no limit) when ``work`` is None."""
+    if work is None:
+        return None
+    return max(1, int(work // GRAIN))
+
+
+def auto_threads(work=None) -> int:
+    """The count ``"auto"`` picks for a measurement whose largest parallel region is ``work`` multiply-adds (None:
+    unknown): ``min(torch's count now, grain_threads(work), idle_cpus())``, at least 1. When the work alone gives 1, the
+    idle cores are not read."""
+    k = torch.get_num_threads()
+    g = grain_threads(work)
+    if g is not None:
+        k = min(k, g)
+    if k <= 1:
+        return 1
+    return max(1, min(k, idle_cpus()))
+
+
+def _resolve(n, work=None) -> int | None:
     """The thread count for ``n`` (an int ≥ 1, "auto" or None), or None to leave torch's setting alone."""
     if n is None:
         if getattr(_STATE, "depth", 0) > 0:
@@ -199,22 +248,24 @@ def _resolve(n) -> int | None:
     if isinstance(n, str):
         if n != "auto":
             raise InvalidParameterError(f'threads must be a positive int, "auto" or None, got {n!r}')
-        return max(1, min(torch.get_num_threads(), idle_cpus()))
+        return auto_threads(work)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidParameterError(f'threads must be a positive int, "auto" or None, got {n!r}')
     return n
 
 
 @contextmanager
-def threads(n="auto"):
+def threads(n="auto", work=None):
     """torch's intra-op thread count (``torch.set_num_threads``, which MKL follows) for the body of the block, restored
     afterwards, even on an exception.
 
-    ``n``: a positive int; ``"auto"`` — the cores idle right now (:func:`idle_cpus`), at most the count in effect
-    before; None — keep the count of an enclosing ``threads`` block, or ``"auto"`` when there is none (the default of
-    the measurements' ``threads=`` keyword). Yields the count in effect. See the module docstring for why.
+    ``n``: a positive int; ``"auto"`` — :func:`auto_threads`: the cores idle right now (:func:`idle_cpus`), at most the
+    count in effect before, and with ``work`` (the multiply-adds of the block's largest parallel region, e.g.
+    ``m·k·n`` for an (m, k) × (k, n) product) at most ``work // GRAIN`` (so 1 thread for small work); None — keep the
+    count of an enclosing ``threads`` block, or ``"auto"`` when there is none (the default of the measurements'
+    ``threads=`` keyword). Yields the count in effect. See the module docstring for why.
     """
-    k = _resolve(n)
+    k = _resolve(n, work)
     old = torch.get_num_threads()
     _STATE.depth = getattr(_STATE, "depth", 0) + 1
     try:
@@ -227,12 +278,22 @@ def threads(n="auto"):
             torch.set_num_threads(old)
 
 
-def with_threads(fn):
-    """Decorator: ``fn`` gains a keyword ``threads=None`` and runs inside ``threads(threads)``."""
+def with_threads(fn=None, *, work=None):
+    """Decorator: ``fn`` gains a keyword ``threads=None`` and runs inside ``threads(threads, work)``.
+
+    ``work``: None, or a function of ``fn``'s arguments returning the multiply-adds of its largest parallel region (or
+    None when it cannot tell, e.g. for arguments ``fn`` will reject: ``fn`` then raises its own error). Used as
+    ``@with_threads`` or ``@with_threads(work=estimate)``.
+    """
+    if fn is None:
+        return functools.partial(with_threads, work=work)
 
     @functools.wraps(fn)
     def wrapper(*args, threads=None, **kwargs):
-        with _threads_cm(threads):
+        w = None
+        if work is not None and (threads == "auto" or (threads is None and getattr(_STATE, "depth", 0) == 0)):
+            w = work(*args, **kwargs)
+        with _threads_cm(threads, w):
             return fn(*args, **kwargs)
 
     sig = inspect.signature(fn)
@@ -250,7 +311,9 @@ def with_threads(fn):
 _THREADS_DOC = """
 
     ``threads`` (keyword): torch threads for this call — None (default) keeps an enclosing :func:`empirical.threads`
-    block's count, else ``"auto"``: the cores idle right now (see :mod:`empirical.threads`); or a positive int.
+    block's count, else ``"auto"``: the cores idle right now, and 1 when this call's largest matrix product is below
+    2·GRAIN = 2²⁶ multiply-adds (a second thread risks more than it can win there; see :mod:`empirical.threads`); or
+    a positive int.
 """
 
 

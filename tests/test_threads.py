@@ -254,3 +254,119 @@ def test_measurement_runs_at_the_count_asked_and_restores():
     with pytest.raises(InvalidParameterError):
         emp.fisher_eigenvalues(net, X, threads=0)
     assert torch.get_num_threads() == 2
+
+
+# ------------------------------------------------------------------------------------------- size-aware decisions
+@pytest.mark.parametrize(
+    "work, expected",
+    [(None, None), (0, 1), (T.GRAIN - 1, 1), (T.GRAIN, 1), (2 * T.GRAIN - 1, 1), (2 * T.GRAIN, 2), (7 * T.GRAIN, 7)],
+)
+def test_grain_threads(work, expected):
+    assert T.grain_threads(work) == expected
+
+
+def _idle(monkeypatch, n):
+    """idle_cpus() returns n; counts its calls."""
+    calls = []
+
+    def fake(*a, **k):
+        calls.append(1)
+        return n
+
+    monkeypatch.setattr(T, "idle_cpus", fake)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "work, idle, expected",
+    [
+        (None, 2, 2),  # no work given: the idle cores, as before
+        (None, 1, 1),
+        (4 * 256 * 256 * 16, 2, 1),  # a layer_statistics product (64 × 256 × 256): small → 1 on free cores too
+        (512**3, 2, 2),  # a 512³ product (the Jacobian's): 2 threads on free cores
+        (512**3, 1, 1),  # ... but not beside a neighbour
+        (10**12, 2, 2),  # never more than torch's count (2 in these tests)
+    ],
+)
+def test_auto_threads_is_the_smaller_of_work_and_idle_cores(monkeypatch, work, idle, expected):
+    calls = _idle(monkeypatch, idle)
+    assert T.auto_threads(work) == expected
+    with emp.threads("auto", work=work) as k:
+        assert k == expected == torch.get_num_threads()
+    assert torch.get_num_threads() == 2
+    if work is not None and T.grain_threads(work) == 1:
+        assert not calls  # small work: the idle cores are not even read
+
+
+def test_auto_threads_respects_a_lower_torch_count(monkeypatch):
+    _idle(monkeypatch, 2)
+    torch.set_num_threads(1)
+    assert T.auto_threads(10**12) == 1
+
+
+def _counts(monkeypatch):
+    """Record the count each torch.set_num_threads call asks for."""
+    seen = []
+    real = torch.set_num_threads
+
+    def spy(k):
+        seen.append(k)
+        real(k)
+
+    monkeypatch.setattr(T.torch, "set_num_threads", spy)
+    return seen
+
+
+def _case_nets():
+    small = emp.RandomMLP(256, 256, 4, 1, "tanh", math.sqrt(1.5), math.sqrt(0.05), device="cpu", generator=1)
+    fim = emp.RandomMLP(256, 256, 2, 10, "tanh", math.sqrt(1.5), math.sqrt(0.05), device="cpu", generator=1)
+    big = emp.RandomMLP(512, 512, 1, 1, "tanh", 1.0, 0.05, weights="orthogonal", device="cpu", generator=1)
+    return small, fim, big
+
+
+@pytest.mark.parametrize("idle", [1, 2])
+def test_measurements_choose_by_their_own_size(monkeypatch, idle):
+    """On free cores (idle = 2) the small measurements of bench_threads run on 1 thread, the 512-wide Jacobian on 2;
+    beside a neighbour (idle = 1) all on 1. Explicit counts and enclosing blocks are obeyed whatever the size."""
+    _idle(monkeypatch, idle)
+    small, fim, big = _case_nets()
+    g = torch.Generator().manual_seed(0)
+    X64 = torch.randn(64, 256, generator=g, dtype=torch.float64)
+    X32 = torch.randn(32, 256, generator=g, dtype=torch.float64)
+    x = torch.randn(512, generator=g, dtype=torch.float64) * 0.1
+    cases = [
+        (lambda **kw: emp.layer_statistics(small, X64, **kw), 1),  # 64 × 256 × 256 per product
+        (lambda **kw: emp.fisher_eigenvalues(fim, X32, top_k=1, **kw), 1),  # Gram (320 × 320) × 256
+        (lambda **kw: emp.conditional_fisher_eigenvalues(fim, X32[0], **kw), 1),
+        (lambda **kw: emp.sokol_park_bound(fim, X32[:4], **kw), 1),
+        (lambda **kw: emp.jacobian_singular_values(big, x, **kw), idle),  # 512³ per product
+        (lambda **kw: emp.input_output_jacobian(big, x, **kw), idle),
+        (lambda **kw: emp.jacobian_singular_values(big, x, top_k=1, method="lanczos", tol=1e-3, **kw), 1),  # matrix-vector
+    ]
+    for run, expected in cases:
+        seen = _counts(monkeypatch)
+        run()
+        assert (seen[0] if seen else 2) == expected  # torch starts at 2 here: no call means 2 was kept
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        run(threads=2)  # an explicit count wins
+        assert not seen
+        run(threads=1)
+        assert seen == [1, 2]
+        with emp.threads(2):
+            seen.clear()
+            run()  # None inside a block: the block's count holds, whatever the size
+            assert not seen
+
+
+def test_float32_counts_half():
+    """A float32 multiply-add is about twice as fast: the same shapes carry half the work."""
+    M = importlib.import_module("empirical.measure")
+    a = emp.RandomMLP(64, 64, 2, 1, "tanh", 1.0, 0.0, device="cpu", generator=0)
+    b = emp.RandomMLP(64, 64, 2, 1, "tanh", 1.0, 0.0, device="cpu", generator=0, dtype=torch.float32)
+    x = torch.zeros(3, 64)
+    assert M._work_jacobian(a, x) == 3 * 64 * 64 * 64
+    assert M._work_jacobian(b, x) == 3 * 64 * 64 * 64 / 2
+    assert M._work_forward(a, x) == 3 * 64 * 64
+    assert M._work_fisher(a, x) == 3 * 64 * 64  # (T·C, N) × (N, N) with C = 1
+    assert M._work_fisher(a, "not an input") is None and M._work_jacobian("not a network", x) is None
