@@ -36,6 +36,8 @@ BAD = {
 }
 BAD["positive_or_none"] = [v for v in BAD["positive"] if v is not None]  # None: the default
 BAD["count_or_none"] = [v for v in BAD["count"] if v is not None]
+BAD["weights_or_none"] = [v for v in BAD["weights"] if v is not None]  # None: the default (or the Network's)
+BAD["flag_or_none"] = [v for v in BAD["flag"] if v is not None]
 BAD["depths"] = [v for v in BAD["count"] if not isinstance(v, list)] + [[2, 0], [3, 1.5]]  # [vec] depths
 BAD["moment"] = BAD["count0"] + [9]  # exact moments k ≤ 8
 BAD["depth0"] = [-1, 1.5, NAN, "2"]  # integers ≥ 0 (kernels: depth 0 is the readout alone)
@@ -98,16 +100,17 @@ API = {
     "fisher_statistics": (mf.fisher_statistics,
                           dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=3, width=16, n_samples=4),
                           dict(sigma_w="sigma", sigma_b="sigma0", depth="depths", width="count",
-                               n_samples="count", n_outputs="count", input_width="count_or_none",
+                               n_samples="count", n_outputs="count_or_none", input_width="count_or_none",
                                input_norm="positive",
-                               input_correlation="correlation", biases="flag", weights="weights")),
+                               input_correlation="correlation", biases="flag_or_none", weights="weights_or_none")),
     "conditional_fisher_spectrum": (mf.conditional_fisher_spectrum,
                                     dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=3, width=16),
                                     dict(sigma_w="sigma", sigma_b="sigma0", depth="count", width="count",
-                                         weights="weights", input_norm="positive", biases="flag")),
+                                         weights="weights_or_none", input_norm="positive", biases="flag_or_none")),
     "sokol_park_bound": (mf.sokol_park_bound, dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=3, width=16),
                          dict(sigma_w="sigma", sigma_b="sigma0", depth="count", width="count",
-                              weights="weights", input_norm="positive", hessian_max="nonnegative", biases="flag")),
+                              weights="weights_or_none", input_norm="positive", hessian_max="nonnegative",
+                              biases="flag_or_none")),
     "fuss_catalan_moment": (mf.fuss_catalan_moment, dict(k=2, depth=3), dict(k="count0", depth="count")),
     "fuss_catalan_edge": (mf.fuss_catalan_edge, dict(depth=3), dict(depth="count")),
     "fuss_catalan_density": (mf.fuss_catalan_density, dict(x=1.0, depth=3), dict(x="real", depth="count")),
