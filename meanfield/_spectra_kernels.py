@@ -50,6 +50,7 @@ EPS_ACCEPT = 1e-6  # a continuation stuck below Im z = EPS_ACCEPT·λ returns it
 MAX_STEPS = 2000  # continuation steps per point
 GAP_TOL = 1e-8  # a continuation stuck with |Im m| ≤ GAP_TOL |m| is in a gap (status 4, density 0)
 LAM_TINY = 1e-30  # see :func:`continue_down` (status 3)
+Y_RES_TOL = 4e-15  # y_of_m: |log M_D(y) - log m| at which y is converged (the rounding level of log M)
 EPS_MIN = 1e-15  # the continuation stops at Im z = EPS_MIN·|z| (the density there differs by O(EPS_MIN))
 
 
@@ -421,6 +422,12 @@ def y_of_m(m, vals, wts, lo, hi, top, t_guess=math.nan):
         else:
             t_hi = t
         fp = e * dM / M
+        if fp < 0.0 and abs(f) <= Y_RES_TOL * max(1.0, abs(lm)):
+            # a residual at the rounding level of log M (a sum of positive terms: ~1e-16 relative): converged, with
+            # the last Newton correction (below, the steps would stall in rounding noise and only the bracket would
+            # end the loop, after ~30-50 further passes over the law)
+            t = t - f / fp
+            break
         tn = t - f / fp if fp < 0.0 else 0.5 * (t_lo + t_hi)
         if not (t_lo < tn < t_hi):
             tn = 0.5 * (t_lo + t_hi)
@@ -538,16 +545,17 @@ def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
 
 # ------------------------------------------------------------------------------------------------------ lower edge
 @njit(**JIT)
-def y_below(m, vals, wts, lo, hi, bottom, zmass):
+def y_below(m, vals, wts, lo, hi, bottom, zmass, s_guess=0.0):
     """Real y left of the law's support with ``M_D(y) = m < 0``, and d log y/dm = 1/(y M'(y)).
 
     M_D decreases on (-∞, 0) from 0 to -(1 - P(D = 0)) and on (0, bottom) from there to -∞, so y lies in (0, bottom)
     when m < -(1 - P(D = 0)) and in (-∞, 0) otherwise. Newton in a variable that maps the interval onto the real line
-    (logit of y/bottom, or log(-y)) with bisection safeguards. Returns (y, d log y/dm, ok).
+    (logit of y/bottom, or log(-y)) with bisection safeguards, from ``s_guess`` (0, or the neighbouring law's solution:
+    consecutive groups of a chain have nearby laws). Returns (y, d log y/dm, ok, s).
     """
     inside = m < -(1.0 - zmass)
     s_lo, s_hi = -700.0, 700.0
-    s = 0.0
+    s = s_guess if -700.0 < s_guess < 700.0 else 0.0
     y = 0.0
     dM = -1.0
     for _ in range(300):
@@ -572,8 +580,8 @@ def y_below(m, vals, wts, lo, hi, bottom, zmass):
             break
         s = sn
     if y == 0.0 or dM == 0.0 or not math.isfinite(y):
-        return y, 0.0, False
-    return y, 1.0 / (y * dM), True
+        return y, 0.0, False, 0.0
+    return y, 1.0 / (y * dM), True, s
 
 
 @njit(**JIT)
@@ -584,10 +592,16 @@ def lower_objective(tau, m0, vals, wts, off, cnt, bottoms, zmass, L, gauss):
     lx = 0.0
     dl = 0.0
     neg = 0
+    s_prev = 0.0  # the first group starts from 0; the next from the previous group's solution (same side: same zmass)
+    z_prev = -1.0
     for g in range(cnt.shape[0]):
-        y, dly, ok = y_below(m, vals, wts, off[g], off[g + 1], bottoms[g], zmass[g])
+        if cnt[g] == 0.0:
+            continue
+        y, dly, ok, s_g = y_below(m, vals, wts, off[g], off[g + 1], bottoms[g], zmass[g],
+                                  s_prev if zmass[g] == z_prev else 0.0)
         if not ok:
             return 0.0, 0.0, False
+        s_prev, z_prev = s_g, zmass[g]
         lx += cnt[g] * math.log(abs(y))
         dl += cnt[g] * dly
         if y < 0.0 and cnt[g] % 2 == 1:
@@ -721,35 +735,99 @@ def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, 
 
 
 @njit(**JIT)
-def upper_edge_near(vals, wts, off, cnt, tops, L, gauss, a0):
-    """:func:`upper_edge` warm-started at a0 (the minimum of a neighbouring product, e.g. the next shorter tail of one
-    chain): F'(a) is bracketed by unit steps from a0 (down while F' > 0, up while F' ≤ 0) and the sign change refined
-    by the Illinois method as there. Returns (log λ_max, a*, code) with code 0, or code 3 where the steps leave the
-    laws' reach or pass a_max = a0 ± 40 (the caller then runs the full :func:`upper_edge`).
-    """
-    F, d, ok = edge_objective(a0, vals, wts, off, cnt, tops, L, gauss)
-    if not ok:
-        return math.nan, a0, 3
-    if d > 0.0:
-        a_hi, d_hi = a0, d
-        a_lo = a0
-        while True:
-            a_lo -= 1.0
-            F, d_lo, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
-            if not ok or a_lo < a0 - 40.0:
-                return math.nan, a0, 3
-            if d_lo <= 0.0:
-                break
-            a_hi, d_hi = a_lo, d_lo
+def edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc):
+    """:func:`edge_objective` with a warm start per group: ``tc[g]`` holds log(y_g - top_g) of the group's last solution
+    (NaN: none yet, then the previous group's, as there) and is updated. Successive evaluations of a search (and the
+    tails of one chain, which share the groups) move m little, so each y_g takes one or two Newton steps."""
+    m = math.exp(a)
+    F = 0.0
+    dF = 0.0
+    t_prev = math.nan
+    for g in range(cnt.shape[0]):
+        if cnt[g] == 0.0:
+            continue
+        guess = tc[g] if math.isfinite(tc[g]) else t_prev
+        y, kap, ok = y_of_m(m, vals, wts, off[g], off[g + 1], tops[g], guess)
+        if not ok:
+            return F, dF, False
+        F += cnt[g] * math.log(y)
+        dF += cnt[g] / kap
+        t_prev = math.log(y - tops[g]) if y > tops[g] else math.nan
+        tc[g] = t_prev
+    l1m = math.log1p(m)
+    if gauss != 0.0:
+        c1 = 1.0 - L + gauss
+        F += (L - 1.0) * a + c1 * l1m
+        dF += (L - 1.0) + c1 * (m / (1.0 + m))
     else:
-        a_lo, d_lo = a0, d
-        a_hi = a0
-        while True:
-            a_hi += 1.0
-            F, d_hi, ok = edge_objective(a_hi, vals, wts, off, cnt, tops, L, gauss)
-            if not ok or a_hi > a0 + 40.0:
-                return math.nan, a0, 3
-            if d_hi > 0.0:
-                break
-            a_lo, d_lo = a_hi, d_hi
-    return _refine_edge(a_lo, d_lo, a_hi, d_hi, vals, wts, off, cnt, tops, L, gauss)
+        F += (L - 1.0) * (a - l1m)
+        dF += (L - 1.0) / (1.0 + m)
+    return F / L, dF / L, True
+
+
+@njit(**JIT)
+def upper_edge_near(vals, wts, off, cnt, tops, L, gauss, a0, curv, tc):
+    """:func:`upper_edge` warm-started at a0 (the minimum of a neighbouring product, e.g. the next shorter tail of one
+    chain), with the groups' warm starts ``tc`` (see :func:`edge_objective_warm`).
+
+    F'(a) is bracketed from a0: where ``curv`` (an estimate of F'' from the neighbouring search; NaN if none) is
+    positive, first at the Newton prediction a0 - F'(a0)/curv overshot by half (a tight bracket when the estimate
+    is good), then by steps doubling from there (unit steps without an estimate); the sign change is refined by
+    regula falsi with the Illinois halving to 1e-13 as in :func:`upper_edge`. Returns (log λ_max, a*, code, F'' estimate
+    from the last two evaluations) with code 0, or code 3 where the steps leave the laws' reach or pass a0 ± 40 (the
+    caller then runs the full :func:`upper_edge`).
+    """
+    F, d, ok = edge_objective_warm(a0, vals, wts, off, cnt, tops, L, gauss, tc)
+    if not ok:
+        return math.nan, a0, 3, math.nan
+    if d == 0.0:
+        return L * F, a0, 0, curv
+    direction = -1.0 if d > 0.0 else 1.0
+    step = 1.0
+    if curv > 0.0 and math.isfinite(curv):
+        step = min(max(1.5 * abs(d) / curv, 1e-12 * max(1.0, abs(a0))), 1.0)
+    a_near, d_near = a0, d
+    a_far = a0
+    d_far = d
+    while True:
+        a_far = a_near + direction * step
+        if abs(a_far - a0) > 40.0:
+            return math.nan, a0, 3, math.nan
+        F, d_far, ok = edge_objective_warm(a_far, vals, wts, off, cnt, tops, L, gauss, tc)
+        if not ok:
+            return math.nan, a0, 3, math.nan
+        if (d_far > 0.0) != (d_near > 0.0):
+            break
+        a_near, d_near = a_far, d_far
+        step *= 2.0
+    if direction > 0.0:
+        a_lo, d_lo, a_hi, d_hi = a_near, d_near, a_far, d_far
+    else:
+        a_lo, d_lo, a_hi, d_hi = a_far, d_far, a_near, d_near
+    # regula falsi with the Illinois halving (as _refine_edge), keeping the last two evaluations for F''
+    side = 0
+    a = a_lo
+    a_p, d_p = a_far, d_far
+    a_q, d_q = a_near, d_near
+    for _ in range(200):
+        a = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
+        if not (a_lo < a < a_hi):
+            a = 0.5 * (a_lo + a_hi)
+        F, d, ok = edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc)
+        a_q, d_q = a_p, d_p
+        a_p, d_p = a, d
+        if d > 0.0:
+            a_hi, d_hi = a, d
+            if side == 1:
+                d_lo *= 0.5
+            side = 1
+        else:
+            a_lo, d_lo = a, d
+            if side == -1:
+                d_hi *= 0.5
+            side = -1
+        if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
+            break
+    F, d, ok = edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc)
+    c = (d_p - d_q) / (a_p - a_q) if a_p != a_q else math.nan
+    return L * F, a, 0, c

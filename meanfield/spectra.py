@@ -993,6 +993,8 @@ def _tail_log_edges(act, sigma_w, q, gaussian):
     out = np.empty(L)
     cnt = np.zeros(len(reps))
     a_prev = math.nan
+    curv = math.nan
+    tc = np.full(len(reps), np.nan)  # the groups' warm starts, shared by the tails' edge searches
     ng = 0.0
     log_w = 0.0
     for i in range(L - 1, -1, -1):
@@ -1005,9 +1007,10 @@ def _tail_log_edges(act, sigma_w, q, gaussian):
             log_mean = float(np.dot(cnt, log_mu)) + log_w
         code = 3
         if math.isfinite(a_prev):  # the minimum of the next shorter tail: one layer fewer, a nearby minimum
-            log_e, a, code = _k.upper_edge_near(vals, wts, off, cnt, tops, float(L - i), ng, a_prev)
+            log_e, a, code, curv = _k.upper_edge_near(vals, wts, off, cnt, tops, float(L - i), ng, a_prev, curv, tc)
         if code == 3:
             log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(L - i), ng, EDGE_A_MAX)
+            curv = math.nan
         a_prev = a if code == 0 else math.nan
         if code == 1:
             if ng > 0.0:
@@ -1114,6 +1117,11 @@ def _lower_edge_normalised(laws, counts, depth, gaussian):
         log_inv, _ = _upper_edge_normalised(inv, counts, depth, False)
         # raw lower edge = 1/(raw edge of Π σ_w^{-2} D_l^{-2}); subtract log_mean = Σ n log(σ_w² μ) to normalise
         return -log_inv - sum(n * math.log(il.mean * law.mean) for il, law, n in zip(inv, laws, counts)), True, True
+    if ng > 0.0 and all(law.zero_mass == 0.0 for law in laws):
+        # a square Gaussian W_l reaches 0: σ_i(A W_l B) ≤ ‖A‖ σ_i(W_l) ‖B‖ for every i, and σ(W_l)² is
+        # Marchenko–Pastur of ratio 1, with mass in every [0, ε]; the product has no atom at 0 (no layer has one), so
+        # its continuous part reaches 0 (no gap: the scan below would only find none, at ~1 s for 899 laws)
+        return -math.inf, False, True
     mus = [law.mean for law in laws]
     vals, wts, off = _pack(laws, mus)
     bottoms = np.array([law.bottom_positive / mu for law, mu in zip(laws, mus)])
