@@ -107,6 +107,8 @@ NEWTON_MAXIT = 60
 STALL_RTOL = 1e-10
 CHAIN_RTOL = 1e-13
 CHAIN_STALL = 1e-10
+LOOSE_RTOL = 1e-9  # the inversions' step tolerance in the Newton iterations before the last (pole form)
+LOOSE_SWITCH = 1e-8  # ... while the top point is farther than this (relative) from the target
 
 
 @njit(**JIT)
@@ -412,3 +414,171 @@ def chain_up_log(t, ls, D, P, off, gauss, dmax, m_nu):
         dlwn = math.exp(ldn - lwn) * dldn
         lw, dlw, ld, dld, lH, dlH, lK, dlK = lwn, dlwn, ldn, dldn, lHn, dlHn, lKn, dlKn
     return lw, dlw, True, below
+
+
+# ------------------------------------------------------------------------- the complex chain, pole form (density)
+# The same chain as chain_up/chain_solve with each law ν written by its poles: for the nodes d_i ≠ 0 of ν (masses p_i;
+# nodes at 0 add nothing to ψ), c_i = 1/d_i and pc_i = p_i c_i, so that
+#   ψ_ν(u) = Σ p_i u d_i/(1 - u d_i) = u Σ p_i/(c_i - u),   ψ_ν'(u) = Σ p_i c_i/(c_i - u)²
+# cost one complex reciprocal per node instead of two complex divisions, and the inversion returns the derivative of
+# its last evaluation instead of evaluating once more. Used by the density and the Stieltjes transform.
+@njit(**JIT)
+def eta_poles(u, c, p, pc):
+    """η_ν(u) = ψ/(1+ψ) and dη/du from the pole form (c_i = 1/d_i, p_i, pc_i = p_i c_i)."""
+    s_re = 0.0
+    s_im = 0.0
+    t_re = 0.0
+    t_im = 0.0
+    ur = u.real
+    ui = u.imag
+    for i in range(c.shape[0]):
+        zr = c[i].real - ur
+        zi = c[i].imag - ui
+        den = 1.0 / (zr * zr + zi * zi)
+        rr = zr * den  # 1/z = conj(z)/|z|²
+        ri = -zi * den
+        pr = p[i].real
+        pi_ = p[i].imag
+        s_re += pr * rr - pi_ * ri
+        s_im += pr * ri + pi_ * rr
+        r2r = rr * rr - ri * ri
+        r2i = 2.0 * rr * ri
+        qr = pc[i].real
+        qi = pc[i].imag
+        t_re += qr * r2r - qi * r2i
+        t_im += qr * r2i + qi * r2r
+    psi = u * complex(s_re, s_im)
+    inv = 1.0 / (1.0 + psi)
+    return psi * inv, complex(t_re, t_im) * inv * inv
+
+
+@njit(**JIT)
+def _invert_eta_poles(H, v, c, p, pc, rtol):
+    """Complex Newton for η_ν(v) = H from the guess v, as :func:`_invert_eta` (same steps, damping and stall rule)
+    with the step tolerance ``rtol`` (NEWTON_RTOL for a chain that is to be accepted); returns (v, η' at the last
+    evaluated point, converged)."""
+    prev = math.inf
+    de = 0.0 + 0.0j
+    for it in range(NEWTON_MAXIT):
+        e, de = eta_poles(v, c, p, pc)
+        if de == 0.0:
+            return v, de, False
+        step = (e - H) / de
+        a = abs(step)
+        if a > 0.5 * abs(v) and abs(v) > 0.0:
+            step *= 0.5 * abs(v) / a
+            a = abs(step)
+        v = v - step
+        if a <= rtol * abs(v) or (a >= 0.5 * prev and a <= STALL_RTOL * abs(v)):
+            return v, de, True
+        prev = a
+    return v, de, False
+
+
+@njit(**JIT)
+def chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, rtol):
+    """:func:`chain_up` with the laws in pole form (``C``, ``P``, ``PC`` packed like ``D``, ``P`` by ``off``); also
+    fills ``dv[l] = dv_l/dw_1`` (the tangent of the inverse values, the predictor of a neighbouring point). ``rtol``:
+    the inversions' step tolerance."""
+    top = s.shape[0] - 1
+    w = w1
+    dw = 1.0 + 0.0j
+    H = 0.0 + 0.0j
+    dH = 0.0 + 0.0j
+    status = 0
+    for l in range(2, top + 1):
+        sp = s[l - 1]
+        r = 1.0 - sp / w
+        Hn = 1.0 - (1.0 - H) * r
+        dHn = dH * r - (1.0 - H) * sp / (w * w) * dw
+        a, b = off[l - 1], off[l]
+        vv, de, ok = _invert_eta_poles(Hn, v[l], C[a:b], P[a:b], PC[a:b], rtol)
+        if not ok:
+            return w, dw, Hn, 1
+        v[l] = vv
+        dvl = dHn / de
+        dv[l] = dvl
+        if gauss:
+            u = (1.0 - Hn) * vv
+            du = -dHn * vv + (1.0 - Hn) * dvl
+        else:
+            u = vv
+            du = dvl
+        wn = s[l] + w * Hn / u
+        dw = (dw * Hn + w * dHn) / u - w * Hn * du / (u * u)
+        w = wn
+        H = Hn
+        dH = dHn
+        if w.imag < 0.0:
+            status = 2
+    return w, dw, H, status
+
+
+@njit(**JIT)
+def chain_solve_poles(target, w1, s, C, P, PC, off, gauss, v, dv, maxit):
+    """:func:`chain_solve` with the laws in pole form; also returns dw_{L+1}/dw_1 at the solution and leaves
+    dv_l/dw_1 in ``dv`` (the predictor of the next point): (w_1, w_{L+1}, H_{L+1}, dw, status).
+
+    Inexact Newton: while the top point is farther than LOOSE_SWITCH·scale from the target, the inversions stop at
+    steps of LOOSE_RTOL (the Newton step on w_1 needs no more); the chain is accepted only from an evaluation with
+    the full NEWTON_RTOL, under the same residual tests as :func:`chain_solve`."""
+    vsave = v.copy()
+    scale = abs(target) + s[s.shape[0] - 1]
+    prev = math.inf
+    tight = False
+    for it in range(maxit):
+        w, dw, H, st = chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, NEWTON_RTOL if tight else LOOSE_RTOL)
+        if st == 1 or dw == 0.0:
+            v[:] = vsave
+            return w1, w, H, dw, 1
+        res = abs(w - target)
+        if not tight:
+            if res <= LOOSE_SWITCH * scale:
+                tight = True
+                if res <= CHAIN_RTOL * scale:
+                    continue  # this point again, with the full tolerance
+        elif res <= CHAIN_RTOL * scale or (res >= 0.5 * prev and res <= CHAIN_STALL * scale):
+            return w1, w, H, dw, (0 if st == 0 else 2)
+        else:
+            prev = res
+        step = (w - target) / dw
+        a = abs(step)
+        lim = 0.5 * abs(w1 - s[1])
+        if a > lim:
+            step *= lim / a
+        w1n = w1 - step
+        if w1n.imag <= 0.0:
+            w1n = complex(w1n.real, 0.5 * w1.imag)
+        w1 = w1n
+    v[:] = vsave
+    return w1, target, H, dw, 1
+
+
+@njit(**JIT)
+def chain_ladder_poles(x, y0, y_min, ratio, w1, s, C, P, PC, off, gauss, v, dv, maxit):
+    """:func:`chain_ladder` with the laws in pole form: from x + i·y0 down to x + i·y_min in steps y → ratio·y (a failed
+    step retried with the square root of the ratio, down to 0.9999). Returns (w_1, w_{L+1}, H_{L+1}, dw, status)."""
+    y = y0
+    vc = v.copy()
+    w1c, wt, H, dw, st = chain_solve_poles(complex(x, y), w1, s, C, P, PC, off, gauss, vc, dv, maxit)
+    if st != 0:
+        return w1c, wt, H, dw, st
+    r = ratio
+    while y > y_min:
+        yn = max(y * r, y_min)
+        vt = vc.copy()
+        w1t, wtt, Ht, dwt, st = chain_solve_poles(complex(x, yn), w1c, s, C, P, PC, off, gauss, vt, dv, maxit)
+        if st == 0:
+            y = yn
+            w1c = w1t
+            wt = wtt
+            vc = vt
+            H = Ht
+            dw = dwt
+            r = ratio
+        else:
+            r = math.sqrt(r)
+            if r > 0.9999:
+                return w1c, wt, H, dw, st
+    v[:] = vc
+    return w1c, wt, H, dw, 0

@@ -677,6 +677,9 @@ EDGE_T_MIN = -1000.0  # the edge search follows w_1 - s_1 = e^t down to e^-1000 
 EDGE_T_MAX = 1e5  # ... and up to e^100000 (the fold of a chain contracting by χ_1 per level sits near w_1 ~ χ_1^{-L})
 EDGE_TTOL = 1e-10  # bracket of the sign change of F' at the fold (F is quadratic there: the edge is exact to rounding)
 EDGE_RTOL = 1e-9  # the edge must lie within the moment and norm bounds to this (relative) slack
+POLE_LADDER_RATIO = 0.25  # the density's ladder (tangent starts): y → 0.25·y
+DENSITY_THREADS = 2  # runs of consecutive density points solved at once (each started by its own ladder) ...
+DENSITY_MIN_CHUNK = 64  # ... when each run has at least this many points
 Y_RETRY = (1e-6, 1e-5, 1e-4)  # where the chain cannot be solved that close to the axis (within ~1e-6 of the lower
 # end a_{L+1}/N of the support, where the law has next to no mass), these larger heights are tried in turn
 
@@ -772,7 +775,12 @@ class ConditionalFisherSpectrum(Result):
         return complex(out) if za.ndim == 0 else out
 
     def density(self, x):
-        """Density of the absolutely continuous part at real points x [vec] (atoms excluded: see ``atoms``)."""
+        """Density of the absolutely continuous part at real points x [vec] (atoms excluded: see ``atoms``).
+
+        The subordination chain is solved at ``x + i·Y_MIN_REL·mean`` point after point in increasing x, each point
+        started from the last ones' solutions (continuation); from 128 points on, two runs of consecutive points are
+        solved on two threads (``meanfield.fisher.DENSITY_THREADS``). The first call builds the laws' contour
+        rules."""
         xa = as_array(x, "x")
         flat = xa.reshape(-1)
         out = _density(self._levels, flat, self.atoms)
@@ -847,13 +855,177 @@ def _g_top(lev, w_top, H):
 def _stieltjes_point(lev, z):
     if lev.get("pushforward") is not None:
         return lev["pushforward"].stieltjes(z)
-    got = _solve_at(lev, z.real, z.imag)
+    got = _solve_at(lev, z.real, z.imag) if _BASELINE else _solve_poles(lev, z.real, z.imag)
     if got is None:
         raise NumericalError(f"the subordination chain did not converge at z = {z!r}")
     return _g_top(lev, got[1], got[2])
 
 
+def _pole_levels(lev):
+    """The complex laws in pole form for :func:`meanfield._fisher_kernels.chain_solve_poles`: nodes d_i ≠ 0 as
+    ``c_i = 1/d_i`` with masses p_i and ``p_i c_i`` (a node at 0 adds nothing to ψ_ν), packed per level; built once."""
+    got = lev.get("poles")
+    if got is None:
+        D, P, off = _complex_levels(lev)
+        Cs, Ps, PCs, offs = [], [], [], [0]
+        for l in range(1, off.size - 1):
+            d, p = D[off[l] : off[l + 1]], P[off[l] : off[l + 1]]
+            keep = d != 0.0
+            c = 1.0 / d[keep]
+            Cs.append(c)
+            Ps.append(p[keep])
+            PCs.append(p[keep] * c)
+            offs.append(offs[-1] + c.size)
+        got = lev["poles"] = (
+            np.ascontiguousarray(np.concatenate(Cs)),
+            np.ascontiguousarray(np.concatenate(Ps)),
+            np.ascontiguousarray(np.concatenate(PCs)),
+            np.asarray([0] + offs, dtype=np.int64),
+        )
+    return got
+
+
+def _solve_poles(lev, x, y, guess=None):
+    """(w_1, w_{L+1}, H, v, dw_{L+1}/dw_1, dv/dw_1) at x + i·y in pole form: from ``guess`` = (w_1, v) if given and
+    it works, else by the vertical ladder from the start height (:func:`_ladder_poles`). None where the chain cannot
+    be solved."""
+    s, gauss = lev["s"], lev["gauss"]
+    C, P, PC, off = _pole_levels(lev)
+    dv = np.zeros(s.size, dtype=np.complex128)
+    if guess is not None:
+        w1, v = guess[0], guess[1].copy()
+        w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, y), w1, s, C, P, PC, off, gauss, v, dv, NEWTON_MAXIT)
+        if st == 0:
+            return w1n, wt, H, v, dw, dv
+    return _ladder_poles(lev, x, y)
+
+
+def _ladder_poles(lev, x, y):
+    """The chain at x + i·y continued down from the start height y0 (the large-|w| guess of :func:`_initial_guess`
+    there) in steps y → POLE_LADDER_RATIO·y, each started on the tangent of the last (``dw_1/dy = i/(dw_{L+1}/dw_1)``,
+    v along dv/dw_1), else from the last solution itself, else with a smaller step (ratio → √ratio down to 0.9999);
+    y0 grows 4× (up to three times) where the top rung fails. None where no ladder reaches y."""
+    s, gauss = lev["s"], lev["gauss"]
+    C, P, PC, off = _pole_levels(lev)
+    dv = np.zeros(s.size, dtype=np.complex128)
+    y0 = lev["y0"]
+
+    def solve(yy, w1, v):
+        v = v.copy()
+        w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, yy), w1, s, C, P, PC, off, gauss, v, dv, NEWTON_MAXIT)
+        return (w1n, wt, H, v, dw, dv.copy()) if st == 0 else None
+
+    for _ in range(4):
+        cur = solve(y0, *_initial_guess(lev, complex(x, y0)))
+        if cur is not None:
+            yc, ratio = y0, POLE_LADDER_RATIO
+            while yc > y:
+                yn = max(yc * ratio, y)
+                w1, _, _, v, dw, dvc = cur
+                w1p = w1 + 1j * (yn - yc) / dw
+                nxt = solve(yn, w1p, v + dvc * (w1p - w1)) if w1p.imag > 0.0 else None
+                if nxt is None:
+                    nxt = solve(yn, w1, v)
+                if nxt is not None:
+                    cur, yc, ratio = nxt, yn, POLE_LADDER_RATIO
+                else:
+                    ratio = math.sqrt(ratio)
+                    if ratio > 0.9999:
+                        cur = None
+                        break
+            if cur is not None:
+                return cur
+        y0 *= 4.0
+    return None
+
+
 def _density(lev, xs, atoms):
+    """Density at the real points ``xs``: the chain solved at x + i·y_min point after point in increasing x, each
+    started from a prediction (:func:`_predict`); where that start fails, from the previous solution itself, then by
+    the ladder; heights Y_RETRY where y_min cannot be reached. Every point is a converged chain
+    (:func:`meanfield._fisher_kernels.chain_solve_poles`). More than DENSITY_MIN_CHUNK points are split into
+    DENSITY_THREADS runs of consecutive points solved at once (the kernels release the GIL), each started by the
+    ladder."""
+    if _BASELINE:
+        return _density_baseline(lev, xs, atoms)
+    if lev.get("pushforward") is not None:
+        return lev["pushforward"].density(xs)
+    s_top = lev["s"][-1]
+    out = np.zeros(xs.size)
+    order = np.argsort(xs, kind="stable")
+    inside = (xs[order] > s_top) & (xs[order] < lev["lambda_max"])  # Φ/N ≥ a_{L+1}/N (its atom is reported apart)
+    order = order[inside]
+    _pole_levels(lev)  # built once, before the threads
+    n_runs = min(DENSITY_THREADS, max(1, order.size // DENSITY_MIN_CHUNK))
+    runs = np.array_split(order, n_runs)
+    if n_runs > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_runs) as ex:
+            list(ex.map(lambda idx: _density_run(lev, xs, idx, atoms, out), runs))
+    else:
+        _density_run(lev, xs, order, atoms, out)
+    return out
+
+
+def _density_run(lev, xs, idx, atoms, out):
+    """Fill ``out[idx]`` (``xs[idx]`` increasing) by continuation along the run (see :func:`_density`)."""
+    s, gauss = lev["s"], lev["gauss"]
+    C, P, PC, off = _pole_levels(lev)
+    hist = []  # (x, w1, v, dw, dv) of the last points solved at y_min, newest first (at most 3)
+    dv = np.zeros(s.size, dtype=np.complex128)
+    for i in idx:
+        x = float(xs[i])
+        got = None
+        y = lev["y_min"]
+        if hist and hist[0][3] != 0.0:
+            w1p, vp = _predict(hist, x)
+            if w1p.imag > 0.0:
+                w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, y), w1p, s, C, P, PC, off, gauss, vp, dv,
+                                                           NEWTON_MAXIT)
+                if st == 0:
+                    got = (w1n, wt, H, vp, dw, dv.copy())
+        if got is None:
+            for y in (lev["y_min"],) + tuple(r * lev["scale"] for r in Y_RETRY):
+                got = _solve_poles(lev, x, y, (hist[0][1], hist[0][2]) if hist else None)
+                if got is not None:
+                    break
+            else:
+                raise NumericalError(f"the subordination chain did not converge at x = {x:.6g}")
+        w1, wt, H, v, dw, dvs = got
+        g = _g_top(lev, wt, H)
+        for loc, mass in atoms:
+            g -= mass / (wt - loc)
+        out[i] = max(0.0, -g.imag / math.pi)
+        hist = [(x, w1, v, dw, dvs)] + hist[:2] if y == lev["y_min"] else []
+
+
+def _predict(hist, x):
+    """Start of the chain at x from the solutions ``hist`` (newest first): w_1 by the cubic through the last three
+    w_1 with the last tangent dw_1/dx = 1/(dw_{L+1}/dw_1) (fewer points: lower degree), and v by the quadratic through
+    the last two v with the tangent (dv/dw_1)(dw_1/dx)."""
+    x1, w11, v1, dw1, dv1 = hist[0]
+    h = x - x1
+    slope = 1.0 / dw1
+    w1 = w11 + slope * h
+    v = v1 + dv1 * (slope * h)
+    if len(hist) >= 2 and hist[1][0] != x1:
+        h2 = hist[1][0] - x1
+        r2 = (hist[1][1] - w11 - slope * h2) / (h2 * h2)
+        a2, b3 = r2, 0.0
+        if len(hist) >= 3 and hist[2][0] not in (x1, hist[1][0]):
+            h3 = hist[2][0] - x1
+            r3 = (hist[2][1] - w11 - slope * h3) / (h3 * h3)
+            b3 = (r2 - r3) / (h2 - h3)
+            a2 = r2 - b3 * h2
+        w1 = w1 + (a2 + b3 * h) * h * h
+        v = v + (hist[1][2] - v1 - dv1 * (slope * h2)) * (h * h / (h2 * h2))
+    return w1, v
+
+
+def _density_baseline(lev, xs, atoms):
+    """The previous density (kept for the benchmarks' baseline): the chain of :func:`_solve_at`, each point started
+    from the previous point's solution as it is."""
     if lev.get("pushforward") is not None:
         return lev["pushforward"].density(xs)
     s_top = lev["s"][-1]

@@ -564,6 +564,59 @@ def test_depth_one_orthogonal_is_a_pushforward():
 
 
 @requires_spectra
+@pytest.mark.parametrize(
+    "phi,sw,sb,L,weights",
+    [
+        ("tanh", *TANH_CRIT_1_64, 24, "orthogonal"),
+        ("tanh", *TANH_CRIT_1_64, 24, "gaussian"),
+        ("tanh", *TANH_CRIT_1_2, 4, "gaussian"),
+        ("relu", SQRT2, 0.0, 3, "gaussian"),  # an atom at a_{L+1}/N, a hard edge next to it
+        ("hard_tanh", 1.1, 0.1, 3, "orthogonal"),  # three atoms
+        ("sigmoid", 0.9, 0.3, 12, "gaussian"),  # a chain contracting ×20 per level (issue 12)
+    ],
+)
+def test_density_continuation_agrees_with_the_previous_path(phi, sw, sb, L, weights, monkeypatch):
+    """Issue 14 item 2: the density by continuation along x (pole form of the laws, tangent predictors, inexact inner
+    Newton before the last evaluation, two runs of points at once) equals the previous path (every point started from
+    the previous solution, the full-tolerance chain of ``chain_solve``; ``meanfield.fisher._BASELINE``) to 1e-8
+    relative wherever the density exceeds 1e-6 of its maximum, and integrates to the mass left by the atoms; the
+    Stieltjes transform likewise at complex points."""
+    import meanfield.fisher as F
+
+    r = conditional_fisher_spectrum(phi, sw, sb, L, 400, weights=weights)
+    xs, w = _support_grid(r, 300)
+    new = r.density(xs)
+    with monkeypatch.context() as m:
+        m.setattr(F, "_BASELINE", True)
+        old = r.density(xs)
+        z = np.array([r.mean + 0.01j, r.lambda_max * 0.9 + 1e-3j, r.shift[-1] * 1.01 + 0.1j])
+        g_old = r.stieltjes(z)
+    big = old > 1e-6 * old.max()
+    assert big.sum() > 150
+    np.testing.assert_allclose(new[big], old[big], rtol=1e-8)
+    np.testing.assert_allclose(new[~big], old[~big], rtol=0, atol=1e-6 * old.max())
+    assert (new * w).sum() == pytest.approx(1.0 - sum(mass for _, mass in r.atoms), abs=2e-3)
+    np.testing.assert_allclose(r.stieltjes(z), g_old, rtol=1e-10)
+
+
+@requires_spectra
+def test_conditional_density_of_a_per_layer_network_by_both_paths(monkeypatch):
+    """The per-layer chain (levels with their own laws and shifts) by the continuation and by the previous path."""
+    import meanfield.fisher as F
+
+    net = mf.Network((200,) * 5, [1.1, 1.3, 0.9, 1.2], [0.2, 0.0, 0.1, 0.3], ["tanh", "relu", "erf"], "gaussian",
+                     [True, False, True, True])
+    r = conditional_fisher_spectrum(net, input_norm=0.7)
+    xs, _ = _support_grid(r, 150)
+    new = r.density(xs)
+    with monkeypatch.context() as m:
+        m.setattr(F, "_BASELINE", True)
+        old = r.density(xs)
+    big = old > 1e-6 * old.max()
+    np.testing.assert_allclose(new[big], old[big], rtol=1e-8)
+
+
+@requires_spectra
 def test_conditional_spectrum_bad_input():
     with pytest.raises(mf.InvalidParameterError, match="weights"):
         conditional_fisher_spectrum("tanh", 1.0, 0.1, 2, 100, weights="haar")
