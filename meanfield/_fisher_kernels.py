@@ -97,6 +97,7 @@ def backward(chi, L, out):
 # ------------------------------------------------------------------------------------ the subordination chain
 # Levels l = 1 … L+1 of the recursion G_l = a_l I + W D_{l-1} G_{l-1} D_{l-1} Wᵀ (divided by N): s[l] = a_l/N, and the
 # law ν_{l-1} of σ_w² φ'(h^{l-1})² as atoms D[off[l-1]:off[l]] with masses P (levels index ν by the layer l-1 = 1 … L).
+# ``gauss[l]`` (a boolean array over the levels) says whether W^l is Gaussian (else orthogonal): each level its own kind.
 # For a point w_1 where the bottom level is evaluated, the chain runs upward (see meanfield.fisher):
 #   H_l = 1 - (1 - H_{l-1})(1 - s_{l-1}/w_{l-1})          (η of level l-1 at 1/w_{l-1}; H_1 = 0)
 #   v_l = η_ν^{-1}(H_l),  u_l = v_l (orthogonal W) or (1 - H_l) v_l (Gaussian W: ν ⊠ Marchenko–Pastur)
@@ -108,7 +109,7 @@ STALL_RTOL = 1e-10
 CHAIN_RTOL = 1e-13
 CHAIN_STALL = 1e-10
 LOOSE_RTOL = 1e-9  # the inversions' step tolerance in the Newton iterations before the last (pole form)
-LOOSE_SWITCH = 1e-8  # ... while the top point is farther than this (relative) from the target
+LOOSE_SWITCH = 1e-6  # ... while the top point is farther than this (relative) from the target
 
 
 @njit(**JIT)
@@ -164,7 +165,7 @@ def chain_up(w1, s, D, P, off, gauss, v):
             return w, dw, Hn, 1
         v[l] = vv
         dv = dHn / de
-        if gauss:
+        if gauss[l]:
             u = (1.0 - Hn) * vv
             du = -dHn * vv + (1.0 - Hn) * dv
         else:
@@ -288,7 +289,7 @@ def chain_up_real(w1, s, D, P, off, gauss, dmax):
         d = D[off[l - 1] : off[l]]
         p = P[off[l - 1] : off[l]]
         vv = _invert_eta_real(Hn, d, p, dmax[l - 1])
-        u = (1.0 - Hn) * vv if gauss else vv
+        u = (1.0 - Hn) * vv if gauss[l] else vv
         w = s[l] + w * Hn / u
         H = Hn
     return w
@@ -402,7 +403,7 @@ def chain_up_log(t, ls, D, P, off, gauss, dmax, m_nu):
         if dlw <= 0.0:
             below = False
         dlv = (dlHn - dlKn) / g
-        if gauss:  # u = (1 - H) v, the Marchenko–Pastur factor
+        if gauss[l]:  # u = (1 - H) v, the Marchenko–Pastur factor
             lu = lKn + lv
             dlu = dlKn + dlv
         else:
@@ -498,7 +499,7 @@ def chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, rtol):
         v[l] = vv
         dvl = dHn / de
         dv[l] = dvl
-        if gauss:
+        if gauss[l]:
             u = (1.0 - Hn) * vv
             du = -dHn * vv + (1.0 - Hn) * dvl
         else:

@@ -218,6 +218,9 @@ class FisherStatistics(Result):
     converged_layer : first layer from which the forward maps repeat to rounding (the iteration stopped there;
         L + 1 if it did not).
     cross_method : how the two-point expectations were computed ("closed form", "Mehler series", "quadrature", …).
+    network : ``Network.to_dict()`` of a call with a :class:`~meanfield.Network` (None for the uniform call); its
+        scalar fields are then ``net.summary()``'s (NaN, joined names or "mixed" where layers differ), ``width`` is
+        N_1 and ``biases`` says whether any layer has a bias.
     """
 
     activation: str
@@ -745,6 +748,7 @@ class ConditionalFisherSpectrum(Result):
     layer_mean, layer_variance : mean and variance of ``G_l/N`` for l = 1 … L+1 (index 0 NaN): the law after each layer.
     shift : ``a_l/N = q̂^{l-1} + 1/N`` (index 0 NaN; with ``biases=False`` without the 1/N).
     q : pre-activation variance q^l of the input's trajectory (``q[0] = input_norm``).
+    network : ``Network.to_dict()`` of a call with a :class:`~meanfield.Network` (None for the uniform call).
     """
 
     activation: str
@@ -1197,14 +1201,13 @@ def _edge_bounds(mean, var, s, dmax, gauss):
     ``λ_min ≥ s_{L+1}`` since ``Φ/N = s_{L+1} I + W D G D Wᵀ/N`` with the second term positive semi-definite; so
     ``λ_max ≥ mean + var/(mean - s_{L+1})`` (≥ m_2/m_1, the moment bound). Upper: the operator norms of the recursion
     ``G_l = a_l I + W D G_{l-1} D Wᵀ`` give ``‖G_l/N‖ ≤ s_l + c·max(σ_w²φ'²)·‖G_{l-1}/N‖`` with c = 1 for orthogonal W and
-    c = 4 for Gaussian W (the edge of WWᵀ/σ_w², Marchenko–Pastur of ratio 1)."""
+    c = 4 for Gaussian W (the edge of WWᵀ/σ_w², Marchenko–Pastur of ratio 1); ``gauss[l]``: W^l is Gaussian."""
     top = s.shape[0] - 1
     gap = mean - s[top]
     lower = mean + var / gap if gap > 0.0 else mean
-    c = 4.0 if gauss else 1.0
     upper = s[1]
     for l in range(2, top + 1):
-        upper = s[l] + c * dmax[l - 1] * upper
+        upper = s[l] + (4.0 if gauss[l] else 1.0) * dmax[l - 1] * upper
     return lower, upper
 
 
@@ -1269,13 +1272,14 @@ def conditional_fisher_spectrum(
     **A network whose layers differ** (THEORY §4, §8): ``conditional_fisher_spectrum(net, input_norm=…)`` with a
     :class:`~meanfield.Network` (the arguments it describes must be left out). Level l = 2 … L+1 of the recursion holds
     ``W^l D_{l-1}``, so its law is ``ν_{l-1}``, that of ``(σ_w^l)² φ_{l-1}'(h^{l-1})²`` with h^{l-1} ~ N(0, q^{l-1}) —
-    the weight scale of the *next* layer times the derivative of hidden layer l - 1 — and its weight kind is W^l's;
+    the weight scale of the *next* layer times the derivative of hidden layer l - 1 — and its weight kind is W^l's
+    (each level its own: a Gaussian W^l adds its Marchenko–Pastur factor to that level alone);
     the shifts are ``a_l/N = q̂^{l-1} + β_l/N`` (β_l = 1 where layer l has a bias) with the per-layer trajectory
     ``q^l = (σ_w^l)² q̂^{l-1} + (σ_b^l)²``, ``q̂^l = E_{q^l} φ_l²`` (THEORY §8). The moments become
     ``e_l = a_l/N + (σ_w^l)² μ_1,l-1 e_{l-1}``, ``v_l = (σ_w^l)⁴[μ_1,l-1² v_{l-1} + (μ_2,l-1 - μ_1,l-1²) e_{l-1}²]``
     (+ ``(σ_w^l)⁴ μ_1,l-1² e_{l-1}²`` for Gaussian W^l). The free-probability laws need square layers,
-    ``C = N_0 = N_1 = … = N_L``, and one weight kind for W^2 … W^{L+1} (W^1 enters only through q^1); other networks
-    are refused. A uniform network gives the uniform call's numbers; ``network`` holds ``net.to_dict()``.
+    ``C = N_0 = N_1 = … = N_L``; other networks are refused. W^1 enters only through q^1 (its kind does not matter).
+    A uniform network gives the uniform call's numbers; ``network`` holds ``net.to_dict()``.
 
     >>> net = mf.Network((64,) * 4, [1.2, 1.0, 1.1], [0.1, 0.05, 0.0], ["tanh", "erf"], "orthogonal")
     >>> r = mf.conditional_fisher_spectrum(net, input_norm=1.0)
@@ -1292,8 +1296,9 @@ def conditional_fisher_spectrum(
             act, sw, sb, L, N, w = net.uniform_parameters()
             r = _conditional_uniform(act, sw, sb, L, N, w, q_in, net.biases[0])
             return _replace(r, network=net.to_dict())
-        N, gauss = _square_network(net, "conditional_fisher_spectrum")
+        N = _square_widths(net, "conditional_fisher_spectrum")
         L = net.depth
+        gauss = [False, False] + [k == "gaussian" for k in net.weights[1:]]  # level l = 2 … L+1 holds W^l
         lay = _network_forward(net, q_in, 0.0, cross=False)
         beta = [(1.0 if b else 0.0) / N for b in net.biases]
         summ = net.summary()
@@ -1316,20 +1321,6 @@ def conditional_fisher_spectrum(
     return _conditional_uniform(act, sw, sb, L, N, weights, q_in, use_bias)
 
 
-def _square_network(net, fname):
-    """(N, gaussian) of a network the free-probability laws describe: C = N_0 = … = N_L and one kind for W^2 … W^{L+1};
-    else InvalidParameterError naming the layer and the reason."""
-    N = _square_widths(net, fname)
-    kinds = set(net.weights[1:])
-    if len(kinds) > 1:
-        first = next(i for i, k in enumerate(net.weights[1:], start=2) if k != net.weights[1])
-        raise InvalidParameterError(
-            f"{fname} needs one weight kind for W^2 … W^{{L+1}} (the subordination chain is solved for one kind), but"
-            f" layer 2 is {net.weights[1]!r} and layer {first} is {net.weights[first - 1]!r}"
-        )
-    return N, net.weights[1] == "gaussian"
-
-
 def _square_widths(net, fname):
     """N of a network with C = N_0 = … = N_L; else InvalidParameterError naming the layer."""
     N = net.widths[0]
@@ -1349,14 +1340,16 @@ def _conditional_uniform(act, sw, sb, L, N, weights, q_in, use_bias):
     b = (1.0 if use_bias else 0.0) / N
     record = dict(activation=act.name, sigma_w=sw, sigma_b=sb, depth=L, width=N, weights=weights, input_norm=q_in,
                   biases=use_bias)
-    return _conditional(lay, [act] * L, [sw * sw] * L, [b] * (L + 1), gauss, q_in, record)
+    return _conditional(lay, [act] * L, [sw * sw] * L, [b] * (L + 1), [gauss] * (L + 2), q_in, record)
 
 
 def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
     """The conditional spectrum from the forward trajectory ``lay``: ``acts[m-1]`` = φ_m and ``sw2s[m-1]`` =
-    (σ_w^{m+1})² (the law ν_m of level m + 1), ``beta[l-1]`` = β_l/N the bias part of the shift a_l/N."""
+    (σ_w^{m+1})² (the law ν_m of level m + 1), ``beta[l-1]`` = β_l/N the bias part of the shift a_l/N, ``gauss[l]``
+    whether W^l (level l = 2 … L+1) is Gaussian."""
     L = len(acts)
     top = L + 1
+    gauss = np.asarray(gauss, dtype=np.bool_)
     name = record["activation"]
     s = np.full(top + 1, np.nan)
     s[1] = q_in + beta[0]
@@ -1370,7 +1363,7 @@ def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
         sw2 = sw2s[l - 2]
         e[l] = s[l] + sw2 * m1 * e[l - 1]
         v[l] = sw2 * sw2 * (m1 * m1 * v[l - 1] + (m2 - m1 * m1) * e[l - 1] ** 2)
-        if gauss:
+        if gauss[l]:
             v[l] += sw2 * sw2 * m1 * m1 * e[l - 1] ** 2
     if not (math.isfinite(e[top]) and math.isfinite(v[top])):
         raise NumericalError(f"{name}: the conditional FIM moments overflowed at depth {L}")
@@ -1381,7 +1374,7 @@ def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
     m_nu, dmax = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
     atoms = [(s[1], 1.0)]
     cache = {}
-    pushforward = L == 1 and not gauss
+    pushforward = L == 1 and not gauss[2]
     keys = []
     for l in range(1, L + 1):
         key = (acts[l - 1], float(lay.q[l]), sw2s[l - 1])
@@ -1395,7 +1388,7 @@ def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
         m_nu[l] = float(np.dot(pr, dr))
         dmax[l] = float(dr.max())
         nu_zero = sum(mass for val, mass in nu_atoms if val == 0.0)
-        if gauss:  # Marchenko–Pastur (ratio 1) has no atoms: only the zero atom of ν survives
+        if gauss[l + 1]:  # Marchenko–Pastur (ratio 1) has no atoms: only the zero atom of ν survives
             prod = [(0.0, nu_zero)] if nu_zero > 0.0 else []
         else:
             prod = _product_atoms(atoms, nu_atoms, nu_zero)
@@ -1460,6 +1453,7 @@ class SokolParkBound(Result):
         in one pass over one set of laws of φ'².
     terms : ``λ_max(H)(a_l/N)‖J_l‖₂²``, each layer's share of the bound.
     shift : ``a_l/N = q̂^{l-1} + 1/N``.
+    network : ``Network.to_dict()`` of a call with a :class:`~meanfield.Network` (None for the uniform call).
     """
 
     activation: str

@@ -212,10 +212,14 @@ def test_conditional_mean_is_the_ntk_diagonal_per_layer():
     assert c.mean == pytest.approx(s.trace / N**2, rel=1e-12)
 
 
-@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+MIXED_KINDS = ["orthogonal", "gaussian", "orthogonal", "orthogonal", "gaussian"]
+
+
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian", MIXED_KINDS])
 def test_conditional_moments_per_layer_recursion(weights):
     """e_l = a_l/N + (σ_w^l)² μ_1,l-1 e_{l-1}; v_l = (σ_w^l)⁴[μ_1² v_{l-1} + (μ_2 - μ_1²) e_{l-1}²] (+ (σ_w^l)⁴ μ_1²
-    e_{l-1}² for Gaussian W^l), ν_{l-1} of φ_{l-1} at q^{l-1} (THEORY §4, §8), written out with Gauss–Hermite."""
+    e_{l-1}² for Gaussian W^l, level by level), ν_{l-1} of φ_{l-1} at q^{l-1} (THEORY §4, §8), written out with
+    Gauss–Hermite."""
     N, q_in = 200, 0.9
     sw, sb, acts, bias = [1.2, 1.4, 0.95, 1.1, 1.05], [0.1, 0.2, 0.0, 0.05, 0.1], ["tanh", "relu", "tanh", "tanh"], \
         [True, True, False, True, True]
@@ -232,7 +236,8 @@ def test_conditional_moments_per_layer_recursion(weights):
     for l in range(2, L + 2):
         m1, m2 = m[l - 2]
         s4 = sw[l - 1] ** 4
-        v = s4 * (m1 * m1 * v + (m2 - m1 * m1) * e * e) + (s4 * m1 * m1 * e * e if weights == "gaussian" else 0.0)
+        kind = weights if isinstance(weights, str) else weights[l - 1]
+        v = s4 * (m1 * m1 * v + (m2 - m1 * m1) * e * e) + (s4 * m1 * m1 * e * e if kind == "gaussian" else 0.0)
         e = a[l - 1] + sw[l - 1] ** 2 * m1 * e
     assert r.mean == pytest.approx(e, rel=1e-10)
     # the package's moments hold 1e-10 (DIRECT_RTOL); μ_2 - μ_1² cancels ~20× of that for tanh at these q
@@ -378,7 +383,7 @@ def _sampled_conditional(rng, net, q_in):
     return np.linalg.eigvalsh(G / N), Ws, ds
 
 
-@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian", ["gaussian", "gaussian", "orthogonal", "gaussian"]])
 def test_conditional_spectrum_per_layer_vs_sampled_networks(weights):
     """N = 320, 6 networks: mean, variance, edge (mean top eigenvalue) and the CDF at the quantiles, for three
     hidden layers with their own σ's and activations; and the Sokol–Park bound above every sampled λ_max with the
@@ -394,7 +399,7 @@ def test_conditional_spectrum_per_layer_vs_sampled_networks(weights):
     runs = [_sampled_conditional(rng, net, q_in) for _ in range(16)]
     evs = [e for e, _, _ in runs]
     ev = np.concatenate(evs)
-    orth = weights == "orthogonal"
+    orth = weights == "orthogonal"  # Gaussian or mixed kinds: the Gaussian tolerances
     assert ev.mean() == pytest.approx(r.mean, rel=0.04 if orth else 0.05)
     assert ev.var() == pytest.approx(r.variance, rel=0.06 if orth else 0.1)
     assert np.mean([e.max() for e in evs]) == pytest.approx(r.lambda_max, rel=0.04 if orth else 0.1)
@@ -452,15 +457,15 @@ def test_non_square_networks_are_refused(fn):
         fn(mf.Network.uniform("tanh", 1.0, 0.1, 3, 64, input_width=32, output_width=64))
 
 
-def test_conditional_refuses_mixed_weight_kinds_but_not_in_the_first_layer():
+def test_conditional_first_layer_weight_kind_does_not_matter():
+    """W^1 enters only through q^1 (the same for both kinds): its kind does not change the conditional spectrum."""
     N = 64
-    with pytest.raises(InvalidParameterError, match="layer 2 is 'orthogonal' and layer 3 is 'gaussian'"):
-        mf.conditional_fisher_spectrum(mf.Network((N,) * 4, 1.0, 0.1, "tanh", ["orthogonal", "orthogonal", "gaussian"]))
-    # W^1 enters only through q^1: its kind does not matter
     a = mf.conditional_fisher_spectrum(mf.Network((N,) * 4, [1.1, 1.0, 1.2], 0.1, "tanh", ["gaussian", "orthogonal",
                                                                                              "orthogonal"]))
     b = mf.conditional_fisher_spectrum(mf.Network((N,) * 4, [1.1, 1.0, 1.2], 0.1, "tanh", "orthogonal"))
     assert (a.mean, a.variance, a.lambda_max) == (b.mean, b.variance, b.lambda_max)
+    xs = np.linspace(b.shift[-1], b.lambda_max, 9)[1:-1]
+    assert np.array_equal(a.density(xs), b.density(xs))
 
 
 def test_results_record_the_network_and_survive_json():
