@@ -31,6 +31,10 @@ from meanfield._quad import Q_NONFINITE, Q_TAIL, Q_BUDGET, Z_STEP, Z_EXT, TAIL_R
 from meanfield._quad import MIN_WIDTH, MAX_PANELS, Z_MAX
 
 JIT = dict(cache=True, nogil=True)
+# Thin wrappers are inlined into their callers (Numba IR inlining): a compiled function carries a copy of the machine
+# code of everything it calls, so each wrapper level between an entry point and the checked quadrature would generate
+# that quadrature's code once more on a cold cache. Called from Python they compile as usual.
+INLINE = dict(cache=True, nogil=True, inline="always")
 
 # >>> ACTIVATION
 NAME = "tanh"
@@ -142,64 +146,72 @@ def phi_dphi_array(u, f, d):
 
 
 @njit(**JIT)
-def _onepoint_panel(q, sigma, a, b, x, w, acc, j, sc, js):
-    """Add the panel [a, b]'s contributions (rule x, w) to ``acc[j]`` and of the absolute integrands to ``sc[js]``.
-    Returns the first u where φ or φ' is not finite (NaN if none)."""
+def _eval_panel(q, sigma, p, pa, pb, v16, v10, s16):
+    """The panel ``[pa[p], pb[p]]``'s contributions to the moments by the 16-node rule (``v16[p]``, with the absolute
+    integrands in ``s16[p]``) and by the 10-node rule (``v10[p]``). Returns the first u where φ or φ' is not finite
+    (NaN if none). One function for both rules and every panel: a single compiled specialisation."""
+    a = pa[p]
+    b = pb[p]
     h = 0.5 * (b - a)
     m = 0.5 * (b + a)
     bad = math.nan
-    for i in range(x.shape[0]):
-        z = m + h * x[i]
-        wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z * z)
-        u = sigma * z
-        f = phi(u)
-        d = dphi(u)
-        d2 = d * d
-        ff = f * f
-        zz = z * z
-        acc[j, 0] += wt * ff
-        sc[js, 0] += wt * ff
-        if q <= 1.0:
-            g = f * d2phi(u)
-            acc[j, 1] += wt * (d2 + g)
-            sc[js, 1] += wt * (d2 + abs(g))
-        else:
-            acc[j, 1] += wt * ff * (zz - 1.0)
-            sc[js, 1] += wt * ff * (zz + 1.0)
-        acc[j, 2] += wt * d2
-        sc[js, 2] += wt * d2
-        acc[j, 3] += wt * d2 * d2
-        sc[js, 3] += wt * d2 * d2
-        acc[j, 4] += wt * d2 * (zz - 1.0)
-        sc[js, 4] += wt * d2 * (zz + 1.0)
-        if not (math.isfinite(f) and math.isfinite(d)) and math.isnan(bad):
-            bad = u
-    return bad
-
-
-@njit(**JIT)
-def _eval_panel(q, sigma, p, pa, pb, v16, v10, s16, scratch):
     for k in range(N_MOMENTS):
         v16[p, k] = 0.0
         v10[p, k] = 0.0
         s16[p, k] = 0.0
-    bad = _onepoint_panel(q, sigma, pa[p], pb[p], X16, W16, v16, p, s16, p)
-    _onepoint_panel(q, sigma, pa[p], pb[p], X10, W10, v10, p, scratch, 0)
+    for r in range(2):
+        x = X16 if r == 0 else X10
+        w = W16 if r == 0 else W10
+        acc = v16 if r == 0 else v10
+        for i in range(x.shape[0]):
+            z = m + h * x[i]
+            wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z * z)
+            u = sigma * z
+            f = phi(u)
+            d = dphi(u)
+            d2 = d * d
+            ff = f * f
+            zz = z * z
+            g = 0.0
+            acc[p, 0] += wt * ff
+            if q <= 1.0:
+                g = f * d2phi(u)
+                acc[p, 1] += wt * (d2 + g)
+            else:
+                acc[p, 1] += wt * ff * (zz - 1.0)
+            acc[p, 2] += wt * d2
+            acc[p, 3] += wt * d2 * d2
+            acc[p, 4] += wt * d2 * (zz - 1.0)
+            if r == 0:
+                s16[p, 0] += wt * ff
+                if q <= 1.0:
+                    s16[p, 1] += wt * (d2 + abs(g))
+                else:
+                    s16[p, 1] += wt * ff * (zz + 1.0)
+                s16[p, 2] += wt * d2
+                s16[p, 3] += wt * d2 * d2
+                s16[p, 4] += wt * d2 * (zz + 1.0)
+                if not (math.isfinite(f) and math.isfinite(d)) and math.isnan(bad):
+                    bad = u
     return bad
 
 
 @njit(**JIT)
 def _grow(a, cap):
-    """``a`` copied into a longer array of ``cap`` entries (the panels' storage grows on demand); _grow2 for rows."""
+    """``a`` copied into a longer array of ``cap`` entries (the panels' storage grows on demand; explicit loops: slice
+    assignment would compile NumPy's broadcasting and its error messages); _grow2 for rows."""
     b = np.empty(cap)
-    b[: a.shape[0]] = a
+    for i in range(a.shape[0]):
+        b[i] = a[i]
     return b
 
 
 @njit(**JIT)
 def _grow2(a, cap):
     b = np.empty((cap, a.shape[1]))
-    b[: a.shape[0], :] = a
+    for i in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            b[i, k] = a[i, k]
     return b
 
 
@@ -213,10 +225,11 @@ def onepoint_checked(q, out, err, scale, beyond):
     """
     sigma = math.sqrt(q)
     buf = np.empty(MAX_BREAKS)
-    nb = add_breaks(0.0, sigma, KINKS, buf, 0)
+    # counts start as np.int64(0), not 0: a literal 0 passed to a jitted function makes Numba compile a specialisation
+    # for the literal as well as for int64 (twice the code on a cold cache)
+    nb = add_breaks(0.0, sigma, KINKS, buf, np.int64(0))
     nb = sort_unique(buf, nb)
     cap = 2 * MAX_BREAKS  # the core and tail panels fit; refinement grows the storage up to MAX_PANELS
-    scratch = np.zeros((1, N_MOMENTS))
     pa = np.empty(cap)
     pb = np.empty(cap)
     v16 = np.empty((cap, N_MOMENTS))
@@ -224,11 +237,11 @@ def onepoint_checked(q, out, err, scale, beyond):
     s16 = np.empty((cap, N_MOMENTS))
     flags = 0
     u_bad = math.nan
-    n = 0
+    n = np.int64(0)
     for i in range(nb - 1):
         pa[n] = buf[i]
         pb[n] = buf[i + 1]
-        bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16, scratch)
+        bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
         if not math.isnan(bad) and math.isnan(u_bad):
             u_bad = bad
         n += 1
@@ -249,7 +262,7 @@ def onepoint_checked(q, out, err, scale, beyond):
             z1 = min(z0 + Z_STEP, Z_EXT)
             pa[n] = z0 if side > 0.0 else -z1
             pb[n] = z1 if side > 0.0 else -z0
-            bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16, scratch)
+            bad = _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
             if not math.isnan(bad) and math.isnan(u_bad):
                 u_bad = bad
             more = False
@@ -307,8 +320,8 @@ def onepoint_checked(q, out, err, scale, beyond):
             pa[n] = mid
             pb[n] = pb[p]
             pb[p] = mid
-            _eval_panel(q, sigma, p, pa, pb, v16, v10, s16, scratch)
-            _eval_panel(q, sigma, n, pa, pb, v16, v10, s16, scratch)
+            _eval_panel(q, sigma, p, pa, pb, v16, v10, s16)
+            _eval_panel(q, sigma, n, pa, pb, v16, v10, s16)
             for k in range(N_MOMENTS):
                 tot[k] += s16[p, k] + s16[n, k]
             n += 1
@@ -353,13 +366,13 @@ def onepoint_checked(q, out, err, scale, beyond):
     return flags, u_bad
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def onepoint_direct(q, out, err, scale):
     """Checked one-point moments (closed forms where they exist: error = rounding, 16 ulp); returns (flags, u_bad)."""
     return onepoint_direct_tails(q, out, err, scale, np.empty(N_MOMENTS))
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def onepoint_direct_tails(q, out, err, scale, beyond):
     """:func:`onepoint_direct`, with the part of the scales beyond |z| = Z_MAX in ``beyond`` (zero for closed forms)."""
     if CLOSED_ONEPOINT:
@@ -405,7 +418,7 @@ def moments(q, tab, out):
     moments_direct(q, out)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def moments_direct(q, out):
     """The checked rule where the table does not hold the moments; a moment it cannot bound within DIRECT_RTOL is
     NaN."""
@@ -462,7 +475,7 @@ def mean_phi(q):
     """(E_q φ, E_q φ') by the 16-node one-point rule."""
     sigma = math.sqrt(q)
     buf = np.empty(MAX_BREAKS)
-    nb = add_breaks(0.0, sigma, KINKS, buf, 0)
+    nb = add_breaks(0.0, sigma, KINKS, buf, np.int64(0))
     nb = sort_unique(buf, nb)
     s0 = 0.0
     s1 = 0.0
@@ -493,7 +506,7 @@ def twopoint_rule(q11, q22, q12, x, w, out):
     a = s2 * c
     b = s2 * math.sqrt(max((1.0 - c) * (1.0 + c), 0.0))
     buf = np.empty(MAX_BREAKS)
-    nb = add_breaks(0.0, s1, KINKS, buf, 0)
+    nb = add_breaks(0.0, s1, KINKS, buf, np.int64(0))
     if abs(a) > 0.0:
         nb = add_breaks(0.0, abs(a), KINKS, buf, nb)
         for k in range(KINKS.shape[0]):
@@ -511,7 +524,7 @@ def twopoint_rule(q11, q22, q12, x, w, out):
             wt = h * w[i] * INV_SQRT_2PI * math.exp(-0.5 * z1 * z1)
             mu = a * z1
             if b > 0.0:
-                ni = add_breaks(mu, b, KINKS, ibuf, 0)
+                ni = add_breaks(mu, b, KINKS, ibuf, np.int64(0))
                 ni = sort_unique(ibuf, ni)
                 g0 = 0.0
                 g1 = 0.0
@@ -579,7 +592,7 @@ Q_STEP_SWITCH = 2.0**20  # the walk for a bracket steps by 2 inside the moment t
 # (c* has its own loop in c_star_kernel: with it here, every length-map solve would compile the two-point quadrature)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def residual(problem, x, par, tab, buf):
     if problem == P_QSTAR:  # needs (E_x φ², dE_x φ²/dq) only: two table rows (inline: one compiled function fewer)
         if CLOSED_ONEPOINT:
@@ -629,7 +642,7 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
     return x, MAXITER, maxiter, abs(f), 0.0
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _qmap_signed(x, par, tab, buf):
     """(F, F', s) of the length-map residual at x with its sign s resolved against rounding: s = ±1 where
     |F| > TAU_F·(x + g) (g = F + x, both of size q), 0 within it (F is zero to rounding: no sign), NONFINITE_SIGN where
@@ -667,6 +680,8 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
     f0, df0, s0 = _qmap_signed(q0, par, tab, buf)
     if s0 == NONFINITE_SIGN:
         return q0, NONFINITE, 0, math.inf
+    local = False  # bracketed within rounding of q0; one call of solve below serves both cases
+    lo, flo, hi, fhi = q0, f0, q0, f0
     if s0 == 0:
         if CLOSED_ONEPOINT and abs(df0) <= TAU_F:  # the identity to rounding (ReLU at σ_w = √2, σ_b = 0: every q is
             return q0, CONVERGED, 0, abs(f0)      # fixed; closed forms make F exactly linear in q)
@@ -678,14 +693,18 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
                 fa, _, sa = _qmap_signed(a, par, tab, buf)
                 fb, _, sb = _qmap_signed(b, par, tab, buf)
                 if (sa == 1 and sb == -1) or (sa == -1 and sb == 1):
-                    x, st, it, res, df = solve(P_QSTAR, a, fa, b, fb, q0, par, tab, rtol, maxiter)
-                    return x, st, it, res
-        s0 = 1 if f0 >= 0.0 else -1  # walk in the direction q moves; q0 is a provisional bracket end
-        f0 = TAU_F * q0 if s0 == 1 else -TAU_F * q0
-    lo = q0
-    hi = q0
-    flo = f0
-    fhi = f0
+                    local = True
+                    lo, flo, hi, fhi = a, fa, b, fb
+        if not local:
+            s0 = 1 if f0 >= 0.0 else -1  # walk in the direction q moves; q0 is a provisional bracket end
+            f0 = TAU_F * q0 if s0 == 1 else -TAU_F * q0
+    if local:
+        s0 = 0  # bracketed locally: no walk
+    else:
+        lo = q0
+        hi = q0
+        flo = f0
+        fhi = f0
     if s0 == 1:
         while True:
             hi = hi * (2.0 if hi < Q_STEP_SWITCH else 16.0)
@@ -700,7 +719,7 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
                 lo, flo = hi, fhi
                 if hi >= Q_STEP_SWITCH and dfhi >= 0.0:  # beyond the table, F > 0 and g' ≥ 1: q keeps growing
                     return math.inf, DIVERGED, 0, math.inf
-    else:
+    elif s0 == -1:
         while True:
             lo = lo * (0.5 if lo > 1.0 / Q_STEP_SWITCH else 0.0625)
             if lo < Q_ZERO:
@@ -716,7 +735,7 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
     return x, st, it, res
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def qmap_direct(q, sw2, sb2, out, err):
     """(F, bound, F') of F(q) = σ_w² E_q φ² + σ_b² - q by the checked direct quadrature (:func:`onepoint_direct`,
     independent of the moment table): ``bound`` = σ_w²·(its error estimate of E φ²) + 4ε(g + q) bounds the error of F.
@@ -731,7 +750,7 @@ def qmap_direct(q, sw2, sb2, out, err):
     return f, bound, sw2 * out[1] - 1.0
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def qmap_checked(q, sw2, sb2, tab, tab_err, out, err):
     """(F, bound, F') as :func:`qmap_direct`, from the moment table plus its measured error where q is inside the table
     (``tab_err[octave, 0]`` relative to the largest E φ² on the octave, taken as twice the largest of the interpolant
