@@ -594,7 +594,9 @@ def test_density_continuation_agrees_with_the_previous_path(phi, sw, sb, L, weig
     big = old > 1e-6 * old.max()
     assert big.sum() > 150
     np.testing.assert_allclose(new[big], old[big], rtol=1e-8)
-    np.testing.assert_allclose(new[~big], old[~big], rtol=0, atol=1e-6 * old.max())
+    # negligible parts too, absolutely: within ~1e-5 of the edges (the grid's end points) the fold makes w_1 ill
+    # determined (dw_{L+1}/dw_1 → 0), so both paths' converged chains leave ~1e-8 of the maximum there
+    np.testing.assert_allclose(new, old, rtol=0, atol=1e-7 * old.max())
     assert (new * w).sum() == pytest.approx(1.0 - sum(mass for _, mass in r.atoms), abs=2e-3)
     np.testing.assert_allclose(r.stieltjes(z), g_old, rtol=1e-10)
 
