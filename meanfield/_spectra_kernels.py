@@ -50,6 +50,7 @@ EPS_ACCEPT = 1e-6  # a continuation stuck below Im z = EPS_ACCEPT·λ returns it
 MAX_STEPS = 2000  # continuation steps per point
 GAP_TOL = 1e-8  # a continuation stuck with |Im m| ≤ GAP_TOL |m| is in a gap (status 4, density 0)
 LAM_TINY = 1e-30  # see :func:`continue_down` (status 3)
+NEAR_A_TOL = 1e-9  # upper_edge_near: bracket width (relative) at which a minimum of F is located (F to ~δa²)
 Y_RES_TOL = 4e-15  # y_of_m: |log M_D(y) - log m| at which y is converged (the rounding level of log M)
 EPS_MIN = 1e-15  # the continuation stops at Im z = EPS_MIN·|z| (the density there differs by O(EPS_MIN))
 
@@ -402,16 +403,39 @@ def y_of_m(m, vals, wts, lo, hi, top, t_guess=math.nan):
     """
     t_lo = math.log(max(top, 1e-300) * 4.4e-16)
     t_hi = math.log(1.0 / m + 1.0) + 1.0  # M(y) ≤ 1/(y - top) < m there (normalised law, mean ≤ 1)
-    y = top + math.exp(t_lo)
-    M, dM = law_m_real(y, vals, wts, lo, hi)
-    if M < m:
-        return y, y * dM / M, False
     lm = math.log(m)
-    t = t_guess
+    t_floor = t_lo
+    checked = False
+    t = math.nan
+    if t_lo < t_guess < t_hi:
+        # a warm start (the same group's last solution, or a prediction from it): where it is already at the
+        # solution, one pass over the law; else Newton goes on from it. The reachability test below is needed only
+        # where no residual at the rounding level is reached (M decreases in y: M(top + e^t_lo) > M(y) = m then)
+        e = math.exp(t_guess)
+        y = top + e
+        M, dM = law_m_real(y, vals, wts, lo, hi)
+        f = math.log(M) - lm
+        fp = e * dM / M
+        if fp < 0.0 and abs(f) <= Y_RES_TOL * max(1.0, abs(lm)):
+            return top + math.exp(t_guess - f / fp), y * dM / M, True
+        if f > 0.0:
+            t_lo = t_guess
+        else:
+            t_hi = t_guess
+        if fp < 0.0 and t_lo < t_guess - f / fp < t_hi:
+            t = t_guess - f / fp
     if not (t_lo < t < t_hi):
-        t = math.log(max(1.0 / m - top, 1.0 / m))
-    if not (t_lo < t < t_hi):
-        t = 0.5 * (t_lo + t_hi)
+        y = top + math.exp(t_floor)
+        M, dM = law_m_real(y, vals, wts, lo, hi)
+        if M < m:
+            return y, y * dM / M, False
+        checked = True
+        t = t_guess
+        if not (t_lo < t < t_hi):
+            t = math.log(max(1.0 / m - top, 1.0 / m))
+        if not (t_lo < t < t_hi):
+            t = 0.5 * (t_lo + t_hi)
+    converged = False
     for _ in range(200):
         e = math.exp(t)
         y = top + e
@@ -427,6 +451,7 @@ def y_of_m(m, vals, wts, lo, hi, top, t_guess=math.nan):
             # the last Newton correction (below, the steps would stall in rounding noise and only the bracket would
             # end the loop, after ~30-50 further passes over the law)
             t = t - f / fp
+            converged = True
             break
         tn = t - f / fp if fp < 0.0 else 0.5 * (t_lo + t_hi)
         if not (t_lo < tn < t_hi):
@@ -435,6 +460,11 @@ def y_of_m(m, vals, wts, lo, hi, top, t_guess=math.nan):
             t = tn
             break
         t = tn
+    if not converged and not checked:
+        y = top + math.exp(t_floor)
+        M, dM = law_m_real(y, vals, wts, lo, hi)
+        if M < m:
+            return y, y * dM / M, False
     y = top + math.exp(t)
     M, dM = law_m_real(y, vals, wts, lo, hi)
     return y, y * dM / M, True
@@ -736,8 +766,9 @@ def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, 
 
 @njit(**JIT)
 def edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc):
-    """:func:`edge_objective` with a warm start per group: ``tc[g]`` holds log(y_g - top_g) of the group's last solution
-    (NaN: none yet, then the previous group's, as there) and is updated. Successive evaluations of a search (and the
+    """:func:`edge_objective` with a warm start per group: ``tc[g]`` holds (log(y_g - top_g), a, dt/da) of the group's
+    last solution (NaN: none yet, then the previous group's solution, as there), from which the new t is predicted to
+    first order; updated. Successive evaluations of a search (and the
     tails of one chain, which share the groups) move m little, so each y_g takes one or two Newton steps."""
     m = math.exp(a)
     F = 0.0
@@ -746,14 +777,19 @@ def edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc):
     for g in range(cnt.shape[0]):
         if cnt[g] == 0.0:
             continue
-        guess = tc[g] if math.isfinite(tc[g]) else t_prev
+        # first-order prediction from the group's last solution (t, a, dt/da there): log M = a, so dt/da = 1/(d log M/dt)
+        guess = tc[g, 0] + (a - tc[g, 1]) * tc[g, 2] if math.isfinite(tc[g, 0]) else t_prev
         y, kap, ok = y_of_m(m, vals, wts, off[g], off[g + 1], tops[g], guess)
         if not ok:
             return F, dF, False
         F += cnt[g] * math.log(y)
         dF += cnt[g] / kap
         t_prev = math.log(y - tops[g]) if y > tops[g] else math.nan
-        tc[g] = t_prev
+        tc[g, 0] = t_prev
+        tc[g, 1] = a
+        # d log M/dt = κ (y - top)/y with κ = d log M/d log y
+        slope = kap * (y - tops[g]) / y
+        tc[g, 2] = 1.0 / slope if slope < 0.0 and math.isfinite(t_prev) else 0.0
     l1m = math.log1p(m)
     if gauss != 0.0:
         c1 = 1.0 - L + gauss
@@ -773,7 +809,8 @@ def upper_edge_near(vals, wts, off, cnt, tops, L, gauss, a0, curv, tc):
     F'(a) is bracketed from a0: where ``curv`` (an estimate of F'' from the neighbouring search; NaN if none) is
     positive, first at the Newton prediction a0 - F'(a0)/curv overshot by half (a tight bracket when the estimate
     is good), then by steps doubling from there (unit steps without an estimate); the sign change is refined by
-    regula falsi with the Illinois halving to 1e-13 as in :func:`upper_edge`. Returns (log λ_max, a*, code, F'' estimate
+    secant steps safeguarded by the bracket until a step is below NEAR_A_TOL (relative): F is stationary there, so its
+    value, the log-edge, is off by ½F''·δa² ≲ 1e-18 F''. Returns (log λ_max, a*, code, F'' estimate
     from the last two evaluations) with code 0, or code 3 where the steps leave the laws' reach or pass a0 ± 40 (the
     caller then runs the full :func:`upper_edge`).
     """
@@ -804,30 +841,29 @@ def upper_edge_near(vals, wts, off, cnt, tops, L, gauss, a0, curv, tc):
         a_lo, d_lo, a_hi, d_hi = a_near, d_near, a_far, d_far
     else:
         a_lo, d_lo, a_hi, d_hi = a_far, d_far, a_near, d_near
-    # regula falsi with the Illinois halving (as _refine_edge), keeping the last two evaluations for F''
-    side = 0
-    a = a_lo
+    # secant steps through the last two evaluations, kept inside the bracket (else regula falsi on the bracket, else
+    # its midpoint), until a step is below NEAR_A_TOL: the error of the secant after a step δ is O(δ^1.6)
     a_p, d_p = a_far, d_far
     a_q, d_q = a_near, d_near
+    a = a_p
     for _ in range(200):
-        a = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
-        if not (a_lo < a < a_hi):
-            a = 0.5 * (a_lo + a_hi)
-        F, d, ok = edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc)
+        a_new = a_p - d_p * (a_p - a_q) / (d_p - d_q) if d_p != d_q else math.nan
+        if not (a_lo < a_new < a_hi):
+            a_new = (a_lo * d_hi - a_hi * d_lo) / (d_hi - d_lo)
+            if not (a_lo < a_new < a_hi):
+                a_new = 0.5 * (a_lo + a_hi)
+        F, d, ok = edge_objective_warm(a_new, vals, wts, off, cnt, tops, L, gauss, tc)
+        if not ok:
+            return math.nan, a0, 3, math.nan
+        step = abs(a_new - a_p)
+        a = a_new
         a_q, d_q = a_p, d_p
         a_p, d_p = a, d
         if d > 0.0:
             a_hi, d_hi = a, d
-            if side == 1:
-                d_lo *= 0.5
-            side = 1
         else:
             a_lo, d_lo = a, d
-            if side == -1:
-                d_hi *= 0.5
-            side = -1
-        if a_hi - a_lo < 1e-13 * max(1.0, abs(a)) or d == 0.0:
+        if step < NEAR_A_TOL * max(1.0, abs(a)) or a_hi - a_lo < NEAR_A_TOL * max(1.0, abs(a)) or d == 0.0:
             break
-    F, d, ok = edge_objective_warm(a, vals, wts, off, cnt, tops, L, gauss, tc)
     c = (d_p - d_q) / (a_p - a_q) if a_p != a_q else math.nan
-    return L * F, a, 0, c
+    return L * F, a, 0, c  # F of the last evaluation, at a

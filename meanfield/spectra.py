@@ -387,9 +387,106 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
     return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror, tuple(zeros))
 
 
+BATCH_MIN = 8  # _d2_laws builds the real rules of this many laws of one activation or more together
+
+
 def _d2_laws(acts, qs, contour=False):
-    """The laws of φ_g'² at q_g for the groups g (real rules only unless ``contour``): :func:`_d2_law` for each."""
-    return [_d2_law(a, q, contour=contour) for a, q in zip(acts, qs)]
+    """The laws of φ_g'² at q_g for the groups g (real rules only unless ``contour``): :func:`_d2_law` for each, the
+    real rules of many laws of one smooth activation built together (:func:`_d2_laws_batch`)."""
+    out = [None] * len(qs)
+    if not contour and not _BASELINE:
+        by_act: dict = {}
+        for i, a in enumerate(acts):
+            by_act.setdefault(a, []).append(i)
+        for a, idx in by_act.items():
+            if len(idx) >= BATCH_MIN and not len(a.kinks):
+                for i, law in zip(idx, _d2_laws_batch(a, [qs[i] for i in idx])):
+                    out[i] = law
+    return [law if law is not None else _d2_law(a, q, contour=contour) for law, a, q in zip(out, acts, qs)]
+
+
+def _d2_laws_batch(act, qs):
+    """:func:`_d2_law` (real rule) for many q of one activation without kinks, the same steps with the activation's
+    evaluations and the Gauss–Legendre rules done once for all of them. A law that needs more than the common case
+    — q = 0, a constant piece, a stationary point of φ'² or φ'² rounding to 0 inside the truncation — is left None
+    for :func:`_d2_law`. Same nodes, weights and sums as :func:`_d2_law` (the tests check the laws agree)."""
+    q = np.asarray(qs, dtype=np.float64)
+    n = q.size
+    out = [None] * n
+    ok = q > 0.0
+    sq = np.sqrt(np.where(ok, q, 1.0))
+    U = Z_MAX * sq
+    # _pieces: one piece [-U, U]; constant where φ'' = 0 and φ' takes one value at every probe
+    probes = np.array([0.03, 0.2, 0.41, 0.5, 0.67, 0.85, 0.97])
+    t = -U[:, None] + (2.0 * U)[:, None] * probes
+    d1 = act.dphi(t)
+    d2 = act.d2phi(t)
+    const = np.all(d2 == 0.0, axis=1) & np.all(d1 == d1[:, :1], axis=1)
+    ok &= ~const
+    # _is_even
+    u = U[:, None] * np.linspace(0.013, 1.0, 41)
+    g1, g2 = _g(act, u), _g(act, -u)
+    mirror = np.all(np.abs(g1 - g2) <= 1e-15 * np.maximum(np.abs(g1), 1e-300), axis=1)
+    a = np.where(mirror, 0.0, -U)
+    b = U
+    # _stationary_points on (a, b): a sign change of (φ'²)' sends the law to _d2_law. One scan for all laws, over the
+    # union of their intervals at the finest of their grid spacings ((b - a)/(GRID - 1)); a change whose bracket
+    # overlaps a law's (a, b) counts for it (conservative: _d2_law then scans its own grid)
+    if np.any(ok):
+        lo, hi = float(a[ok].min()), float(b[ok].max())
+        spacing = float(((b - a)[ok]).min()) / (GRID - 1)
+        npts = int(min(max(math.ceil((hi - lo) / spacing) + 1, GRID), 64 * GRID))
+        ug = np.linspace(lo, hi, npts)
+        us = _gprime_sign(act, ug)
+        nz = np.nonzero(us)[0]
+        ch = nz[:-1][us[nz[:-1]] * us[nz[1:]] < 0]
+        ch_next = nz[1:][us[nz[:-1]] * us[nz[1:]] < 0]
+        if npts == 64 * GRID and (hi - lo) / (npts - 1) > spacing:
+            ok[:] = False  # q spans too many decades for one scan: every law by _d2_law
+        for left, right in zip(ug[ch], ug[ch_next]):
+            ok &= ~((right > a) & (left < b))
+    # _resolved_part: φ'² must not round to 0 at either end
+    h = 1e-13 * (b - a)
+    ends = _g(act, np.stack([a + h, b - h], axis=1))
+    ok &= np.all(ends != 0.0, axis=1)
+    idx = np.nonzero(ok)[0]
+    if idx.size == 0:
+        return out
+    # breakpoints (as _d2_law) and the panels of every law, then one Gauss–Legendre rule and one evaluation of φ'²
+    empty_kinks = np.zeros(0)
+    panels, owner = [], []
+    buf = np.empty(_quad.MAX_BREAKS)
+    for i in idx:
+        nb = _quad.add_breaks(0.0, float(sq[i]), empty_kinks, buf, 0)
+        for cz in sorted({float(a[i]) / sq[i], float(b[i]) / sq[i]}):
+            if abs(cz) < Z_MAX * (1.0 - 1e-12) and nb < _quad.MAX_BREAKS - 1:
+                buf[nb] = cz
+                nb = _quad.add_kink_grading(cz, GRADE_MIN, buf, nb + 1)
+        nb = _quad.sort_unique(buf, nb)
+        br_all = buf[:nb]
+        za, zb = a[i] / sq[i], b[i] / sq[i]
+        br = np.r_[za, br_all[(br_all > za + 1e-13 * (1 + abs(za))) & (br_all < zb - 1e-13 * (1 + abs(zb)))], zb]
+        panels.append(np.column_stack([br[:-1], br[1:]]))
+        owner.append(np.full(br.size - 1, i))
+    P = np.concatenate(panels)
+    z, w = _real_rule(P)
+    per = _quad.X16.size
+    node_owner = np.repeat(np.concatenate(owner), per)
+    g = _g(act, sq[node_owner] * z)
+    w = np.where(mirror[node_owner], 2.0, 1.0) * w
+    if not np.all(np.isfinite(g)):
+        return out  # _d2_law raises with the law's q
+    starts = np.searchsorted(node_owner, idx, side="left")
+    stops = np.searchsorted(node_owner, idx, side="right")
+    empty = np.zeros(0)
+    cempty = np.zeros(0, complex)
+    for k, i in enumerate(idx):
+        gi, wi = g[starts[k] : stops[k]], w[starts[k] : stops[k]]
+        vals, inv = np.unique(gi, return_inverse=True)
+        wts = np.bincount(inv, weights=wi)
+        out[i] = _law_from_parts(act, float(q[i]), empty, empty, vals, wts, cempty, cempty,
+                                 ((float(a[i]), float(b[i])),), bool(mirror[i]), (), ends=ends[i])
+    return out
 
 
 def _resolved_part(act, a, b):
@@ -439,11 +536,14 @@ def _zeros_of_dphi(act, a, b, stationary):
     return out
 
 
-def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror, zeros=()) -> _Law:
+def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror, zeros=(), ends=None) -> _Law:
     cont = [*vals]
     for a, b in mono:  # the ends of every monotone piece, nudged inside (one-sided values at kinks), 0 at zeros of φ'
-        h = 1e-13 * (b - a)
-        ga, gb = _g(act, np.array([a + h, b - h]))
+        if ends is not None:  # one piece, its end values already evaluated (_d2_laws_batch)
+            ga, gb = float(ends[0]), float(ends[1])
+        else:
+            h = 1e-13 * (b - a)
+            ga, gb = _g(act, np.array([a + h, b - h]))
         cont.extend([0.0 if a in zeros else ga, 0.0 if b in zeros else gb])
     ext = [*avals, *cont]
     cont_bottom = float(min(cont)) if cont else math.inf
@@ -994,7 +1094,7 @@ def _tail_log_edges(act, sigma_w, q, gaussian):
     cnt = np.zeros(len(reps))
     a_prev = math.nan
     curv = math.nan
-    tc = np.full(len(reps), np.nan)  # the groups' warm starts, shared by the tails' edge searches
+    tc = np.full((len(reps), 3), np.nan)  # the groups' warm starts, shared by the tails' edge searches
     ng = 0.0
     log_w = 0.0
     for i in range(L - 1, -1, -1):

@@ -95,3 +95,18 @@ def test_gaussian_without_atoms_has_no_gap(L):
     t = jacobian_spectrum("tanh", sw, sb, L, weights="gaussian", q0=2.0)
     assert t.support[0] == 0.0
     assert np.all(t.density(t.mean * np.array([1e-8, 1e-4, 1e-2])) > 0.0)
+
+
+@pytest.mark.parametrize("phi", ["tanh", "erf", "softplus", "gelu", "sigmoid", "elu"])
+def test_batched_laws_are_the_single_laws(phi):
+    """_d2_laws builds the real rules of many laws of one smooth activation together: the same nodes, weights,
+    moments and ends as _d2_law one by one (bitwise), over six decades of q and where φ'² rounds to 0 (tanh q > 4.5)."""
+    act = mf.get_activation(phi)
+    rng = np.random.default_rng(3)
+    qs = [float(v) for v in np.exp(rng.uniform(math.log(1e-4), math.log(300.0), 24))] + [1.0 / 64, 1.0, 4.5, 100.0]
+    for a, b in zip(spectra._d2_laws([act] * len(qs), qs), [spectra._d2_law(act, q, contour=False) for q in qs]):
+        for f in ("atom_vals", "atom_mass", "node_vals", "node_wts", "raw_moments"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+        for f in ("q", "top", "bottom", "rel_var", "zero_mass", "pieces", "mirror", "bottom_positive", "cont_bottom",
+                  "zeros"):
+            assert getattr(a, f) == getattr(b, f)
