@@ -253,6 +253,14 @@ def _contour_rule(act, sq, br, sigma):
     Returns (values of φ'² on the contour, weights ``w_GL · dξ · N(ξ)``) so that Σ w F(v) ≈ ∫ F(φ'(√q z)²) dN(z) for
     F analytic away from the poles of Im y ≥ 0 (see the comment above :data:`CONTOUR_KAPPA`).
     """
+    h, c, mid, half = _contour_panels(br, sigma)
+    vals, wts = _contour_eval(act, np.full(h.size, sq), h, c, mid, half)
+    return vals.ravel(), wts.ravel()
+
+
+def _contour_panels(br, sigma):
+    """The panels of :func:`_contour_rule`: half-widths h, centres c, and the contour segments' mid-points and
+    half-vectors (complex)."""
     br = _limit_ratio(br)
     h = 0.5 * np.diff(br)
     c = 0.5 * (br[:-1] + br[1:])
@@ -260,10 +268,15 @@ def _contour_rule(act, sq, br, sigma):
     s[1:-1] = CONTOUR_KAPPA * np.minimum(h[:-1], h[1:])
     pa = br[:-1] + 1j * sigma * s[:-1]
     pb = br[1:] + 1j * sigma * s[1:]
-    mid, half = 0.5 * (pa + pb), 0.5 * (pb - pa)
+    return h, c, 0.5 * (pa + pb), 0.5 * (pb - pa)
+
+
+def _contour_eval(act, sq, h, c, mid, half):
+    """Values of φ'² on the contour and the weights, (P, CONTOUR_NODES) each, for P panels (row by row: panels of
+    many pieces and laws may be stacked, ``sq`` per panel)."""
     xi = mid[:, None] + half[:, None] * _XC  # (P, n) contour points (z units)
     xs = (xi - c[:, None]) / h[:, None]  # standardised: |Im xs| ≤ CONTOUR_KAPPA
-    samples = _g(act, sq * (c[:, None] + h[:, None] * _CHEB))  # (P, n_s) real values on the panels
+    samples = _g(act, sq[:, None] * (c[:, None] + h[:, None] * _CHEB))  # (P, n_s) real values on the panels
     # interpolate φ'² or log φ'², whichever reproduces φ'² better between the samples: log φ'² where φ'² spans decades
     # (Gaussian-like tails, e.g. erf: log φ'² is a quadratic), φ'² itself next to its zeros (GELU, SiLU).
     # log φ'² only where it is resolved (relative error ≤ LOG_RTOL between the samples): where φ' is a difference of
@@ -272,7 +285,7 @@ def _contour_rule(act, sq, br, sigma):
     # errors 1e-4 … 1); the polynomial through the logs of such a staircase swings by hundreds on the contour and
     # exp overflows. There φ'² is not resolved either way; its linear interpolant stays within a small multiple of the
     # samples (≲ 1e-20: no weight in M_D at any y the solvers reach).
-    check = _g(act, sq * (c[:, None] + h[:, None] * _CHEB_MID))
+    check = _g(act, sq[:, None] * (c[:, None] + h[:, None] * _CHEB_MID))
     scale = np.maximum(np.max(np.abs(samples), axis=1), np.max(np.abs(check), axis=1))
     positive = np.all(samples > 0.0, axis=1)
     logs = np.log(np.where(samples > 0.0, samples, 1.0))
@@ -293,7 +306,63 @@ def _contour_rule(act, sq, br, sigma):
         idx = np.nonzero(use_log)[0][ok]
         vals[idx] = np.exp(log_c[ok])
     wts = _WC * half[:, None] * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
-    return vals.ravel(), wts.ravel()
+    return vals, wts
+
+
+def _contour_laws(acts, laws):
+    """The laws with their deformed-contour rules (for the density solver): :func:`_d2_law` (``contour=True``) for
+    each, except that the laws of one activation without kinks, atoms or mass at 0 (the common case of a chain of
+    per-layer laws) get theirs from one stacked :func:`_contour_eval` (the same panels, row by row: bitwise the rules
+    of :func:`_d2_law`)."""
+    out = [None] * len(laws)
+    by_act: dict = {}
+    for i, (a, law) in enumerate(zip(acts, laws)):
+        if (not _BASELINE and not len(a.kinks) and law.q > 0.0 and law.atom_vals.size == 0 and law.zero_mass == 0.0
+                and law.pieces):
+            by_act.setdefault(a, []).append(i)
+    buf = np.empty(_quad.MAX_BREAKS)
+    empty_kinks = np.zeros(0)
+    for act, idx in by_act.items():
+        if len(idx) < BATCH_MIN:
+            continue
+        rows = []  # per (law, piece): h, c, mid, half, sq, factor
+        owner = []
+        for i in idx:
+            law = laws[i]
+            sq = math.sqrt(law.q)
+            nb = _quad.add_breaks(0.0, sq, empty_kinks, buf, 0)
+            for cz in sorted({e / sq for piece in law.pieces for e in piece}):
+                if abs(cz) < Z_MAX * (1.0 - 1e-12) and nb < _quad.MAX_BREAKS - 1:
+                    buf[nb] = cz
+                    nb = _quad.add_kink_grading(cz, GRADE_MIN, buf, nb + 1)
+            nb = _quad.sort_unique(buf, nb)
+            br_all = buf[:nb].copy()
+            factor = 2.0 if law.mirror else 1.0
+            for a, b in law.pieces:
+                za, zb = a / sq, b / sq
+                br = np.r_[za, br_all[(br_all > za + 1e-13 * (1 + abs(za))) & (br_all < zb - 1e-13 * (1 + abs(zb)))],
+                           zb]
+                sigma = -float(_gprime_sign(act, np.array([0.5 * (a + b)]))[0])
+                h, c, mid, half = _contour_panels(br, sigma if sigma != 0.0 else 1.0)
+                rows.append((h, c, mid, half, np.full(h.size, sq), factor))
+                owner.append(i)
+        H, C, MID, HALF, SQ = (np.concatenate([r[k] for r in rows]) for k in (0, 1, 2, 3, 4))
+        vals = np.empty((H.size, CONTOUR_NODES), complex)
+        wts = np.empty((H.size, CONTOUR_NODES), complex)
+        for lo in range(0, H.size, CONTOUR_CHUNK):  # chunks: the interpolation's temporaries stay in cache
+            sl = slice(lo, lo + CONTOUR_CHUNK)
+            vals[sl], wts[sl] = _contour_eval(act, SQ[sl], H[sl], C[sl], MID[sl], HALF[sl])
+        start = 0
+        parts: dict = {}
+        for (h, _, _, _, _, factor), i in zip(rows, owner):
+            v = vals[start : start + h.size].ravel()
+            w = factor * wts[start : start + h.size].ravel()
+            start += h.size
+            parts.setdefault(i, []).append((v, w))
+        for i, pl in parts.items():
+            out[i] = dataclasses.replace(laws[i], cnode_vals=np.concatenate([v for v, _ in pl]),
+                                         cnode_wts=np.concatenate([w for _, w in pl]))
+    return [law if law is not None else _d2_law(a, old.q) for law, a, old in zip(out, acts, laws)]
 
 
 def _d2_law(act, q: float, contour: bool = True) -> _Law:
@@ -387,6 +456,7 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
     return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror, tuple(zeros))
 
 
+CONTOUR_CHUNK = 256  # panels per stacked evaluation of the contour rules (_contour_laws)
 BATCH_MIN = 8  # _d2_laws builds the real rules of this many laws of one activation or more together
 
 
@@ -901,7 +971,7 @@ def _contour_pack(s):
     with _CONTOUR_LOCK:
         got = s.get("contour")
         if got is None:
-            laws = _d2_laws(s["acts"], [law.q for law in s["laws"]], contour=True)
+            laws = _contour_laws(s["acts"], s["laws"])
             got = s["contour"] = _pack(laws, [law.mean for law in laws], contour=True)
         return got
 

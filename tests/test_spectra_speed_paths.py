@@ -99,8 +99,9 @@ def test_gaussian_without_atoms_has_no_gap(L):
 
 @pytest.mark.parametrize("phi", ["tanh", "erf", "softplus", "gelu", "sigmoid", "elu"])
 def test_batched_laws_are_the_single_laws(phi):
-    """_d2_laws builds the real rules of many laws of one smooth activation together: the same nodes, weights,
-    moments and ends as _d2_law one by one (bitwise), over six decades of q and where φ'² rounds to 0 (tanh q > 4.5)."""
+    """_d2_laws builds the real rules of many laws of one smooth activation together, and _contour_laws their contour
+    rules: the same nodes, weights, moments and ends as _d2_law one by one (bitwise), over six decades of q and where
+    φ'² rounds to 0 (tanh q > 4.5)."""
     act = mf.get_activation(phi)
     rng = np.random.default_rng(3)
     qs = [float(v) for v in np.exp(rng.uniform(math.log(1e-4), math.log(300.0), 24))] + [1.0 / 64, 1.0, 4.5, 100.0]
@@ -110,3 +111,9 @@ def test_batched_laws_are_the_single_laws(phi):
         for f in ("q", "top", "bottom", "rel_var", "zero_mass", "pieces", "mirror", "bottom_positive", "cont_bottom",
                   "zeros"):
             assert getattr(a, f) == getattr(b, f)
+    # the contour rules of the density solver, stacked for all laws: bitwise those of _d2_law(contour=True)
+    laws = spectra._d2_laws([act] * len(qs), qs)
+    for a, q in zip(spectra._contour_laws([act] * len(qs), laws), qs):
+        b = spectra._d2_law(act, q, contour=True)
+        np.testing.assert_array_equal(a.cnode_vals, b.cnode_vals)
+        np.testing.assert_array_equal(a.cnode_wts, b.cnode_wts)
