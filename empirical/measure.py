@@ -113,8 +113,8 @@ def _work_jacobian(net, t, top_k=None, method="auto", *args, **kwargs):
         method == "auto" and top_k is not None and n >= JACOBIAN_LANCZOS_MIN_WIDTH and top_k <= LANCZOS_MAX_FRACTION * n
     ):
         return _layer_products(net)
-    batch = max(1, JACOBIAN_BATCH_ENTRIES // (net.hidden_widths[-1] * max(net.widths[: net.depth])))
-    return min(t, batch) * max(net.input_width, net.hidden_widths[-1]) * _layer_products(net)
+    batch = max(1, JACOBIAN_BATCH_ENTRIES // _jacobian_entries_per_input(net))
+    return min(t, batch) * min(net.input_width, net.hidden_widths[-1]) * _layer_products(net)
 
 
 @_estimate
@@ -375,22 +375,53 @@ def _forward_derivatives(net: LinearChain, x0: torch.Tensor) -> tuple:
     return net.forward_all(x0, pre=False, derivatives=True, check_finite=True).derivatives
 
 
-def _jacobian_chain(net: LinearChain, ds, check: bool = False) -> torch.Tensor:
-    """``J = D_L W_L ⋯ D_1 W_1`` for T inputs at once, ``(T, N_L, N_0)``, from ``ds[l-1] = φ'(h^l)`` of shape (T, N_l).
+def _jacobian(net: LinearChain, x0: torch.Tensor, check: bool = False) -> torch.Tensor:
+    """``J = D_L W_L ⋯ D_1 W_1`` at T inputs ``x0`` (T, N_0) at once, ``(T, N_L, N_0)`` (a view, not necessarily
+    contiguous), with ``D_l = diag φ'(h^l)``.
 
-    Left to right: ``M ← D_L W_L``, then ``M ← (M D_l) W_l`` for l = L-1, …, 1 — the column scaling in place, then ONE
-    GEMM ``(T·N_L, N_l) × (N_l, N_{l-1})`` per layer for all T inputs (each W_l read once per batch), written into two
-    preallocated ping-pong buffers (no allocation per layer). This orientation is also the faster one on the CPU:
-    measured with MKL on 2 cores at N = 512, L = 32, 74 ms against 90 ms for ``M ← D_l W_l M`` right to left (the
-    same 31 products). The result is a view of one of the buffers.
+    One GEMM per layer for all T inputs (each W_l read once per batch), written into two preallocated ping-pong buffers
+    (no allocation per layer), each in the operand layout MKL multiplies fastest: ``A·Bᵀ`` with A and B row-major
+    (float64 at 512²: 35 against 39 ms for 8 products of the other layouts; float32 alike in every layout):
 
-    Finiteness is checked once, on the result (an overflow never turns finite again in later products); with ``check``
-    after every product, which names the layer — :func:`_checked_jacobian_chain` reruns with it on failure.
+    * ``N_0 ≤ N_L`` and row-major weights (``nn.Linear``'s, and :class:`RandomMLP`'s), forward, on ``P = Jᵀ``:
+      ``P ← W_1ᵀ D_1``, then ``P ← (P W_lᵀ) D_l`` for l = 2, …, L, P of shape (T·N_0, N_l): the GEMM
+      ``(T·N_0, N_{l-1}) × W_lᵀ``. Running in the forward direction, it takes the forward pass along:
+      ``h^l = W_l x^{l-1} + b^l`` just before the product that reads W_l, which then finds W_l in cache (a separate
+      forward pass streams every weight matrix from memory once more: 32 matrix-vector products, ~3 % of the products'
+      time at N = 512, L = 32, float64);
+    * otherwise (``N_0 > N_L``, fewer columns this way; or column-major weights), backward after a forward pass:
+      ``M ← D_L W_L``, then ``M ← (M D_l) W_l`` for l = L-1, …, 1, M of shape (T·N_L, N_l).
+
+    A non-finite pre-activation raises, naming its layer. Finiteness of the products is checked once, on the result (an
+    overflow never turns finite again in later products); with ``check`` after every product, which names the layer —
+    :func:`_checked_jacobian` reruns with it on failure.
     """
     L = net.depth
-    T = ds[0].shape[0]
+    T = x0.shape[0]
     w = net.widths  # N_0, N_1, …, N_L, C
-    nl = w[L]
+    n0, nl = w[0], w[L]
+    what = "the Jacobian product D_{} W_{} ⋯ D_{} W_{} (hidden layer {} of {})"
+    if n0 <= nl and all(net.W[l].is_contiguous() for l in range(L)):
+        size = T * n0 * max(w[1 : L + 1])
+        bufs = [torch.empty(size, dtype=net.dtype, device=net.device) for _ in range(2 if L > 1 else 1)]
+        x = x0
+        p = None
+        for l in range(1, L + 1):
+            wl = net.W[l - 1]
+            h = torch.addmm(net.b[l - 1], x, wl.T)
+            _check_finite(h, f"pre-activation h^{l} (hidden layer {l} of {L})")
+            x, d = net.phis[l - 1].phi_and_dphi(h)
+            out = bufs[(l - 1) % 2][: T * n0 * w[l]].view(T, n0, w[l])
+            if p is None:  # W_1ᵀ D_1
+                torch.mul(wl.T.unsqueeze(0), d.unsqueeze(1), out=out)
+            else:  # (P W_lᵀ) D_l
+                torch.mm(p.view(T * n0, w[l - 1]), wl.T, out=out.view(T * n0, w[l]))
+                out.mul_(d.unsqueeze(1))
+            p = out
+            if check:
+                _check_finite(p, what.format(l, l, 1, 1, l, L))
+        return p.mT
+    ds = _forward_derivatives(net, x0)
     size = T * nl * max(w[:L])
     bufs = [torch.empty(size, dtype=net.dtype, device=net.device) for _ in range(2 if L > 1 else 1)]
     m = bufs[0][: T * nl * w[L - 1]].view(T, nl, w[L - 1])
@@ -401,18 +432,25 @@ def _jacobian_chain(net: LinearChain, ds, check: bool = False) -> torch.Tensor:
         torch.mm(m.view(T * nl, w[l]), net.W[l - 1], out=out)
         m = out.view(T, nl, w[l - 1])
         if check:
-            _check_finite(m, f"the Jacobian product D_{L} W_{L} ⋯ D_{l} W_{l} (hidden layer {l} of {L})")
+            _check_finite(m, what.format(L, L, l, l, l, L))
     return m
 
 
-def _checked_jacobian_chain(net: LinearChain, ds) -> torch.Tensor:
-    j = _jacobian_chain(net, ds)
+def _checked_jacobian(net: LinearChain, x0: torch.Tensor) -> torch.Tensor:
+    j = _jacobian(net, x0)
     try:
         _check_finite(j, f"the Jacobian D_{net.depth} W_{net.depth} ⋯ D_1 W_1")
     except NumericalError:
-        _jacobian_chain(net, ds, check=True)  # raises, naming the first layer whose product is not finite
+        _jacobian(net, x0, check=True)  # raises, naming the first layer whose product is not finite
         raise
     return j
+
+
+def _jacobian_entries_per_input(net: LinearChain) -> int:
+    """Entries of one product buffer of :func:`_jacobian` per input."""
+    w = net.widths
+    L = net.depth
+    return w[0] * max(w[1 : L + 1]) if w[0] <= w[L] else w[L] * max(w[:L])  # (the first route, or the second)
 
 
 @with_threads(work=_work_jacobian)
@@ -423,9 +461,9 @@ def input_output_jacobian(net: LinearChain, x) -> torch.Tensor:
     net = _as_net(net)
     x0, single = _jacobian_inputs(net, x)
     with _measuring():
-        j = _checked_jacobian_chain(net, _forward_derivatives(net, x0))
-    if j.untyped_storage().nbytes() > j.numel() * j.element_size():
-        j = j.clone()  # not a view that keeps the larger product buffer alive
+        j = _checked_jacobian(net, x0)
+    if not j.is_contiguous() or j.untyped_storage().nbytes() > j.numel() * j.element_size():
+        j = j.contiguous() if not j.is_contiguous() else j.clone()  # not a view that keeps the larger buffer alive
     return j[0] if single else j
 
 
@@ -436,29 +474,69 @@ JACOBIAN_METHODS = ("auto", "dense", "gram", "svd", "lanczos")
 # an input only when its smallest eigenvalue of the Gram is at least this fraction of the largest (σ_min/σ_max ≥ 0.03:
 # error ≤ ~30 u σ_max), and takes svdvals for the others (deep Gaussian or ReLU networks, rank-deficient J).
 GRAM_MIN_RATIO = 1e-3
+# The same for a float32 network, whose Gram is formed in float32 (u₃₂ ≈ 6e-8): σ_min/σ_max ≥ 0.1, error ≤ ~10 u₃₂
+# σ_max, the order of the rounding the float32 J already carries (2e-7 σ_max at N = 512, L = 32).
+GRAM_MIN_RATIO_FLOAT32 = 1e-2
 # Inputs per batch of the dense route are chosen so that one (T, N_L, N) product buffer holds at most this many
 # entries (64 MiB in float64; two buffers and the Gram are alive at once).
 JACOBIAN_BATCH_ENTRIES = 2**23
 
 
+def _gram_eigenvalues(j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eigenvalues, descending, of the smaller Gram of each J of a (T, N_L, N_0) stack; the scale s per input with
+    σ_i = s·sqrt(λ_i)), float64. The Gram is formed in J's dtype, the eigenvalues always in float64: for a float32 J
+    a float32 eigensolver would be ~40 % faster (7 against 12 ms at 512²) but 3–5× less accurate (7e-7–1.4e-6 σ_max
+    against the float64 network at N = 512, L = 32, where the float32 J itself is off by 2.2–2.7e-7), while the float32
+    Gram costs no accuracy there (2.5e-7).
+
+    The Gram of J itself (s = 1) when its largest diagonal entry (= its largest eigenvalue within a factor min(N_L,
+    N_0)) lies in [2^-600, 2^600] (float64; [2^-60, 2^60] in float32), where neither it overflows nor its entries that
+    matter underflow; otherwise (deep ordered networks, σ_max below 1e-154; huge J) the Gram of J divided by its largest
+    entry, s = that entry (an all-zero J keeps s = 1). The first case saves two passes over J (its maximum, a scaled
+    copy), which the products' ~3 % floor margin at N = 512 cannot spare."""
+    lim = 2.0**600 if j.dtype == torch.float64 else 2.0**60
+    g = _lower_gram(j)
+    dmax = torch.diagonal(g, dim1=-2, dim2=-1).amax(dim=-1)
+    if bool(((dmax >= 1.0 / lim) & (dmax <= lim)).all()):
+        scale = torch.ones(j.shape[0], dtype=j.dtype, device=j.device)
+    else:
+        scale = j.abs().amax(dim=(1, 2))
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        g = _lower_gram(j / scale[:, None, None])
+    return torch.linalg.eigvalsh(g.to(torch.float64), UPLO="L").flip(-1), scale.to(torch.float64)
+
+
+def _lower_gram(j: torch.Tensor) -> torch.Tensor:
+    """The smaller Gram (J Jᵀ or Jᵀ J; for a square J the one whose factors are row-major — same eigenvalues) of each J
+    of a (T, a, b) stack, its lower triangle only (the upper off-diagonal block is zero): the eigensolver reads no more. Two products, ``G[:, :h] = K K[:h]ᵀ`` and ``G[h:, h:] = K[h:] K[h:]ᵀ``
+    (K = J or Jᵀ, h = half the size), 3/4 of the multiply-adds of the full Gram (torch has no symmetric rank-k
+    product)."""
+    k = j if j.shape[1] < j.shape[2] or (j.shape[1] == j.shape[2] and not j.mT.is_contiguous()) else j.mT
+    n = k.shape[1]
+    h = n // 2
+    g = torch.empty(k.shape[0], n, n, dtype=k.dtype, device=k.device)
+    g[:, :, :h] = torch.matmul(k, k[:, :h].mT)
+    g[:, h:, h:] = torch.matmul(k[:, h:], k[:, h:].mT)
+    g[:, :h, h:] = 0.0
+    return g
+
+
 def _dense_singular_values(j: torch.Tensor, how: str) -> torch.Tensor:
     """Descending singular values (T, min(N_L, N_0)), float64, of a (T, N_L, N_0) stack: ``how`` = "svd" (svdvals),
-    "gram" (eigvalsh of the smaller Gram) or "dense" (Gram where well conditioned, svdvals for the other inputs)."""
-    j = j.to(torch.float64)
+    "gram" (eigvalsh of the smaller Gram) or "dense" (Gram where well conditioned, svdvals for the other inputs).
+
+    The Gram is formed in J's dtype (:func:`_gram_eigenvalues`), its eigenvalues in float64; for a float32 network,
+    whose Gram carries float32 rounding (~u₃₂·σ_max² in σ²), "dense" keeps the Gram route only where
+    ``λ_min ≥ GRAM_MIN_RATIO_FLOAT32·λ_max`` (error ≲ 10 u₃₂·σ_max, the order of the float32 J's own rounding), else
+    svdvals of J in float64."""
     if how == "svd":
-        return torch.linalg.svdvals(j)
-    # each J scaled by its largest entry first, so that the Gram neither underflows (deep ordered networks, σ_max
-    # below 1e-154) nor overflows; an all-zero J keeps scale 1
-    scale = j.abs().amax(dim=(1, 2))
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    js = j / scale[:, None, None]
-    a, b = j.shape[1:]
-    g = torch.matmul(js, js.mT) if a <= b else torch.matmul(js.mT, js)
-    ev = torch.linalg.eigvalsh(g).flip(-1)
-    ill = ev[:, -1] < GRAM_MIN_RATIO * ev[:, 0]  # (before the square roots below, which work in place)
+        return torch.linalg.svdvals(j.to(torch.float64))
+    ev, scale = _gram_eigenvalues(j)
+    ratio = GRAM_MIN_RATIO if j.dtype == torch.float64 else GRAM_MIN_RATIO_FLOAT32
+    ill = ev[:, -1] < ratio * ev[:, 0]  # (before the square roots below, which work in place)
     sv = ev.clamp_(min=0.0).sqrt_().mul_(scale[:, None])
     if how == "dense" and bool(ill.any()):
-        sv[ill] = torch.linalg.svdvals(j[ill])
+        sv[ill] = torch.linalg.svdvals(j[ill].to(torch.float64))
     return sv
 
 
@@ -509,11 +587,10 @@ def jacobian_singular_values(
             out = np.stack([_jacobian_lanczos(net, x0[t : t + 1], k, float(tol)) for t in range(x0.shape[0])])
         else:
             T = x0.shape[0]
-            per_input = net.hidden_widths[-1] * max(net.widths[: net.depth])
-            batch = max(1, JACOBIAN_BATCH_ENTRIES // per_input)
+            batch = max(1, JACOBIAN_BATCH_ENTRIES // _jacobian_entries_per_input(net))
             parts = []
             for t0 in range(0, T, batch):
-                j = _checked_jacobian_chain(net, _forward_derivatives(net, x0[t0 : t0 + batch]))
+                j = _checked_jacobian(net, x0[t0 : t0 + batch])
                 parts.append(_dense_singular_values(j, how)[:, :k].cpu().numpy())
                 del j
             out = np.concatenate(parts)

@@ -278,7 +278,9 @@ class RandomMLP(LinearChain, torch.nn.Module):
                 w = _haar(fan_out, fan_in, gen, gdev)
                 w.mul_(sigma_w * math.sqrt(max(fan_out, fan_in) / fan_in))
             bias = torch.randn(fan_out, generator=gen, device=gdev, dtype=torch.float64).mul_(sigma_b)
-            W.append(torch.nn.Parameter(w.to(device=device, dtype=dtype), requires_grad=False))
+            # row-major like nn.Linear's weights (QR leaves Q column-major): the products W·x and x·Wᵀ of the
+            # measurements then take BLAS's faster layout (empirical.measure._jacobian)
+            W.append(torch.nn.Parameter(w.to(device=device, dtype=dtype).contiguous(), requires_grad=False))
             b.append(torch.nn.Parameter(bias.to(device=device, dtype=dtype), requires_grad=False))
         self.W = torch.nn.ParameterList(W)
         self.b = torch.nn.ParameterList(b)

@@ -371,3 +371,63 @@ def test_input_output_jacobian_does_not_keep_the_product_buffer():
     net = emp.RandomMLP(4, 300, 2, 1, "tanh", 1.0, 0.1, generator=1)
     j = emp.input_output_jacobian(net, _inputs(1, 4)[0])
     assert j.shape == (300, 4) and j.untyped_storage().nbytes() == j.numel() * j.element_size()
+
+
+# ------------------------------------------------------------------------------------- the Jacobian's two routes
+@pytest.mark.parametrize(
+    "n0, widths, layout",
+    [
+        (9, (12, 10, 11), "row"),  # N_0 ≤ N_L, row-major weights: forward route on Jᵀ, forward pass taken along
+        (9, (12, 10, 11), "column"),  # column-major weights: the backward route
+        (13, (12, 10, 11), "row"),  # N_0 > N_L: the backward route (fewer columns)
+        (5, (5,), "row"),  # one hidden layer: no product at all
+    ],
+)
+def test_jacobian_routes_match_jacrev(n0, widths, layout):
+    net = emp.RandomMLP(n0, list(widths), len(widths), 2, "tanh", 1.3, 0.2, generator=6)
+    if layout == "column":
+        with torch.no_grad():
+            for w in net.W:
+                w.data = w.data.T.contiguous().T  # same values, column-major storage
+        assert not net.W[0].is_contiguous()
+    X = _inputs(3, n0, seed=8)
+    js = emp.input_output_jacobian(net, X)
+    assert js.shape == (3, widths[-1], n0) and js.is_contiguous()
+    svs = emp.jacobian_singular_values(net, X, method="svd")
+    for t in range(3):
+        jr = ref.reference_jacobian(net, X[t])
+        assert _rel(js[t], jr) < TOL
+        assert _rel(svs[t], torch.linalg.svdvals(jr).numpy()) < TOL
+        assert _rel(emp.input_output_jacobian(net, X[t]), jr) < TOL
+    for method in ("dense", "gram"):
+        sv = emp.jacobian_singular_values(net, X, method=method)
+        assert np.max(np.abs(sv**2 - svs**2)) < 1e-13 * (svs[:, 0] ** 2).max()
+
+
+def test_lower_gram_is_the_gram_lower_triangle():
+    from empirical.measure import _lower_gram
+
+    for shape in ((2, 7, 7), (2, 5, 9), (2, 9, 5), (1, 1, 3)):
+        j = torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        full = j @ j.mT if shape[1] <= shape[2] else j.mT @ j
+        g = _lower_gram(j)
+        assert torch.allclose(torch.tril(g), torch.tril(full), rtol=1e-14, atol=1e-14)
+        h = g.shape[-1] // 2
+        assert torch.all(g[:, :h, h:] == 0)  # the block the eigensolver does not read: zeros, not garbage
+
+
+def test_float32_jacobian_dense_falls_back_where_float32_gram_is_ill_conditioned():
+    """A float32 ReLU network's J is rank-deficient: "dense" returns svdvals' tiny singular values (float64 arithmetic
+    on the float32 J), not the float32 Gram's ~sqrt(u₃₂)·σ_max noise; well-conditioned float32 J's take the Gram."""
+    net = emp.RandomMLP(20, 20, 6, 1, "relu", math.sqrt(2.0), 0.0, generator=1, dtype=torch.float32)
+    x = _inputs(1, 20, seed=3)[0]
+    j = emp.input_output_jacobian(net, x).to(torch.float64)
+    exact = torch.linalg.svdvals(j).numpy()
+    assert exact[-1] < 1e-3 * exact[0]
+    dense = emp.jacobian_singular_values(net, x, method="dense")
+    assert np.max(np.abs(dense - exact)) < 1e-13 * exact[0]
+    ortho = emp.RandomMLP(64, 64, 4, 1, "tanh", 1.0, 0.0, weights="orthogonal", generator=2, dtype=torch.float32)
+    x = _inputs(1, 64, seed=4)[0] * 0.1
+    exact = torch.linalg.svdvals(emp.input_output_jacobian(ortho, x).to(torch.float64)).numpy()
+    assert exact[-1] > 0.1 * exact[0]  # the Gram route's case: float32 Gram, float64 eigenvalues
+    assert np.max(np.abs(emp.jacobian_singular_values(ortho, x) - exact)) < 1e-6 * exact[0]

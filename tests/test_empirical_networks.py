@@ -120,6 +120,10 @@ def test_orthogonal_scaling(n_out, n_in):
         gram, target = w @ w.T, sw**2
     assert torch.allclose(gram, target * torch.eye(gram.shape[0], dtype=gram.dtype), atol=1e-12)
     assert math.isclose(float(w.square().sum()) / n_out, sw**2, rel_tol=1e-12)
+    # stored row-major like nn.Linear's weights (QR's Q is column-major), in both dtypes
+    assert all(v.is_contiguous() for v in net.W)
+    net32 = emp.RandomMLP(n_in, n_out, 1, 3, "linear", sw, 0.0, weights="orthogonal", generator=1, dtype=torch.float32)
+    assert all(v.is_contiguous() for v in net32.W) and torch.equal(net32.W[0], w.to(torch.float32))
 
 
 def test_orthogonal_is_haar_not_sign_biased():
