@@ -5,7 +5,8 @@ neighbour (a second Python process spinning ``while True: pass``).
 Run ``python benchmarks/bench_threads.py [--quick]``; it prints a Markdown section, which :func:`run` also returns.
 It takes ~2.5 min with ``--quick`` and ~7 min without on the 2-core machine at load average 10–20: most of it is the
 two-thread calls of the loaded conditions (one call of issue 14's case: 26–39 s), each timed once.
-Target (issue 14 item 4): the policy within 1.5× of the best fixed setting in every case and condition.
+Target (issue 14 item 4): the policy within 1.5× of the best fixed setting in every case and condition. The policy
+is size-aware (``empirical.threads.GRAIN``): small measurements run on one thread even when the cores look idle.
 
 The settings are interleaved repeat by repeat (1, all, policy, 1, all, policy, …) so that a change of the machine's
 load hits all three alike; each cell is the best of the repeats with the range beside it, and each condition states the
@@ -129,7 +130,7 @@ def _time(fn, repeats: int, budget: float, settings, min_time: float) -> dict:
             times[s].append(dt)
             spent[s] += dt
             if s is None:
-                chosen.add(THR._CACHE["idle"][1] if "idle" in THR._CACHE else torch.get_num_threads())
+                chosen.add(THR._LAST.get("auto", torch.get_num_threads()))
     return {"times": times, "chosen": sorted(chosen)}
 
 
@@ -176,7 +177,8 @@ def run(quick: bool = False) -> str:
         f"Best of {repeats}–40 interleaved repeats (more for fast cases) after a warm-up call, the slowest in brackets when more than "
         f"15 % above; ×1: a single timed call (its budget of {budget:.0f} s was spent). Policy = the measurements' "
         f"default (`threads=None`: the cores idle now, from the run queue, cached "
-        f"{THR.CACHE_SECONDS:.0f} s). Target: policy ≤ {TARGET}× the best fixed setting.",
+        f"{THR.CACHE_SECONDS:.0f} s, and at most one thread per GRAIN = 2^{int(math.log2(THR.GRAIN))} multiply-adds of "
+        f"the measurement's largest product). Target: policy ≤ {TARGET}× the best fixed setting.",
         "",
         f"| case | condition (load avg before → after; idle cores) | 1 thread | {full} threads | policy (its count) "
         "| policy / best | target |",
@@ -219,7 +221,11 @@ def run(quick: bool = False) -> str:
         "Why (see `empirical/threads.py`): every torch parallel region ends in an OpenMP barrier, so beside a busy "
         "neighbour each short region waits for the shared core's next time slice; a measurement is thousands of "
         "such regions. One thread has no barrier to wait at, and on free cores the second thread still pays on "
-        "large GEMMs: hence the count of idle cores, sampled when the measurement starts.",
+        "large GEMMs: hence the count of idle cores, sampled when the measurement starts. \"Idle\" is a snapshot: "
+        "a process that starts during the measurement delays every region by up to a time slice (~3.5 ms here, the "
+        "bare small ops beside a neighbour), which a product of W multiply-adds repays only when W/2 of them take "
+        "longer than that; hence at most one thread per GRAIN multiply-adds of the largest product (layer_statistics "
+        "and the small FIM: 1 thread; the 512- and 600-wide Jacobians: the idle cores).",
         "",
     ]
     return "\n".join(lines)

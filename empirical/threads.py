@@ -97,6 +97,7 @@ GRAIN = 2**25
 
 _STATE = threading.local()  # depth of enclosing threads() blocks in this Python thread
 _CACHE: dict = {}
+_LAST: dict = {}  # "auto": the count "auto" chose last (read by benchmarks/bench_threads.py)
 _PROC_STAT = "/proc/stat"
 _LOADAVG = "/proc/loadavg"
 _TASKS = "/proc/self/task"
@@ -234,9 +235,10 @@ def auto_threads(work=None) -> int:
     g = grain_threads(work)
     if g is not None:
         k = min(k, g)
-    if k <= 1:
-        return 1
-    return max(1, min(k, idle_cpus()))
+    if k > 1:
+        k = max(1, min(k, idle_cpus()))
+    _LAST["auto"] = max(1, k)
+    return max(1, k)
 
 
 def _resolve(n, work=None) -> int | None:
