@@ -1192,7 +1192,8 @@ def _tail_log_edges(act, sigma_w, q, gaussian):
 
 def _tail_log_edges_each(act, sigma_w, q, gaussian):
     """log of the upper edge of JJᵀ for every tail of one chain of layers: entry i is that of the product of the layers
-    i, i + 1, …, L - 1 with pre-activation variances ``q[i:]`` (L - i pairs D·W), for i = 0 … L - 1.
+    i, i + 1, …, L - 1 with pre-activation variances ``q[i:]`` (L - i pairs D·W), for i = 0 … L - 1; the arguments
+    as in :func:`_tail_log_edges`.
 
     The same number as ``jacobian_spectrum(φ, σ_w, σ_b, L - i, q0=…).log_edge`` whose trajectory is ``q[i:]`` (σ_b
     enters only through the q^l), at a fraction of the cost: the laws of φ'² are built once per distinct q^l (real rule only),
@@ -1202,17 +1203,26 @@ def _tail_log_edges_each(act, sigma_w, q, gaussian):
     """
     q = np.asarray(q, dtype=np.float64)
     L = q.size
-    reps, labels = _cluster_labels(q)
-    laws = [_d2_law(act, r, contour=False) for r in reps]
+    acts = _layer_list(act, L, "act", get_activation)
+    sws = _layer_list(sigma_w, L, "sigma_w", float)
+    gs = _layer_list(gaussian, L, "gaussian", bool)
+    reps, rep_acts, labels = _cluster_labels_acts(acts, q)
+    laws = [_d2_law(a, r, contour=False) for a, r in zip(rep_acts, reps)]
     log_mu = np.array([math.log(law.mean) for law in laws])
-    log_sw2 = 2.0 * math.log(sigma_w)
+    one_sw = all(v == sws[0] for v in sws)
+    log_sw2 = 2.0 * math.log(sws[0])
     out = np.empty(L)
     for i in range(L):
         cnt = np.bincount(labels[i:], minlength=len(reps))
         used = np.nonzero(cnt)[0]  # increasing q, as in jacobian_spectrum
         counts = [int(cnt[j]) for j in used]
-        log_mean = float(sum(n * (log_sw2 + log_mu[j]) for j, n in zip(used, counts)))
-        log_e, _ = _upper_edge_normalised([laws[j] for j in used], counts, L - i, gaussian)
+        if one_sw:
+            log_mean = float(sum(n * (log_sw2 + log_mu[j]) for j, n in zip(used, counts)))
+        else:
+            log_mean = float(sum(n * log_mu[j] for j, n in zip(used, counts))) + sum(
+                2.0 * math.log(v) for v in sws[i:])
+        ng = float(sum(gs[i:]))
+        log_e, _ = _upper_edge_normalised([laws[j] for j in used], counts, L - i, ng)
         out[i] = log_mean + log_e
     return out
 

@@ -95,7 +95,7 @@ API = {
     "phase_diagram": (mf.phase_diagram, dict(phi="tanh", sigma_w_grid=[1.0, 1.5], sigma_b_grid=[0.0, 0.5]),
                       dict(sigma_w_grid="grid", sigma_b_grid="grid")),
     "jacobian_spectrum": (mf.jacobian_spectrum, dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=3),
-                          dict(sigma_w="sigma", sigma_b="sigma0", depth="count", weights="weights",
+                          dict(sigma_w="sigma", sigma_b="sigma0", depth="count", weights="weights_or_none",
                                q0="positive_or_none")),
     "fisher_statistics": (mf.fisher_statistics,
                           dict(phi="tanh", sigma_w=SW, sigma_b=SB, depth=3, width=16, n_samples=4),

@@ -117,3 +117,12 @@ def test_batched_laws_are_the_single_laws(phi):
         b = spectra._d2_law(act, q, contour=True)
         np.testing.assert_array_equal(a.cnode_vals, b.cnode_vals)
         np.testing.assert_array_equal(a.cnode_wts, b.cnode_wts)
+
+
+def test_tail_log_edges_per_layer_match_one_search_per_tail():
+    acts = ["tanh", "erf", "tanh", "erf", "tanh", "softplus"] * 3
+    sws = [1.3, 0.9, 1.5, 1.1, 1.2, 1.0] * 3
+    gs = [True, False, False, True, False, True] * 3
+    q = np.exp(np.linspace(math.log(2.0), math.log(0.05), len(acts)))
+    np.testing.assert_allclose(_tail_log_edges(acts, sws, q, gs), _tail_log_edges_each(acts, sws, q, gs),
+                               rtol=1e-10, atol=1e-12)
