@@ -355,3 +355,22 @@ def test_describe_predictions_within_tolerance_on_user_models(act, bias, init):
     # the same tolerances reject a theory whose σ_w is 10 % off
     _, wrong = measured_records(model, X, d.network, theory_sigma_w_scale=1.1)
     assert len(wrong.failures()) >= 1
+
+
+def test_init_comparison_figure_and_numbers_are_committed():
+    """Acceptance: the AnyInit comparison (benchmarks/bench_init.py) has its figure in docs/figures and its numbers in
+    benchmarks/init_comparison.md: a diagnostics row for every activation, depth and init, and the training sweep."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    png = root / "docs" / "figures" / "init_comparison.png"
+    assert png.is_file() and png.stat().st_size > 20_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (root / "benchmarks" / "init_comparison.md").read_text(encoding="utf-8")
+    for act in ("tanh", "gelu", "silu", "relu"):
+        for depth in (16, 64):
+            for init in ("initialize_", "anyinit", "pytorch default", "kaiming"):
+                assert f"| {act} | {depth} | {init} |" in text, (act, depth, init)
+        for init in ("initialize_", "anyinit", "pytorch default", "kaiming"):
+            assert text.count(f"| {act} | {init} |") == 2, (act, init)  # the Adam and the SGD table
+    assert "best rate" in text and "AnyInit is not installed" not in text
