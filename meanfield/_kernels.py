@@ -398,10 +398,16 @@ def _clenshaw(c, x):
 
 
 @njit(**JIT)
-def moments(q, tab, out):
+def moments(q, tab, out, miss=None):
     """All one-point moments at q: closed form, else the table, else (beyond it, or on an octave where it holds NaN
     because the rule flagged or could not interpolate a moment) the checked direct rule; NaN for a moment that rule
-    cannot bound within DIRECT_RTOL at q (infinite, beyond float64, unresolved): callers turn it into an error."""
+    cannot bound within DIRECT_RTOL at q (infinite, beyond float64, unresolved): callers turn it into an error.
+
+    ``miss``: None (the default) for the above. An int64 array instead gives the table-only variant: where the direct
+    rule would be needed it sets ``miss[0] = 1`` and the moments to NaN, and the direct rule is not compiled into it
+    (Numba prunes the branch by the argument's type). The solvers' first attempt runs table-only; a caller that finds
+    ``miss[0]`` set repeats the whole computation with ``miss=None`` (lazy compilation of the rarely needed path: a
+    compiled function carries the code of all it calls, and the checked rule is most of it)."""
     if CLOSED_ONEPOINT:
         closed_onepoint(q, out)
         return
@@ -415,7 +421,12 @@ def moments(q, tab, out):
             out[4] *= 2.0 / (q * math.log(2.0))
             if not (math.isnan(out[0]) or math.isnan(out[1]) or math.isnan(out[2]) or math.isnan(out[3])):
                 return
-    moments_direct(q, out)
+    if miss is None:
+        moments_direct(q, out)
+    else:
+        miss[0] = 1
+        for k in range(N_MOMENTS):
+            out[k] = math.nan
 
 
 @njit(**INLINE)
@@ -445,10 +456,10 @@ def length_trajectory(tab, sw2, sb2, q_tiny, stop_rtol, q, qh, mu1, mu2):
     ql = q[1]
     for l in range(1, L + 1):
         if ql >= q_tiny:
-            moments(ql, tab, out)
+            moments(ql, tab, out, None)
             f0 = out[0]
         else:
-            moments(q_tiny, tab, out)
+            moments(q_tiny, tab, out, None)
             f0 = out[0] * (ql / q_tiny)
         qn = sw2 * f0 + sb2
         qh[l] = f0
@@ -593,7 +604,7 @@ Q_STEP_SWITCH = 2.0**20  # the walk for a bracket steps by 2 inside the moment t
 
 
 @njit(**INLINE)
-def residual(problem, x, par, tab, buf):
+def residual(problem, x, par, tab, buf, miss):
     if problem == P_QSTAR:  # needs (E_x φ², dE_x φ²/dq) only: two table rows (inline: one compiled function fewer)
         if CLOSED_ONEPOINT:
             f0, f1 = closed_qmap(x)
@@ -604,16 +615,16 @@ def residual(problem, x, par, tab, buf):
                 t = 2.0 * (s - j) - 1.0
                 f0, f1 = _clenshaw(tab[j, 0], t), _clenshaw(tab[j, 1], t)
             else:
-                moments(x, tab, buf)
+                moments(x, tab, buf, miss)
                 f0, f1 = buf[0], buf[1]
         return par[0] * f0 + par[1] - x, par[0] * f1 - 1.0
-    moments(x, tab, buf)
+    moments(x, tab, buf, miss)
     f0, f1, mu1, dmu1 = buf[0], buf[1], buf[2], buf[4]
     return x - f0 / mu1 - par[0], 1.0 - (f1 * mu1 - f0 * dmu1) / (mu1 * mu1)
 
 
 @njit(**JIT)
-def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
+def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter, miss=None):
     """Safeguarded Newton on a bracket [lo, hi] with F(lo)·F(hi) < 0 (the one root finder of the package).
 
     Stops when a step satisfies ``|Δx| ≤ rtol·|x|`` (scale-aware). Bisection (geometric for positive brackets spanning
@@ -624,7 +635,7 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
     x = x0 if lo <= x0 <= hi else 0.5 * (lo + hi)  # start from x0 even at an end: Newton from q0 keeps its locality
     f = 0.0
     for it in range(maxiter):
-        f, df = residual(problem, x, par, tab, buf)
+        f, df = residual(problem, x, par, tab, buf, miss)
         if f == 0.0:
             return x, CONVERGED, it + 1, 0.0, df
         if (f < 0.0) == (flo < 0.0):
@@ -637,17 +648,17 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter):
         dx = xn - x
         x = xn
         if abs(dx) <= rtol * abs(x) or hi - lo <= rtol * abs(x):
-            f, df = residual(problem, x, par, tab, buf)
+            f, df = residual(problem, x, par, tab, buf, miss)
             return x, CONVERGED, it + 1, abs(f), df
     return x, MAXITER, maxiter, abs(f), 0.0
 
 
 @njit(**INLINE)
-def _qmap_signed(x, par, tab, buf):
+def _qmap_signed(x, par, tab, buf, miss):
     """(F, F', s) of the length-map residual at x with its sign s resolved against rounding: s = ±1 where
     |F| > TAU_F·(x + g) (g = F + x, both of size q), 0 within it (F is zero to rounding: no sign), NONFINITE_SIGN where
     F or F' is not finite (the moments overflowed or were flagged)."""
-    f, df = residual(P_QSTAR, x, par, tab, buf)
+    f, df = residual(P_QSTAR, x, par, tab, buf, miss)
     if not (math.isfinite(f) and math.isfinite(df)):
         return f, df, NONFINITE_SIGN
     tol = TAU_F * (x + abs(f + x))
@@ -659,7 +670,7 @@ def _qmap_signed(x, par, tab, buf):
 
 
 @njit(**JIT)
-def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
+def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter, miss=None):
     """Fixed point of the length map reached from q0 (unverified: see :func:`q_star_proof`). Returns (q, status,
     iterations, |F(q)|).
 
@@ -677,7 +688,7 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
     """
     par = np.array([sw2, sb2, 0.0])
     buf = np.empty(N_MOMENTS)
-    f0, df0, s0 = _qmap_signed(q0, par, tab, buf)
+    f0, df0, s0 = _qmap_signed(q0, par, tab, buf, miss)
     if s0 == NONFINITE_SIGN:
         return q0, NONFINITE, 0, math.inf
     local = False  # bracketed within rounding of q0; one call of solve below serves both cases
@@ -690,8 +701,8 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
             if d < 1e-3:
                 a = q0 * (1.0 - d)
                 b = q0 * (1.0 + d)
-                fa, _, sa = _qmap_signed(a, par, tab, buf)
-                fb, _, sb = _qmap_signed(b, par, tab, buf)
+                fa, _, sa = _qmap_signed(a, par, tab, buf, miss)
+                fb, _, sb = _qmap_signed(b, par, tab, buf, miss)
                 if (sa == 1 and sb == -1) or (sa == -1 and sb == 1):
                     local = True
                     lo, flo, hi, fhi = a, fa, b, fb
@@ -710,7 +721,7 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
             hi = hi * (2.0 if hi < Q_STEP_SWITCH else 16.0)
             if hi > Q_DIVERGE:
                 return math.inf, DIVERGED, 0, math.inf
-            fhi, dfhi, s = _qmap_signed(hi, par, tab, buf)
+            fhi, dfhi, s = _qmap_signed(hi, par, tab, buf, miss)
             if s == NONFINITE_SIGN:
                 return hi, NONFINITE, 0, math.inf
             if s == -1:
@@ -724,14 +735,14 @@ def q_star_kernel(sw2, sb2, q0, tab, rtol, maxiter):
             lo = lo * (0.5 if lo > 1.0 / Q_STEP_SWITCH else 0.0625)
             if lo < Q_ZERO:
                 return 0.0, ZERO, 0, 0.0
-            flo, _, s = _qmap_signed(lo, par, tab, buf)
+            flo, _, s = _qmap_signed(lo, par, tab, buf, miss)
             if s == NONFINITE_SIGN:
                 return lo, NONFINITE, 0, math.inf
             if s == 1:
                 break
             if s == -1:
                 hi, fhi = lo, flo
-    x, st, it, res, df = solve(P_QSTAR, lo, flo, hi, fhi, q0, par, tab, rtol, maxiter)
+    x, st, it, res, df = solve(P_QSTAR, lo, flo, hi, fhi, q0, par, tab, rtol, maxiter, miss)
     return x, st, it, res
 
 
@@ -750,8 +761,8 @@ def qmap_direct(q, sw2, sb2, out, err):
     return f, bound, sw2 * out[1] - 1.0
 
 
-@njit(**INLINE)
-def qmap_checked(q, sw2, sb2, tab, tab_err, out, err):
+@njit(**JIT)
+def qmap_checked(q, sw2, sb2, tab, tab_err, out, err, miss=None):
     """(F, bound, F') as :func:`qmap_direct`, from the moment table plus its measured error where q is inside the table
     (``tab_err[octave, 0]`` relative to the largest E φ² on the octave, taken as twice the largest of the interpolant
     at q and at the octave's ends), else by the checked direct quadrature. F is NaN where the error is not finite."""
@@ -769,11 +780,14 @@ def qmap_checked(q, sw2, sb2, tab, tab_err, out, err):
             if not math.isfinite(bound):
                 f = math.nan
             return f, bound, sw2 * f1 - 1.0
-    return qmap_direct(q, sw2, sb2, out, err)
+    if miss is None:
+        return qmap_direct(q, sw2, sb2, out, err)
+    miss[0] = 1  # the table-only variant (see moments)
+    return math.nan, math.inf, math.nan
 
 
 @njit(**JIT)
-def q_star_proof(q, sw2, sb2, qtol, tab, tab_err):
+def q_star_proof(q, sw2, sb2, qtol, tab, tab_err, miss=None):
     """Proof that q > 0 is a fixed point of the length map to relative accuracy δ ≤ qtol, independent of the solver's
     stopping rule.
 
@@ -786,7 +800,7 @@ def q_star_proof(q, sw2, sb2, qtol, tab, tab_err):
     """
     out = np.empty(N_MOMENTS)
     err = np.empty(N_MOMENTS)
-    f, b, df = qmap_checked(q, sw2, sb2, tab, tab_err, out, err)
+    f, b, df = qmap_checked(q, sw2, sb2, tab, tab_err, out, err, miss)
     if not (math.isfinite(f) and math.isfinite(b) and math.isfinite(df)):
         return NONFINITE, abs(f), b, df + 1.0, math.inf
     if CLOSED_ONEPOINT and abs(f) <= b and abs(df) <= TAU_F:
@@ -796,8 +810,8 @@ def q_star_proof(q, sw2, sb2, qtol, tab, tab_err):
         d = max(PROOF_DELTA_MIN, 2.0 * (abs(f) + b) / (abs(df) * q))
     while True:
         d = min(d, qtol)
-        fa, ba, _ = qmap_checked(q * (1.0 - d), sw2, sb2, tab, tab_err, out, err)
-        fb, bb, _ = qmap_checked(q * (1.0 + d), sw2, sb2, tab, tab_err, out, err)
+        fa, ba, _ = qmap_checked(q * (1.0 - d), sw2, sb2, tab, tab_err, out, err, miss)
+        fb, bb, _ = qmap_checked(q * (1.0 + d), sw2, sb2, tab, tab_err, out, err, miss)
         if not (math.isfinite(fa) and math.isfinite(fb)):
             return NONFINITE, abs(f), b, df + 1.0, math.inf
         if (fa > ba and fb < -bb) or (fa < -ba and fb > bb):
@@ -813,7 +827,7 @@ def qmap_residuals(sw2, sb2, qs, tab, f_out, df_out):
     par = np.array([sw2, sb2, 0.0])
     buf = np.empty(N_MOMENTS)
     for i in range(qs.shape[0]):
-        f, df = residual(P_QSTAR, qs[i], par, tab, buf)
+        f, df = residual(P_QSTAR, qs[i], par, tab, buf, None)
         f_out[i] = f
         df_out[i] = df
 
@@ -907,7 +921,7 @@ def grid_root_proved(q, sw2, sb2, tab):
     F' = 0 (homogeneous marginal point: every q fixed)."""
     par = np.array([sw2, sb2, 0.0])
     buf = np.empty(N_MOMENTS)
-    f, df = residual(P_QSTAR, q, par, tab, buf)
+    f, df = residual(P_QSTAR, q, par, tab, buf, None)
     tau = 64.0 * EPS * (q + abs(f + q))
     if abs(f) <= tau and abs(df) <= 64.0 * EPS:
         return True
@@ -916,8 +930,8 @@ def grid_root_proved(q, sw2, sb2, tab):
     d = max(1e-15, 2.0 * (abs(f) + tau) / (abs(df) * q))
     while True:
         d = min(d, GRID_PROOF_DELTA_MAX)
-        fa, _ = residual(P_QSTAR, q * (1.0 - d), par, tab, buf)
-        fb, _ = residual(P_QSTAR, q * (1.0 + d), par, tab, buf)
+        fa, _ = residual(P_QSTAR, q * (1.0 - d), par, tab, buf, None)
+        fb, _ = residual(P_QSTAR, q * (1.0 + d), par, tab, buf, None)
         ta = 64.0 * EPS * q
         if (fa > ta and fb < -ta) or (fa < -ta and fb > ta):
             return True

@@ -21,7 +21,7 @@ import numpy as np
 from meanfield._validate import nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import ConvergenceError, NoCriticalPointError, NumericalError
-from meanfield.propagation import MAXITER, RTOL
+from meanfield.propagation import MAXITER, RTOL, _q_star_kernel
 from meanfield.results import PhaseDiagram
 
 __all__ = [
@@ -271,7 +271,7 @@ def _verify(act, p):
         )
     if stable and not act.is_homogeneous:
         k = act.kernels
-        q2, st, _, _ = k.q_star_kernel(sw * sw, sb * sb, q * 1.001, act.table, RTOL, MAXITER)
+        q2, st, _, _ = _q_star_kernel(act, sw * sw, sb * sb, q * 1.001)
         tol = 1e-9 + 1e-13 / max(abs(1.0 - slope), 1e-300)
         if st != k.CONVERGED or not abs(q2 - q) <= tol * q:
             raise ConvergenceError(

@@ -67,8 +67,28 @@ def _table_error(act):
 def _moments(act, q):
     k = act.kernels
     out = np.empty(k.N_MOMENTS)
-    k.moments(q, act.table, out)
+    miss = np.zeros(1, dtype=np.int64)
+    k.moments(q, act.table, out, miss)  # the table-only variant first (meanfield._kernels.moments) ...
+    if miss[0]:
+        k.moments(q, act.table, out)  # ... the checked direct rule where the table does not hold q
     return out
+
+
+def _q_star_kernel(act, sw2, sb2, qi):
+    """``q_star_kernel`` (q, status, iterations, residual): its table-only variant first, repeated with the checked
+    direct rule when the table did not hold a q it needed (the same computation: on the table both are identical)."""
+    k = act.kernels
+    miss = np.zeros(1, dtype=np.int64)
+    got = k.q_star_kernel(sw2, sb2, qi, act.table, RTOL, MAXITER, miss)
+    return got if not miss[0] else k.q_star_kernel(sw2, sb2, qi, act.table, RTOL, MAXITER)
+
+
+def _q_star_proof(act, q, sw2, sb2):
+    """``q_star_proof`` (status, |F|, bound, slope, δ) as :func:`_q_star_kernel`: table-only first."""
+    k = act.kernels
+    miss = np.zeros(1, dtype=np.int64)
+    got = k.q_star_proof(q, sw2, sb2, Q_TOL, act.table, _table_error(act), miss)
+    return got if not miss[0] else k.q_star_proof(q, sw2, sb2, Q_TOL, act.table, _table_error(act))
 
 
 def q_map(phi, q, sigma_w, sigma_b):
@@ -211,12 +231,12 @@ def _scalar_q_star(phi, sigma_w, sigma_b, q_init):
     act = get_activation(phi)
     k = act.kernels
     sw2, sb2 = sw * sw, sb * sb
-    q, st, it, res = k.q_star_kernel(sw2, sb2, qi, act.table, RTOL, MAXITER)
+    q, st, it, res = _q_star_kernel(act, sw2, sb2, qi)
     if st == k.ZERO:
         m = _moments(act, 1e-300)
         slope, err = sw2 * m[1], 0.0
     elif st == k.CONVERGED:
-        st, res, _, slope, err = k.q_star_proof(q, sw2, sb2, Q_TOL, act.table, _table_error(act))
+        st, res, _, slope, err = _q_star_proof(act, q, sw2, sb2)
         if st != k.CONVERGED:
             return None
         m = _moments(act, q)
