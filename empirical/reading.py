@@ -20,7 +20,9 @@ those of the NTK recursion written out by quadrature (tested).
 
 These are infinite-width predictions; one draw of a finite network scatters around them with a relative spread that
 grows with ``v/N`` (``v`` = :attr:`LayerTheory.finite_width_variance`, N the width), and the spread is large where v is:
-deep networks, and GELU or SiLU at the large q* of their stable edge of chaos (μ_2/μ_1² ≈ 2). Measured for
+deep networks, and GELU or SiLU at the large q* of their stable edge of chaos (μ_2/μ_1² ≈ 2; there the length map is
+also nearly marginal, ξ_q ≈ 1200 at GELU's q* = 3.65 and ≥ 50 at any larger q*, so one draw's q^l wanders over the
+layers, as a ReLU network's does, instead of returning to q*). Measured for
 :func:`empirical.initialize_`'d GELU networks (depth 16, q* = 3.65, orthogonal, v = 16.9; 32 Gaussian inputs, 24 draws
 per width), the FIM λ_max over its prediction averages 1.48 ± 0.21, 1.21 ± 0.10, 1.04 ± 0.05, 0.97 ± 0.03 at
 N = 128, 256, 512, 1024 (mean ± standard error; its bias falls like 1/N), and one draw's ratio has a spread of 1.04, 0.47,
