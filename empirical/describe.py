@@ -227,8 +227,8 @@ def _input_stats(x: torch.Tensor):
 def correlation_depth_scale(network: mf.Network, theory: LayerTheory) -> float:
     """The correlation depth scale of ``network`` along the trajectory q^l of ``theory`` (its
     :func:`~empirical.reading.layer_theory`): ``ξ_c = (L−1)/|Σ_{l=1}^{L−1} ln s_l|`` with ``s_l = σ_w,l+1² μ_1(q^l)`` the
-    slope at c = 1 of the correlation map from layer l to l+1 (THEORY §1: ``∂c^{l+1}/∂c^l`` at c = 1 is χ_1; Schoenholz
-    et al. 2017, ICLR, Eq. 9 gives ξ_c = −1/ln χ_1 where c* = 1). The first layer's map from the data is left out (it only
+    slope at c = 1 of the correlation map from layer l to l+1 (THEORY §1: that slope is χ_1, and ξ_c = −1/ln χ_c is
+    −1/ln χ_1 where c* = 1; Schoenholz et al. 2017, ICLR, §3). The first layer's map from the data is left out (it only
     scales the inputs); for one hidden layer the layer's own gain σ_w,1² μ_1(q^1) is used. ``inf`` where the slopes
     multiply to exactly 1; 0 where a slope is 0 (a dead network)."""
     L = network.depth

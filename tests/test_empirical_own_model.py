@@ -246,7 +246,7 @@ def _tanh_mean(f, q):
 
 def test_correlation_depth_scale_against_quadrature():
     """A uniform ordered tanh network at its fixed point: ξ_c = −1/ln χ_1 with χ_1 = σ_w² E[sech⁴(h)] (Schoenholz et
-    al. 2017, Eq. 9, c* = 1), q* by iterating the length map with scipy quadrature."""
+    al. 2017, §3; THEORY §1: ξ_c = −1/ln χ_c with c* = 1), q* by iterating the length map with scipy quadrature."""
     from empirical.describe import correlation_depth_scale
 
     sw, sb = 0.9, 0.05
