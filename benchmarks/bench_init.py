@@ -397,7 +397,7 @@ def run(quick=False):
             sweeps[(a, how)] = sweep(a, how, have_anyinit, steps, task)
     t_train = time.time() - t0 - t_diag
     speed = fim_speed()
-    figure_note = ""
+    figure_note = " (not redrawn with --quick)" if quick else ""
     if not quick:
         try:
             _figure(diag, sweeps, have_anyinit, task[3])
