@@ -607,17 +607,18 @@ def _zeros_of_dphi(act, a, b, stationary):
 
 
 def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror, zeros=(), ends=None) -> _Law:
-    cont = [*vals]
+    end_vals = []
     for a, b in mono:  # the ends of every monotone piece, nudged inside (one-sided values at kinks), 0 at zeros of φ'
         if ends is not None:  # one piece, its end values already evaluated (_d2_laws_batch)
             ga, gb = float(ends[0]), float(ends[1])
         else:
             h = 1e-13 * (b - a)
             ga, gb = _g(act, np.array([a + h, b - h]))
-        cont.extend([0.0 if a in zeros else ga, 0.0 if b in zeros else gb])
-    ext = [*avals, *cont]
-    cont_bottom = float(min(cont)) if cont else math.inf
-    top, bottom = float(max(ext)), float(min(ext))
+        end_vals.extend([0.0 if a in zeros else ga, 0.0 if b in zeros else gb])
+    cont = np.concatenate([np.asarray(vals, dtype=np.float64), np.array(end_vals, dtype=np.float64)])
+    ext = np.concatenate([np.asarray(avals, dtype=np.float64), cont])
+    cont_bottom = float(cont.min()) if cont.size else math.inf
+    top, bottom = float(ext.max()), float(ext.min())
     k = np.arange(MAX_MOMENT + 1)
     raw = (wts[:, None] * vals[:, None] ** k).sum(axis=0) + (amass[:, None] * avals[:, None] ** k).sum(axis=0)
     mu = raw[1]
@@ -625,7 +626,6 @@ def _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, mono, mirror, 
         raise NumericalError(f"E[φ'²] = {mu!r} at q = {q!r}: the Jacobian vanishes (φ' = 0 almost everywhere)")
     rel_var = float((wts * (vals / mu - 1.0) ** 2).sum() + (amass * (avals / mu - 1.0) ** 2).sum())
     zero = float(amass[avals == 0.0].sum() + wts[vals == 0.0].sum())  # φ' rounding to 0 in saturated tails counts
-    ext = np.asarray(ext)
     positive_min = float(ext[ext > 0.0].min()) if np.any(ext > 0.0) else 0.0
     return _Law(q, avals, amass, vals, wts, cvals, cwts, top, bottom, raw, rel_var, zero, mono, mirror, positive_min,
                 cont_bottom, tuple(zeros))
