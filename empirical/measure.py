@@ -558,7 +558,9 @@ def jacobian_singular_values(
         * ``"dense"`` — J by the explicit chain of D·W products (:func:`input_output_jacobian`), then the square roots
           of the eigenvalues of the smaller Gram (JJᵀ or JᵀJ, ~2× faster than an SVD) for inputs whose Gram has
           ``λ_min ≥ GRAM_MIN_RATIO·λ_max``, and ``svdvals`` of J for the others — so the result is always as accurate
-          as ``svdvals`` (absolute error ~u·σ_max; see :data:`GRAM_MIN_RATIO`);
+          as ``svdvals`` (absolute error ~u·σ_max; see :data:`GRAM_MIN_RATIO`). A float32 network's Gram is formed in
+          float32 and kept where ``λ_min ≥ GRAM_MIN_RATIO_FLOAT32·λ_max`` (error ≲ 10 u₃₂·σ_max, the order of the
+          float32 J's own rounding); eigenvalues and svdvals are always float64;
         * ``"svd"`` — the same J, always ``svdvals``;
         * ``"gram"`` — the same J, always the Gram route: fastest; exact to ~u·σ_max² in the squares σ², the
           eigenvalues of JJᵀ that THEORY §2 predicts, but singular values far below σ_max lose digits
