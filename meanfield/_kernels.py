@@ -31,9 +31,12 @@ from meanfield._quad import Q_NONFINITE, Q_TAIL, Q_BUDGET, Z_STEP, Z_EXT, TAIL_R
 from meanfield._quad import MIN_WIDTH, MAX_PANELS, Z_MAX
 
 JIT = dict(cache=True, nogil=True)
-# Thin wrappers are inlined into their callers (Numba IR inlining): a compiled function carries a copy of the machine
-# code of everything it calls, so each wrapper level between an entry point and the checked quadrature would generate
-# that quadrature's code once more on a cold cache. Called from Python they compile as usual.
+# Cold start (the first call in a fresh process compiles): a compiled function carries a copy of the machine code of
+# everything it calls, so each wrapper level between an entry point and the checked quadrature generated that
+# quadrature's code once more. Thin wrappers are therefore inlined into their callers (Numba IR inlining; called from
+# Python they compile as usual), and the solvers' first attempt runs table-only (``miss``, see moments), so that the
+# checked rule is compiled into them only when a q outside the table needs it. Inlining whole solvers into one entry
+# point was measured slower (compile time grows faster than the size of a function).
 INLINE = dict(cache=True, nogil=True, inline="always")
 
 # >>> ACTIVATION
@@ -653,7 +656,7 @@ def solve(problem, lo, flo, hi, fhi, x0, par, tab, rtol, maxiter, miss=None):
     return x, MAXITER, maxiter, abs(f), 0.0
 
 
-@njit(**INLINE)
+@njit(**JIT)
 def _qmap_signed(x, par, tab, buf, miss):
     """(F, F', s) of the length-map residual at x with its sign s resolved against rounding: s = ±1 where
     |F| > TAU_F·(x + g) (g = F + x, both of size q), 0 within it (F is zero to rounding: no sign), NONFINITE_SIGN where

@@ -21,7 +21,7 @@ import numpy as np
 from meanfield._validate import nonnegative, positive
 from meanfield.activations import get_activation
 from meanfield.errors import ConvergenceError, NoCriticalPointError, NumericalError
-from meanfield.propagation import MAXITER, RTOL, _q_star_kernel
+from meanfield.propagation import MAXITER, RTOL, _moments, _q_star_kernel
 from meanfield.results import PhaseDiagram
 
 __all__ = [
@@ -66,11 +66,6 @@ CHECK_RTOL = 1e-10
 Q_ZERO_PROBE = 2.0**-20
 
 
-def _moments(act, q):
-    k = act.kernels
-    out = np.empty(k.N_MOMENTS)
-    k.moments(q, act.table, out)
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ line samples
