@@ -1,4 +1,5 @@
-"""Numba kernels of :mod:`meanfield.fisher` (one jit policy: ``cache=True, nogil=True``, float64 / complex128).
+"""Numba kernels of :mod:`meanfield.fisher` (jit policy ``cache=True, nogil=True``, float64 / complex128; the one
+vectorised sum of the pole form, :func:`_pole_sums`, adds reassociation and the numpy error model).
 
 They take plain arrays only (no activation dispatchers), so they compile once and are cached on disk:
 
@@ -421,47 +422,56 @@ def chain_up_log(t, ls, D, P, off, gauss, dmax, m_nu):
 # The same chain as chain_up/chain_solve with each law ν written by its poles: for the nodes d_i ≠ 0 of ν (masses p_i;
 # nodes at 0 add nothing to ψ), c_i = 1/d_i and pc_i = p_i c_i, so that
 #   ψ_ν(u) = Σ p_i u d_i/(1 - u d_i) = u Σ p_i/(c_i - u),   ψ_ν'(u) = Σ p_i c_i/(c_i - u)²
-# cost one complex reciprocal per node instead of two complex divisions, and the inversion returns the derivative of
-# its last evaluation instead of evaluating once more. Used by the density and the Stieltjes transform.
-@njit(**JIT)
-def eta_poles(u, c, p, pc):
-    """η_ν(u) = ψ/(1+ψ) and dη/du from the pole form (c_i = 1/d_i, p_i, pc_i = p_i c_i)."""
+# cost one real reciprocal per node instead of two complex divisions, and the inversion returns the derivative of
+# its last evaluation instead of evaluating once more. The laws are packed as the rows of one (6, n) float array R
+# (Re c, Im c, Re p, Im p, Re pc, Im pc; level l in columns off[l-1]:off[l]), so that the sums over the nodes run as
+# SIMD loops (_pole_sums). Used by the density and the Stieltjes transform.
+VJIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+
+
+@njit(**VJIT)
+def _pole_sums(ur, ui, cr, ci, pr, pi_, qr, qi):
+    """(Σ p_i/(c_i - u), Σ pc_i/(c_i - u)²) as four reals, u = ur + i·ui. Compiled with reassociation (the sums
+    vectorise; they change only in rounding) and the numpy error model (a node hit exactly gives inf, which fails the
+    caller's Newton, instead of an exception)."""
     s_re = 0.0
     s_im = 0.0
     t_re = 0.0
     t_im = 0.0
-    ur = u.real
-    ui = u.imag
-    for i in range(c.shape[0]):
-        zr = c[i].real - ur
-        zi = c[i].imag - ui
+    for i in range(cr.shape[0]):
+        zr = cr[i] - ur
+        zi = ci[i] - ui
         den = 1.0 / (zr * zr + zi * zi)
         rr = zr * den  # 1/z = conj(z)/|z|²
         ri = -zi * den
-        pr = p[i].real
-        pi_ = p[i].imag
-        s_re += pr * rr - pi_ * ri
-        s_im += pr * ri + pi_ * rr
+        s_re += pr[i] * rr - pi_[i] * ri
+        s_im += pr[i] * ri + pi_[i] * rr
         r2r = rr * rr - ri * ri
         r2i = 2.0 * rr * ri
-        qr = pc[i].real
-        qi = pc[i].imag
-        t_re += qr * r2r - qi * r2i
-        t_im += qr * r2i + qi * r2r
+        t_re += qr[i] * r2r - qi[i] * r2i
+        t_im += qr[i] * r2i + qi[i] * r2r
+    return s_re, s_im, t_re, t_im
+
+
+@njit(**JIT)
+def eta_poles(u, R, a, b):
+    """η_ν(u) = ψ/(1+ψ) and dη/du from the pole form (columns a:b of R, see above)."""
+    s_re, s_im, t_re, t_im = _pole_sums(u.real, u.imag, R[0, a:b], R[1, a:b], R[2, a:b], R[3, a:b], R[4, a:b],
+                                        R[5, a:b])
     psi = u * complex(s_re, s_im)
     inv = 1.0 / (1.0 + psi)
     return psi * inv, complex(t_re, t_im) * inv * inv
 
 
 @njit(**JIT)
-def _invert_eta_poles(H, v, c, p, pc, rtol):
+def _invert_eta_poles(H, v, R, lo, hi, rtol):
     """Complex Newton for η_ν(v) = H from the guess v, as :func:`_invert_eta` (same steps, damping and stall rule)
     with the step tolerance ``rtol`` (NEWTON_RTOL for a chain that is to be accepted); returns (v, η' at the last
     evaluated point, converged)."""
     prev = math.inf
     de = 0.0 + 0.0j
     for it in range(NEWTON_MAXIT):
-        e, de = eta_poles(v, c, p, pc)
+        e, de = eta_poles(v, R, lo, hi)
         if de == 0.0:
             return v, de, False
         step = (e - H) / de
@@ -477,8 +487,8 @@ def _invert_eta_poles(H, v, c, p, pc, rtol):
 
 
 @njit(**JIT)
-def chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, rtol):
-    """:func:`chain_up` with the laws in pole form (``C``, ``P``, ``PC`` packed like ``D``, ``P`` by ``off``); also
+def chain_up_poles(w1, s, R, off, gauss, v, dv, rtol):
+    """:func:`chain_up` with the laws in pole form (``R``, columns packed like ``D``, ``P`` by ``off``); also
     fills ``dv[l] = dv_l/dw_1`` (the tangent of the inverse values, the predictor of a neighbouring point). ``rtol``:
     the inversions' step tolerance."""
     top = s.shape[0] - 1
@@ -493,7 +503,7 @@ def chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, rtol):
         Hn = 1.0 - (1.0 - H) * r
         dHn = dH * r - (1.0 - H) * sp / (w * w) * dw
         a, b = off[l - 1], off[l]
-        vv, de, ok = _invert_eta_poles(Hn, v[l], C[a:b], P[a:b], PC[a:b], rtol)
+        vv, de, ok = _invert_eta_poles(Hn, v[l], R, a, b, rtol)
         if not ok:
             return w, dw, Hn, 1
         v[l] = vv
@@ -516,7 +526,7 @@ def chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, rtol):
 
 
 @njit(**JIT)
-def chain_solve_poles(target, w1, s, C, P, PC, off, gauss, v, dv, maxit):
+def chain_solve_poles(target, w1, s, R, off, gauss, v, dv, maxit):
     """:func:`chain_solve` with the laws in pole form; also returns dw_{L+1}/dw_1 at the solution and leaves
     dv_l/dw_1 in ``dv`` (the predictor of the next point): (w_1, w_{L+1}, H_{L+1}, dw, status).
 
@@ -528,7 +538,7 @@ def chain_solve_poles(target, w1, s, C, P, PC, off, gauss, v, dv, maxit):
     prev = math.inf
     tight = False
     for it in range(maxit):
-        w, dw, H, st = chain_up_poles(w1, s, C, P, PC, off, gauss, v, dv, NEWTON_RTOL if tight else LOOSE_RTOL)
+        w, dw, H, st = chain_up_poles(w1, s, R, off, gauss, v, dv, NEWTON_RTOL if tight else LOOSE_RTOL)
         if st == 1 or dw == 0.0:
             v[:] = vsave
             return w1, w, H, dw, 1
@@ -553,33 +563,3 @@ def chain_solve_poles(target, w1, s, C, P, PC, off, gauss, v, dv, maxit):
         w1 = w1n
     v[:] = vsave
     return w1, target, H, dw, 1
-
-
-@njit(**JIT)
-def chain_ladder_poles(x, y0, y_min, ratio, w1, s, C, P, PC, off, gauss, v, dv, maxit):
-    """:func:`chain_ladder` with the laws in pole form: from x + i·y0 down to x + i·y_min in steps y → ratio·y (a failed
-    step retried with the square root of the ratio, down to 0.9999). Returns (w_1, w_{L+1}, H_{L+1}, dw, status)."""
-    y = y0
-    vc = v.copy()
-    w1c, wt, H, dw, st = chain_solve_poles(complex(x, y), w1, s, C, P, PC, off, gauss, vc, dv, maxit)
-    if st != 0:
-        return w1c, wt, H, dw, st
-    r = ratio
-    while y > y_min:
-        yn = max(y * r, y_min)
-        vt = vc.copy()
-        w1t, wtt, Ht, dwt, st = chain_solve_poles(complex(x, yn), w1c, s, C, P, PC, off, gauss, vt, dv, maxit)
-        if st == 0:
-            y = yn
-            w1c = w1t
-            wt = wtt
-            vc = vt
-            H = Ht
-            dw = dwt
-            r = ratio
-        else:
-            r = math.sqrt(r)
-            if r > 0.9999:
-                return w1c, wt, H, dw, st
-    v[:] = vc
-    return w1c, wt, H, dw, 0

@@ -867,23 +867,23 @@ def _stieltjes_point(lev, z):
 
 def _pole_levels(lev):
     """The complex laws in pole form for :func:`meanfield._fisher_kernels.chain_solve_poles`: nodes d_i ≠ 0 as
-    ``c_i = 1/d_i`` with masses p_i and ``p_i c_i`` (a node at 0 adds nothing to ψ_ν), packed per level; built once."""
+    ``c_i = 1/d_i`` with masses p_i and ``p_i c_i`` (a node at 0 adds nothing to ψ_ν), packed per level as the rows
+    (Re c, Im c, Re p, Im p, Re pc, Im pc) of one (6, n) array, with the level offsets; built once."""
     got = lev.get("poles")
     if got is None:
         D, P, off = _complex_levels(lev)
-        Cs, Ps, PCs, offs = [], [], [], [0]
+        Cs, Ps, offs = [], [], [0]
         for l in range(1, off.size - 1):
             d, p = D[off[l] : off[l + 1]], P[off[l] : off[l + 1]]
             keep = d != 0.0
-            c = 1.0 / d[keep]
-            Cs.append(c)
+            Cs.append(1.0 / d[keep])
             Ps.append(p[keep])
-            PCs.append(p[keep] * c)
-            offs.append(offs[-1] + c.size)
+            offs.append(offs[-1] + int(np.count_nonzero(keep)))
+        c = np.concatenate(Cs)
+        p = np.concatenate(Ps)
+        pc = p * c
         got = lev["poles"] = (
-            np.ascontiguousarray(np.concatenate(Cs)),
-            np.ascontiguousarray(np.concatenate(Ps)),
-            np.ascontiguousarray(np.concatenate(PCs)),
+            np.ascontiguousarray(np.stack((c.real, c.imag, p.real, p.imag, pc.real, pc.imag))),
             np.asarray([0] + offs, dtype=np.int64),
         )
     return got
@@ -894,11 +894,11 @@ def _solve_poles(lev, x, y, guess=None):
     it works, else by the vertical ladder from the start height (:func:`_ladder_poles`). None where the chain cannot
     be solved."""
     s, gauss = lev["s"], lev["gauss"]
-    C, P, PC, off = _pole_levels(lev)
+    R, off = _pole_levels(lev)
     dv = np.zeros(s.size, dtype=np.complex128)
     if guess is not None:
         w1, v = guess[0], guess[1].copy()
-        w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, y), w1, s, C, P, PC, off, gauss, v, dv, NEWTON_MAXIT)
+        w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, y), w1, s, R, off, gauss, v, dv, NEWTON_MAXIT)
         if st == 0:
             return w1n, wt, H, v, dw, dv
     return _ladder_poles(lev, x, y)
@@ -910,13 +910,13 @@ def _ladder_poles(lev, x, y):
     v along dv/dw_1), else from the last solution itself, else with a smaller step (ratio → √ratio down to 0.9999);
     y0 grows 4× (up to three times) where the top rung fails. None where no ladder reaches y."""
     s, gauss = lev["s"], lev["gauss"]
-    C, P, PC, off = _pole_levels(lev)
+    R, off = _pole_levels(lev)
     dv = np.zeros(s.size, dtype=np.complex128)
     y0 = lev["y0"]
 
     def solve(yy, w1, v):
         v = v.copy()
-        w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, yy), w1, s, C, P, PC, off, gauss, v, dv, NEWTON_MAXIT)
+        w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, yy), w1, s, R, off, gauss, v, dv, NEWTON_MAXIT)
         return (w1n, wt, H, v, dw, dv.copy()) if st == 0 else None
 
     for _ in range(4):
@@ -975,7 +975,7 @@ def _density(lev, xs, atoms):
 def _density_run(lev, xs, idx, atoms, out):
     """Fill ``out[idx]`` (``xs[idx]`` increasing) by continuation along the run (see :func:`_density`)."""
     s, gauss = lev["s"], lev["gauss"]
-    C, P, PC, off = _pole_levels(lev)
+    R, off = _pole_levels(lev)
     hist = []  # (x, w1, v, dw, dv) of the last points solved at y_min, newest first (at most 3)
     dv = np.zeros(s.size, dtype=np.complex128)
     for i in idx:
@@ -985,7 +985,7 @@ def _density_run(lev, xs, idx, atoms, out):
         if hist and hist[0][3] != 0.0:
             w1p, vp = _predict(hist, x)
             if w1p.imag > 0.0:
-                w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, y), w1p, s, C, P, PC, off, gauss, vp, dv,
+                w1n, wt, H, dw, st = _fk.chain_solve_poles(complex(x, y), w1p, s, R, off, gauss, vp, dv,
                                                            NEWTON_MAXIT)
                 if st == 0:
                     got = (w1n, wt, H, vp, dw, dv.copy())
