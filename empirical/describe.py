@@ -1,11 +1,15 @@
 """The mean-field reading of a user's model, and (with inputs) the same quantities measured on it beside the theory.
 
 :func:`describe` reads the model (:func:`empirical.read_network`) and predicts, layer by layer (THEORY §1, §2, §3, §8;
-:func:`empirical.reading.layer_theory`): the pre-activation variance q^l, the layer's Jacobian gain χ_1 = σ_w,l² μ_1(q^l),
-its phase and depth scales ξ_q, ξ_c at its own fixed point (:func:`meanfield.fixed_point`), the mean of the JJᵀ
-spectrum (and, when the hidden layers share one activation, width and weight kind, its edge from
-:func:`meanfield.jacobian_spectrum` at the hidden layers' mean σ_w, σ_b), the Fisher information's mean eigenvalue and
-λ_max over the inputs, and the learning-rate bound 2/λ_max.
+:func:`empirical.reading.layer_theory`, which reads :func:`meanfield.propagate` and :func:`meanfield.fisher_statistics`):
+the pre-activation variance q^l, the layer's Jacobian gain χ_1 = σ_w,l² μ_1(q^l), its phase and depth scales ξ_q, ξ_c at
+its own fixed point (:func:`meanfield.fixed_point`), the mean of the JJᵀ spectrum, the Fisher information's mean
+eigenvalue and λ_max over the inputs, and the learning-rate bound 2/λ_max. The free-probability laws need square
+layers, so three predictions are given where the network's shape allows them and reported as "n/a (rectangular)"
+otherwise: the upper edge of the JJᵀ spectrum (:func:`meanfield.jacobian_spectrum` of the network, THEORY §2, §8:
+N_1 = … = N_L, and N_0 = N_1 for a Gaussian first layer, N_0 ≥ N_1 for an orthogonal one), and λ_max of the
+conditional FIM F(θ|x)/N and its Sokol–Park bound (:func:`meanfield.conditional_fisher_spectrum`,
+:func:`meanfield.sokol_park_bound`, THEORY §4, §5: C = N_0 = … = N_L).
 
 Whether a real model is "at the edge of chaos" is judged against its depth: the model's correlation depth scale ξ_c
 is at least its depth L (signals stay distinguishable through the whole network; Schoenholz et al. 2017, "Deep
@@ -29,7 +33,7 @@ With ``inputs`` the measured q^l (mean over inputs), mean squared singular value
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,7 +50,8 @@ from empirical.measure import fisher_eigenvalues, jacobian_singular_values, laye
 from empirical.models import as_mlp
 from empirical.reading import LayerTheory, layer_theory, read_network
 
-__all__ = ["describe", "Description", "measured_records", "q_draw_variance", "correlation_depth_scale", "JACOBIAN_INPUTS"]
+__all__ = ["describe", "Description", "measured_records", "q_draw_variance", "correlation_depth_scale", "JACOBIAN_INPUTS",
+           "jacobian_law_applies", "conditional_law_applies"]
 
 JACOBIAN_INPUTS = 8  # inputs at which the Jacobian is measured (each costs L dense products)
 # Per-draw fluctuation scales for one model (n = 1 draw, shared by all its inputs): the Jacobian and FIM scales are the
@@ -68,13 +73,18 @@ class Description:
         q_star, phase, xi_q, xi_c of the layer's own fixed point (and q_measured with inputs).
     xi_c : the model's correlation depth scale along the inputs' trajectory (:func:`correlation_depth_scale`).
     edge_of_chaos : ``xi_c ≥ L``.
-    jacobian_mean, jacobian_edge : mean and upper edge of the JJᵀ spectrum (edge None unless the hidden layers share
-        activation, width and weight kind; then that of :func:`meanfield.jacobian_spectrum` at their mean σ_w, σ_b for
-        inputs reaching q^1, times σ_w,1²/σ_w² for the first layer's own scale).
+    jacobian_mean, jacobian_edge : mean and upper edge of the JJᵀ spectrum (the edge from
+        :func:`meanfield.jacobian_spectrum` of the network at the inputs' |x|²/N_0; None where the shape does not allow
+        it, see ``unavailable``).
+    conditional_fisher_lambda_max, sokol_park_bound : λ_max of F(θ|x)/N for one input of the inputs' |x|²/N_0 and
+        its Sokol–Park bound (same normalisation; :func:`meanfield.conditional_fisher_spectrum`,
+        :func:`meanfield.sokol_park_bound`); None unless C = N_0 = … = N_L (see ``unavailable``).
     fisher_mean, fisher_lambda_max, learning_rate_bound : FIM predictions over ``n_samples`` inputs.
     input_norm, input_correlation, n_samples : the inputs the predictions are for.
     measured : None, or {"jacobian_mean", "fisher_mean", "fisher_lambda_max", "q"} measured on the model.
     records : None, or the :class:`~empirical.experiments.ResultTable` of theory vs measurement with tolerances.
+    unavailable : {field name: why it is None}: ``"n/a (rectangular)"`` where the network's shape rules the law out,
+        else the theory's error.
     """
 
     network: mf.Network
@@ -92,6 +102,9 @@ class Description:
     n_samples: int
     measured: dict | None = None
     records: ResultTable | None = None
+    conditional_fisher_lambda_max: float | None = None
+    sokol_park_bound: float | None = None
+    unavailable: dict = field(default_factory=dict)
 
     @property
     def depth(self) -> int:
@@ -103,15 +116,23 @@ class Description:
         return None if self.records is None else self.records.passed
 
     def summary_rows(self) -> list[tuple]:
-        """(quantity, theory, measured or None) for the model-wide quantities."""
+        """(quantity, theory, measured or None) for the model-wide quantities; the theory is a string saying why
+        (``"n/a (rectangular)"``) where the network's shape allows no prediction."""
         m = self.measured or {}
+
+        def th(name):
+            v = getattr(self, name)
+            return self.unavailable.get(name, "n/a") if v is None else v
+
         return [
             ("mean σ²(J) (JJᵀ mean)", self.jacobian_mean, m.get("jacobian_mean")),
-            ("JJᵀ spectral edge", self.jacobian_edge, None),
+            ("JJᵀ spectral edge", th("jacobian_edge"), None),
             ("FIM mean eigenvalue", self.fisher_mean, m.get("fisher_mean")),
             ("FIM λ_max", self.fisher_lambda_max, m.get("fisher_lambda_max")),
             ("learning-rate bound 2/λ_max", self.learning_rate_bound,
              None if "fisher_lambda_max" not in m else 2.0 / m["fisher_lambda_max"]),
+            ("conditional FIM λ_max (F(θ|x)/N)", th("conditional_fisher_lambda_max"), None),
+            ("Sokol–Park bound (F(θ|x)/N)", th("sokol_park_bound"), None),
         ]
 
     def to_markdown(self) -> str:
@@ -131,7 +152,7 @@ class Description:
             out.append("| " + " | ".join(str(v) for v in vals) + " |")
         out += ["", "| quantity | theory | measured |", "|---|---|---|"]
         for name, th, me in self.summary_rows():
-            out.append(f"| {name} | {'—' if th is None else f'{th:.5g}'} | {'—' if me is None else f'{me:.5g}'} |")
+            out.append(f"| {name} | {_fmt(th)} | {'—' if me is None else f'{me:.5g}'} |")
         if self.records is not None:
             failed = len(self.records.failures())
             out += ["", f"{len(self.records) - failed} of {len(self.records)} measurements within tolerance"]
@@ -150,9 +171,7 @@ class Description:
                  f"[{min(r['chi1'] for r in judged):.6f}, {max(r['chi1'] for r in judged):.6f}]",
                  f"  q^l: {self.layers[0]['q']:.4g} (l = 1) → {self.layers[-1]['q']:.4g} (l = L)"]
         for name, th, me in self.summary_rows():
-            if th is None:
-                continue
-            lines.append(f"  {name}: {th:.5g}" + ("" if me is None else f"   measured {me:.5g}"))
+            lines.append(f"  {name}: {_fmt(th)}" + ("" if me is None else f"   measured {me:.5g}"))
         if self.records is not None:
             lines.append(f"  {len(self.records) - len(self.records.failures())} of {len(self.records)} "
                          "measurements within tolerance")
@@ -166,6 +185,46 @@ class Description:
         from empirical.plots import plot_description
 
         return plot_description(self, **kwargs)
+
+
+def _fmt(value) -> str:
+    return value if isinstance(value, str) else ("—" if value is None else f"{value:.5g}")
+
+
+def jacobian_law_applies(network: mf.Network) -> bool:
+    """Whether :func:`meanfield.jacobian_spectrum` has the law of this network's J (THEORY §2, §8): square hidden layers
+    N_1 = … = N_L, and N_0 = N_1 for a Gaussian first layer (N_0 ≥ N_1 for an orthogonal one)."""
+    w = network.widths
+    if len(set(network.hidden_widths)) != 1:
+        return False
+    return w[0] >= w[1] if network.weights[0] == "orthogonal" else w[0] == w[1]
+
+
+def conditional_law_applies(network: mf.Network) -> bool:
+    """Whether :func:`meanfield.conditional_fisher_spectrum` and :func:`meanfield.sokol_park_bound` apply: square
+    layers and a square readout, C = N_0 = … = N_L (THEORY §4, §5)."""
+    return len(set(network.widths)) == 1
+
+
+def _shape_dependent(network: mf.Network, q0: float) -> tuple[dict, dict]:
+    """The predictions that need square layers: ({field: value}, {field: why it is None})."""
+    values = dict(jacobian_edge=None, conditional_fisher_lambda_max=None, sokol_park_bound=None)
+    why = {}
+    calls = dict(
+        jacobian_edge=(jacobian_law_applies, lambda: mf.jacobian_spectrum(network, q0=q0).edge),
+        conditional_fisher_lambda_max=(conditional_law_applies,
+                                       lambda: mf.conditional_fisher_spectrum(network, input_norm=q0).lambda_max),
+        sokol_park_bound=(conditional_law_applies, lambda: mf.sokol_park_bound(network, input_norm=q0).bound),
+    )
+    for name, (applies, call) in calls.items():
+        if not applies(network):
+            why[name] = "n/a (rectangular)"
+            continue
+        try:
+            values[name] = float(call())
+        except MeanFieldError as exc:  # shown as the theory's own error, never as a number
+            why[name] = f"n/a ({type(exc).__name__}: {exc})"
+    return values, why
 
 
 def q_draw_variance(network: mf.Network, q: np.ndarray) -> np.ndarray:
@@ -219,6 +278,8 @@ def _input_stats(x: torch.Tensor):
     if T > 1:
         off = (g.sum() - torch.diagonal(g).sum()) / (T * (T - 1))
         c0 = float(off) / q0
+        # Σ_ij x_i·x_j = |Σ_i x_i|² ≥ 0 makes c0 ≥ −1/(T−1) exactly; keep rounding from crossing it
+        c0 = max(c0, -1.0 / (T - 1))
     else:
         c0 = 0.0
     return norms, q0, min(max(c0, -1.0), 1.0)
@@ -268,20 +329,11 @@ def describe(model, inputs=None, *, network: mf.Network | None = None, input_nor
                            q_star=q_star, phase=phase, xi_q=xi_q, xi_c=xi_c))
     xi_c = correlation_depth_scale(nw, th)
     eoc = xi_c >= nw.depth
-    edge = None
-    hidden = range(1, nw.depth) if nw.depth > 1 else range(1)
-    if (len(set(nw.activations)) == 1 and len(set(nw.hidden_widths)) == 1 and len(set(nw.weights[:-1])) == 1):
-        sw = float(np.mean([nw.sigma_w[l] for l in hidden]))
-        sb = float(np.mean([nw.sigma_b[l] for l in hidden]))
-        try:
-            spec = mf.jacobian_spectrum(nw.activations[0], sw, sb, nw.depth, weights=nw.weights[0],
-                                        q0=float(th.q[0] - sb * sb) / (sw * sw) if th.q[0] > sb * sb else None)
-            edge = float(spec.edge) * nw.sigma_w[0] ** 2 / (sw * sw)  # the first layer scales JJᵀ by σ_w,1²/σ_w²
-        except MeanFieldError:
-            edge = None
+    shaped, unavailable = _shape_dependent(nw, q0)
     desc = dict(network=nw, theory=th, layers=layers, xi_c=float(xi_c), edge_of_chaos=bool(eoc), jacobian_mean=th.jacobian_mean,
-                jacobian_edge=edge, fisher_mean=th.mean_eigenvalue, fisher_lambda_max=th.lambda_max,
-                learning_rate_bound=th.learning_rate_bound, input_norm=q0, input_correlation=c0, n_samples=T)
+                fisher_mean=th.mean_eigenvalue, fisher_lambda_max=th.lambda_max,
+                learning_rate_bound=th.learning_rate_bound, input_norm=q0, input_correlation=c0, n_samples=T,
+                unavailable=unavailable, **shaped)
     if x is None:
         return Description(**desc)
     measured, records = measured_records(model, x, nw, k_sigma=k_sigma)
@@ -319,14 +371,10 @@ def measured_records(model, inputs, network: mf.Network, k_sigma: float = K_SIGM
     name = "model"
     base = dict(depth=L, width=n_min, n_inputs=T)
     records = []
-    # q^l per input, against each input's own trajectory (q_map is vectorised over q)
+    # q^l per input, against each input's own trajectory (THEORY §8), and its Jacobian mean Π_l χ_l
     stats = layer_statistics(model, x)
-    qt = np.empty((L, T))
-    q = nw.sigma_w[0] ** 2 * norms + nw.sigma_b[0] ** 2
-    for l in range(L):
-        if l > 0:
-            q = np.asarray(mf.q_map(nw.activations[l - 1], q, nw.sigma_w[l], nw.sigma_b[l]), dtype=np.float64)
-        qt[l] = q
+    own = [mf.propagate(nw, q0=float(n)) for n in norms]
+    qt = np.array([tr.q[1:] for tr in own]).T
     th = layer_theory(nw, input_norm=q0, input_correlation=c0, n_samples=T)
     w = q_draw_variance(nw, th.q)
     for l in range(L):
@@ -338,7 +386,7 @@ def measured_records(model, inputs, network: mf.Network, k_sigma: float = K_SIGM
     k = min(T, JACOBIAN_INPUTS)
     sv = jacobian_singular_values(model, x[:k])
     meas_j = (sv ** 2).sum(axis=1) / nw.widths[L]
-    th_j = np.array([layer_theory(nw, input_norm=float(norms[t])).jacobian_mean for t in range(k)])
+    th_j = np.array([float(np.prod(own[t].chi[1:])) for t in range(k)])
     records.append(make_record(name, "jacobian_mean/theory", base, 1.0, meas_j / th_j, k_sigma=k_sigma,
                                floor=JACOBIAN_DRAW * math.sqrt(v / n_min), allowance=JACOBIAN_MEAN_BIAS * L / n_min))
     # Fisher information over all inputs

@@ -9,14 +9,13 @@
   rounding (largest deviation at most :data:`ORTHOGONAL_RTOL` of its diagonal mean, relaxed to 1e4·eps in float32);
   a Gaussian matrix is off by ~1/√N. A layer with one row or column cannot tell: it takes the hidden layers' kind.
 
-:func:`layer_theory` evaluates a :class:`meanfield.Network` layer by layer from public :mod:`meanfield` calls
-(:func:`meanfield.q_map`, :func:`meanfield.gaussian_moments`, :func:`meanfield.two_point`): the length map with each
-layer's σ (THEORY §8), the per-layer Jacobian gains ``σ_w,l² μ_1,l(q^l)`` and their product (the mean of the JJᵀ
-spectrum, THEORY §2), and the layerwise NTK sums of THEORY §3/§7 with per-layer widths and β_l (1 where layer l has a
-bias): ``Θ(x,x) ≈ Σ_{l=1}^{L+1} (N_{l-1} q̂^{l-1} + β_l) P^l``, ``P^{L+1} = 1``, ``P^l = σ_{w,l+1}² μ_1(q^l) P^{l+1}``,
-and the same with cross moments for two inputs — hence the FIM's λ_max = [Θ_d + (T−1)Θ_×]/T and mean C·Θ_d/P.
-For a uniform network these are the numbers of :func:`meanfield.fisher_statistics` (tested), and for a non-uniform one
-those of the NTK recursion written out by quadrature (tested).
+The theory itself lives in :mod:`meanfield`: :func:`layer_theory` gathers, for a :class:`meanfield.Network`, the
+per-layer numbers a reading of a model needs from public calls — :func:`meanfield.propagate` (the length map with each
+layer's σ, THEORY §8, and the gains ``χ_l = σ_w,l² μ_1,l(q^l)``, whose product is the mean of the JJᵀ spectrum,
+THEORY §2), :func:`meanfield.fisher_statistics` (the forward and backward order parameters and the layerwise NTK sums of
+THEORY §3/§8 with per-layer widths and bias flags, ``Θ(x,x) ≈ Σ_{l=1}^{L+1} (N_{l-1} q̂^{l-1} + β_l) P^l``, and the
+FIM's λ_max, mean and bulk eigenvalue over T inputs) and :func:`meanfield.gaussian_moments` (μ_2 for the finite-width
+scale). It evaluates no equation of its own beyond the relative variance v of THEORY §2.
 
 These are infinite-width predictions; one draw of a finite network scatters around them with a relative spread that
 grows with ``v/N`` (``v`` = :attr:`LayerTheory.finite_width_variance`, N the width), and the spread is large where v is:
@@ -34,7 +33,7 @@ So a single GELU model of width 256 may sit 20–40 % from the prediction withou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -123,7 +122,11 @@ class LayerTheory:
     p : (L+1,) P^l = E|∂f_k/∂h^l|², l = 1..L+1 (P^{L+1} = 1). p_cross : the same for two inputs.
     theta_diag, theta_cross : Θ(x,x) and Θ(x,x') per output (not divided by the width).
     n_parameters : P. n_samples, n_outputs : T, C.
-    lambda_max, mean_eigenvalue, bulk_eigenvalue : of the FIM over T such inputs; learning_rate_bound = 2/λ_max.
+    lambda_max, mean_eigenvalue, bulk_eigenvalue : of the FIM over T such inputs (:func:`meanfield.fisher_statistics`:
+        λ_max is the larger of the top eigenvalue ``[Θ_d + (T−1)Θ_×]/T`` and the bulk ``(Θ_d − Θ_×)/T``, which lies on
+        top where Θ_× < 0; for T = 1 there is no bulk and ``bulk_eigenvalue`` is Θ_d); learning_rate_bound = 2/λ_max.
+    fisher, trajectory : the :func:`meanfield.fisher_statistics` and :func:`meanfield.propagate` results these
+        fields were read from (for T = 1 the cross fields come from a second call with T = 2: they do not depend on T).
     """
 
     q: np.ndarray
@@ -145,6 +148,8 @@ class LayerTheory:
     lambda_max: float
     mean_eigenvalue: float
     bulk_eigenvalue: float
+    fisher: mf.FisherStatistics | None = field(default=None, repr=False, compare=False)
+    trajectory: mf.Trajectory | None = field(default=None, repr=False, compare=False)
 
     @property
     def learning_rate_bound(self) -> float:
@@ -153,8 +158,20 @@ class LayerTheory:
 
 def layer_theory(network: mf.Network, input_norm: float = 1.0, input_correlation: float = 0.0, n_samples: int = 1,
                  biases: bool = True) -> LayerTheory:
-    """The per-layer predictions of ``network`` (see :class:`LayerTheory` and the module docstring). ``biases``: whether
-    the bias parameters belong to θ (only layers that have one count)."""
+    """The per-layer predictions of ``network`` (see :class:`LayerTheory` and the module docstring), read from
+    :func:`meanfield.propagate` (q^l, the gains χ_l = σ_w,l² μ_1,l(q^l)), :func:`meanfield.fisher_statistics` (the
+    forward and backward order parameters, Θ and the FIM statistics; THEORY §3, §8) and
+    :func:`meanfield.gaussian_moments` (μ_2). ``biases``: whether the bias parameters belong to θ (only layers that
+    have one count); ``False`` is accepted for a uniform network (the uniform call's ``biases=False``) and for one
+    without biases, and refused otherwise: a :class:`meanfield.Network` trains every bias it has.
+
+    >>> import meanfield as mf
+    >>> from empirical import layer_theory
+    >>> net = mf.Network((4, 8, 6, 1), [1.0, 1.2, 1.0], [0.1, 0.0, 0.0], ["tanh", "relu"], biases=[True, False, False])
+    >>> lt = layer_theory(net, input_norm=1.0, n_samples=4)
+    >>> lt.n_parameters, round(float(lt.q[0]), 12)   # 4·8 + 8·6 + 6·1 weights and 8 biases; q^1 = 1.0² · 1 + 0.1²
+    (94, 1.01)
+    """
     if not isinstance(network, mf.Network):
         raise InvalidParameterError(f"network must be a meanfield.Network, got {type(network).__name__}")
     q0 = float(input_norm)
@@ -167,44 +184,39 @@ def layer_theory(network: mf.Network, input_norm: float = 1.0, input_correlation
     if T < 1:
         raise InvalidParameterError(f"n_samples must be ≥ 1, got {n_samples!r}")
     L = network.depth
-    sw, sb, acts, N = network.sigma_w, network.sigma_b, network.activations, network.widths
-    q, qx, qh, qhx, mu1, mu2, dd = [], [], [q0], [c0 * q0], [], [], []
-    prev_q, prev_qx = q0, c0 * q0
-    for l in range(L):
-        if l == 0:
-            ql = sw[0] ** 2 * q0 + sb[0] ** 2
-            qxl = sw[0] ** 2 * c0 * q0 + sb[0] ** 2
-        else:
-            tp = mf.two_point(acts[l - 1], prev_q, prev_q, prev_qx)
-            ql = float(mf.q_map(acts[l - 1], prev_q, sw[l], sb[l]))
-            qxl = sw[l] ** 2 * float(tp.phi_phi) + sb[l] ** 2
-        gm = mf.gaussian_moments(acts[l], ql)
-        tp = mf.two_point(acts[l], ql, ql, min(qxl, ql))
-        q.append(ql)
-        qx.append(qxl)
-        qh.append(float(gm.phi2))
-        qhx.append(float(tp.phi_phi))
-        mu1.append(float(gm.mu1))
-        mu2.append(float(gm.mu2))
-        dd.append(float(tp.dphi_dphi))
-        prev_q, prev_qx = ql, min(qxl, ql)
-    gain = np.array([sw[l] ** 2 * mu1[l] for l in range(L)])
-    p = np.ones(L + 1)
-    px = np.ones(L + 1)
-    for l in range(L - 1, -1, -1):  # P^l (index l-1) from P^{l+1} through W^{l+1} (index l+1 in sw)
-        p[l] = sw[l + 1] ** 2 * mu1[l] * p[l + 1]
-        px[l] = sw[l + 1] ** 2 * dd[l] * px[l + 1]
-    beta = [1.0 if (biases and b) else 0.0 for b in network.biases]
-    theta_d = sum((N[l] * qh[l] + beta[l]) * p[l] for l in range(L + 1))
-    theta_x = sum((N[l] * qhx[l] + beta[l]) * px[l] for l in range(L + 1))
-    C = network.output_width
-    P = sum(a * b for a, b in zip(N[:-1], N[1:])) + sum(n for n, b in zip(N[1:], beta) if b)
-    lam = (theta_d + (T - 1) * theta_x) / T
+    trained = bool(biases) or not any(network.biases)
+
+    def fisher(t):
+        if trained:
+            return mf.fisher_statistics(network, n_samples=t, input_norm=q0, input_correlation=c0)
+        if network.is_uniform:  # the uniform call can leave the biases out of θ
+            act, sw, sb, depth, width, kind = network.uniform_parameters()
+            return mf.fisher_statistics(act, sw, sb, depth, width, t, n_outputs=network.output_width,
+                                        input_width=network.input_width, input_norm=q0, input_correlation=c0,
+                                        biases=False, weights=kind)
+        raise InvalidParameterError(
+            "biases=False (biases drawn but not trained) needs a uniform network: a meanfield.Network trains the bias "
+            f"of every layer that has one; describe the untrained ones with biases=False and sigma_b=0 instead ({network!r})"
+        )
+
+    fs = fisher(T)
+    fx = fs if T > 1 else fisher(2)  # the cross order parameters (T = 1 needs none; they do not depend on T)
+    tr = mf.propagate(network, q0=q0, c0=c0)
+    q = np.asarray(fs.q[1 : L + 1], dtype=float)
+    gain = np.asarray(tr.chi[1:], dtype=float)
+    mom = [mf.gaussian_moments(network.activations[l], float(q[l])) for l in range(L)]
+    mu1 = np.array([float(m.mu1) for m in mom])
+    mu2 = np.array([float(m.mu2) for m in mom])
+    # THEORY §2: the relative variance of the JJᵀ spectrum, Σ_l (μ_2/μ_1² − 1 − s_1) with s_1 = −1 for Gaussian W^l
     v = sum(mu2[l] / mu1[l] ** 2 - 1.0 + (1.0 if network.weights[l] == "gaussian" else 0.0) for l in range(L))
+    N = fs.width
     return LayerTheory(
-        q=np.array(q), q_cross=np.array(qx), q_hat=np.array(qh), q_hat_cross=np.array(qhx), gain=gain,
-        mu1=np.array(mu1), mu2=np.array(mu2), finite_width_variance=float(v),
-        jacobian_mean=float(np.prod(gain)), p=p, p_cross=px, theta_diag=float(theta_d), theta_cross=float(theta_x),
-        n_parameters=int(P), n_samples=T, n_outputs=C, lambda_max=float(lam), mean_eigenvalue=float(C * theta_d / P),
-        bulk_eigenvalue=float((theta_d - theta_x) / T),
+        q=q, q_cross=np.asarray(fx.q_cross[1 : L + 1], dtype=float), q_hat=np.asarray(fs.q_hat[: L + 1], dtype=float),
+        q_hat_cross=np.asarray(fx.q_hat_cross[: L + 1], dtype=float), gain=gain, mu1=mu1, mu2=mu2,
+        finite_width_variance=float(v), jacobian_mean=float(np.prod(gain)),
+        p=np.asarray(fs.q_tilde[1 : L + 2], dtype=float), p_cross=np.asarray(fx.q_tilde_cross[1 : L + 2], dtype=float),
+        theta_diag=float(fs.trace) / fs.n_outputs, theta_cross=float(fx.kappa2) * float(fx.alpha) * N,
+        n_parameters=int(fs.n_parameters), n_samples=T, n_outputs=int(fs.n_outputs), lambda_max=float(fs.lambda_max),
+        mean_eigenvalue=float(fs.mean_eigenvalue), bulk_eigenvalue=float(fs.bulk_eigenvalue), fisher=fs,
+        trajectory=tr,
     )

@@ -320,6 +320,133 @@ def test_layer_theory_fisher_of_a_non_uniform_gelu_network_against_quadrature():
     np.testing.assert_allclose(lt.gain, [sw[l] ** 2 * mu1[l] for l in range(L)], rtol=1e-9)
 
 
+def test_layer_theory_is_the_meanfield_calls_for_a_non_uniform_network():
+    """layer_theory reads the theory's public Network calls and adds no equation of its own: every field equals
+    mf.propagate / mf.fisher_statistics / mf.gaussian_moments of a network whose widths, σ_w, σ_b, activations, weight
+    kinds and bias flags differ per layer (to 1e-12), for T = 1 (cross fields from T = 2) and T = 12."""
+    widths = (12, 20, 16, 24, 3)
+    sw, sb = (0.9, 1.4, 1.1, 1.2), (0.2, 0.0, 0.3, 0.1)
+    n = mf.Network(widths, sw, sb, ["tanh", "gelu", "erf"], ["orthogonal", "gaussian", "orthogonal", "gaussian"],
+                   (True, False, True, True))
+    q0, c0, L = 1.3, 0.4, 3
+    tr = mf.propagate(n, q0=q0, c0=c0)
+    fx = mf.fisher_statistics(n, n_samples=12, input_norm=q0, input_correlation=c0)
+    for T in (1, 12):
+        lt = layer_theory(n, input_norm=q0, input_correlation=c0, n_samples=T)
+        fs = mf.fisher_statistics(n, n_samples=T, input_norm=q0, input_correlation=c0)
+        np.testing.assert_allclose(lt.q, tr.q[1:], rtol=1e-12)
+        np.testing.assert_allclose(lt.q_cross, tr.c[1:] * tr.q[1:], rtol=1e-12)
+        np.testing.assert_allclose(lt.gain, tr.chi[1:], rtol=1e-12)
+        assert lt.jacobian_mean == pytest.approx(float(np.prod(tr.chi[1:])), rel=1e-12)
+        np.testing.assert_allclose(lt.q_hat, fs.q_hat[: L + 1], rtol=1e-12)
+        np.testing.assert_allclose(lt.q_hat_cross, fx.q_hat_cross[: L + 1], rtol=1e-12)
+        np.testing.assert_allclose(lt.p, fs.q_tilde[1 : L + 2], rtol=1e-12)
+        np.testing.assert_allclose(lt.p_cross, fx.q_tilde_cross[1 : L + 2], rtol=1e-12)
+        mom = [mf.gaussian_moments(a, q) for a, q in zip(n.activations, tr.q[1:])]
+        np.testing.assert_allclose(lt.mu1, [m.mu1 for m in mom], rtol=1e-12)
+        np.testing.assert_allclose(lt.mu2, [m.mu2 for m in mom], rtol=1e-12)
+        assert lt.theta_diag == pytest.approx(fs.trace / 3, rel=1e-12)
+        assert lt.theta_cross == pytest.approx(fx.kappa2 * fx.alpha * 20, rel=1e-12)
+        assert lt.n_parameters == fs.n_parameters == 12 * 20 + 20 * 16 + 16 * 24 + 24 * 3 + 20 + 24 + 3
+        for a, b in ((lt.lambda_max, fs.lambda_max), (lt.mean_eigenvalue, fs.mean_eigenvalue),
+                     (lt.bulk_eigenvalue, fs.bulk_eigenvalue), (lt.learning_rate_bound, fs.learning_rate_bound)):
+            assert a == pytest.approx(b, rel=1e-12)
+    # v is the relative variance of the JJᵀ law (THEORY §2): mf.jacobian_spectrum of a square per-layer network
+    sq = mf.Network((16,) * 5, sw, sb, ["tanh", "gelu", "erf"], ["orthogonal", "gaussian", "orthogonal", "gaussian"])
+    lt = layer_theory(sq, input_norm=q0)
+    js = mf.jacobian_spectrum(sq, q0=q0)
+    assert lt.jacobian_mean == pytest.approx(js.mean, rel=1e-12)
+    assert lt.finite_width_variance == pytest.approx(js.variance / js.mean**2, rel=1e-10)
+
+
+def test_layer_theory_lambda_max_is_the_bulk_when_inputs_anticorrelate():
+    """Odd φ, σ_b = 0 and negatively correlated inputs give Θ(x, x') < 0: the FIM's largest eigenvalue is then the
+    bulk (Θ_d − Θ_×)/T, not the top (Θ_d + (T−1)Θ_×)/T. Reference: Θ_d, Θ_× by scipy quadrature (the sums of
+    THEORY §3/§8 written out) and the eigenvalues of the T × T matrix Θ_d I + Θ_× (11ᵀ − I) by numpy, divided by T."""
+    widths, sw = (5, 7, 6, 1), (1.1, 1.3, 0.9)
+    n = mf.Network(widths, sw, 0.0, "tanh", "gaussian", biases=False)
+    q0, c0, T, L = 0.8, -0.1, 8, 2
+    dtanh = lambda u: 1 / math.cosh(u) ** 2  # noqa: E731
+    q, qx = sw[0] ** 2 * q0, sw[0] ** 2 * c0 * q0
+    qh, qhx, mu1, dd = [q0], [c0 * q0], [], []
+    for l in range(L):
+        qh.append(_tanh_mean(lambda u: math.tanh(u) ** 2, q))
+        qhx.append(_pair_mean(math.tanh, math.tanh, q, qx))
+        mu1.append(_tanh_mean(lambda u: dtanh(u) ** 2, q))
+        dd.append(_pair_mean(dtanh, dtanh, q, qx))
+        q, qx = sw[l + 1] ** 2 * qh[-1], sw[l + 1] ** 2 * qhx[-1]
+    p, px = [1.0], [1.0]
+    for l in range(L - 1, -1, -1):
+        p.insert(0, sw[l + 1] ** 2 * mu1[l] * p[0])
+        px.insert(0, sw[l + 1] ** 2 * dd[l] * px[0])
+    theta_d = sum(widths[l] * qh[l] * p[l] for l in range(L + 1))
+    theta_x = sum(widths[l] * qhx[l] * px[l] for l in range(L + 1))
+    assert theta_x < 0
+    gram = theta_d * np.eye(T) + theta_x * (np.ones((T, T)) - np.eye(T))
+    ref = np.linalg.eigvalsh(gram)[-1] / T
+    assert ref > (theta_d + (T - 1) * theta_x) / T  # the top formula alone would be wrong here
+    lt = layer_theory(n, input_norm=q0, input_correlation=c0, n_samples=T)
+    assert lt.theta_cross == pytest.approx(theta_x, rel=1e-9)
+    assert lt.lambda_max == pytest.approx(ref, rel=1e-9)
+    assert lt.bulk_eigenvalue == pytest.approx(ref, rel=1e-9)
+
+
+def test_layer_theory_biases_not_trained():
+    """biases=False: a uniform network takes the uniform call's biases=False; a network without biases is unchanged;
+    a per-layer network with biases cannot express untrained biases and is refused."""
+    u = mf.Network.uniform("tanh", 1.2, 0.3, 3, 40, input_width=10, output_width=2)
+    lt = layer_theory(u, input_norm=0.9, input_correlation=0.2, n_samples=4, biases=False)
+    fs = mf.fisher_statistics("tanh", 1.2, 0.3, 3, 40, 4, n_outputs=2, input_width=10, input_norm=0.9,
+                              input_correlation=0.2, biases=False)
+    assert lt.n_parameters == 10 * 40 + 2 * 40 * 40 + 40 * 2
+    assert lt.lambda_max == pytest.approx(fs.lambda_max, rel=1e-14)
+    nb = mf.Network((10, 40, 30, 2), 1.2, 0.0, "tanh", biases=False)
+    assert layer_theory(nb, biases=False).lambda_max == layer_theory(nb).lambda_max
+    with pytest.raises(InvalidParameterError, match="biases=False"):
+        layer_theory(mf.Network((10, 40, 30, 2), 1.2, 0.3, "tanh"), biases=False)
+
+
+def test_describe_spectral_predictions_from_meanfield_or_not_applicable():
+    """describe's JJᵀ edge, conditional FIM λ_max and Sokol–Park bound are those of mf.jacobian_spectrum,
+    mf.conditional_fisher_spectrum and mf.sokol_park_bound of the read network where its shape allows, else
+    "n/a (rectangular)" — exactly where the meanfield functions refuse the shape."""
+    from empirical.describe import conditional_law_applies, jacobian_law_applies
+
+    torch.manual_seed(4)
+    square = _mlp(3, 32, out=32)
+    emp.initialize_(square, generator=5, q_star=0.5)
+    d = emp.describe(square, input_norm=1.0)
+    nw = d.network
+    assert d.jacobian_edge == mf.jacobian_spectrum(nw, q0=1.0).edge
+    assert d.conditional_fisher_lambda_max == mf.conditional_fisher_spectrum(nw, input_norm=1.0).lambda_max
+    assert d.sokol_park_bound == mf.sokol_park_bound(nw, input_norm=1.0).bound
+    assert d.sokol_park_bound >= d.conditional_fisher_lambda_max > 0 and not d.unavailable
+    assert "n/a" not in d.to_markdown() and "Sokol–Park bound" in repr(d)
+    # hidden layers square, readout not: the Jacobian edge only
+    d = emp.describe(_mlp(3, 32, out=2), input_norm=1.0)
+    assert d.jacobian_edge == mf.jacobian_spectrum(d.network, q0=1.0).edge
+    assert d.conditional_fisher_lambda_max is None and d.sokol_park_bound is None
+    assert d.unavailable == {"conditional_fisher_lambda_max": "n/a (rectangular)",
+                             "sokol_park_bound": "n/a (rectangular)"}
+    # rectangular hidden layers: none, said so in both renderings
+    rect = _rect(nn.Tanh, (24, 32, 40, 2))
+    d = emp.describe(rect)
+    assert d.jacobian_edge is None and d.unavailable["jacobian_edge"] == "n/a (rectangular)"
+    assert "| JJᵀ spectral edge | n/a (rectangular) |" in d.to_markdown()
+    assert "JJᵀ spectral edge: n/a (rectangular)" in repr(d)
+    # the predicates agree with the functions' own refusals
+    for widths, kind in (((24, 32, 40, 2), "gaussian"), ((48, 32, 32, 2), "orthogonal"), ((48, 32, 32, 2), "gaussian"),
+                         ((32, 32, 32, 32), "gaussian"), ((16, 32, 32, 32), "orthogonal")):
+        net = mf.Network(widths, 1.1, 0.1, "tanh", kind)
+        for applies, call in ((jacobian_law_applies, lambda: mf.jacobian_spectrum(net, q0=1.0)),
+                              (conditional_law_applies, lambda: mf.sokol_park_bound(net, input_norm=1.0))):
+            if applies(net):
+                call()
+            else:
+                with pytest.raises(InvalidParameterError):
+                    call()
+
+
 def _rect(act, widths, bias=True, seed=0):
     torch.manual_seed(seed)  # PyTorch's default init draws from the global RNG
     layers = []
