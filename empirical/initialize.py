@@ -44,7 +44,6 @@ import meanfield as mf
 from meanfield.errors import InvalidParameterError, NoCriticalPointError
 
 from empirical.models import as_mlp
-from empirical.reading import layer_theory
 
 __all__ = ["initialize_", "InitReport", "DEFAULT_Q_STAR", "stable_critical_point"]
 
@@ -244,6 +243,6 @@ def initialize_(model, q_star: float | None = None, weights: str = "orthogonal",
     for l in range(L + 1):
         _draw_(net.W[l], net.b[l] if net.has_bias[l] else None, sw[l], sb[l], weights, gen)
     network = mf.Network(net.widths, tuple(sw), tuple(sb), acts, weights, net.has_bias)
-    th = layer_theory(network, input_norm=q_in)
+    chi = mf.propagate(network, q0=q_in).chi[1:]  # χ_l = σ_w,l² μ_1,l(q^l) on the inputs' trajectory (THEORY §8)
     return InitReport(network=network, q_star=q, requested_q_star=q_star, input_norm=q_in, weights=weights,
-                      chi1=tuple(float(g) for g in th.gain), jacobian_mean=th.jacobian_mean, notes=tuple(notes))
+                      chi1=tuple(float(g) for g in chi), jacobian_mean=float(np.prod(chi)), notes=tuple(notes))
