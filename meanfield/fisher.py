@@ -683,6 +683,7 @@ EDGE_RTOL = 1e-9  # the edge must lie within the moment and norm bounds to this 
 POLE_LADDER_RATIO = 0.25  # the density's ladder (tangent starts): y → 0.25·y
 DENSITY_THREADS = 2  # runs of consecutive density points solved at once (each started by its own ladder) ...
 DENSITY_MIN_CHUNK = 64  # ... when each run has at least this many points
+CONTOUR_SPLIT = 64  # the density's contour rules are built on two threads from twice this many distinct laws
 Y_RETRY = (1e-6, 1e-5, 1e-4)  # where the chain cannot be solved that close to the axis (within ~1e-6 of the lower
 # end a_{L+1}/N of the support, where the law has next to no mass), these larger heights are tried in turn
 
@@ -701,15 +702,17 @@ def _laws():
     return _d2_law, _pushforward_density
 
 
-def _nu_law(d2_law, act, q, sw2, contour=True):
+def _nu_law(d2_law, act, q, sw2, contour=True, law=None):
     """ν = law of ``σ_w² φ'(h)²``, h ~ N(0, q): (real values, masses), (complex contour values, weights), atoms.
 
     The real rule serves the real axis (moments, the edge), the contour rule the complex points of the chain (valid
     for the half-plane the chain's ν-arguments live in, ``Im 1/u > 0``). Atoms (pieces where φ' is constant, e.g. ReLU's
     0 and σ_w² with mass 1/2 each) are part of both. ``contour=False`` leaves the contour rule out (atoms only there):
-    the construction needs the real axis only, and :func:`_complex_levels` builds the rest on first use.
+    the construction needs the real axis only, and :func:`_complex_levels` builds the rest on first use. ``law``: the
+    law of φ'² at q if already built (else :func:`meanfield.spectra._d2_law` builds it).
     """
-    law = d2_law(act, q, contour=contour)
+    if law is None:
+        law = d2_law(act, q, contour=contour)
     av, am = sw2 * law.atom_vals, law.atom_mass
     real_d = np.concatenate((av, sw2 * law.node_vals))
     real_p = np.concatenate((am, law.node_wts))
@@ -793,16 +796,34 @@ class ConditionalFisherSpectrum(Result):
 
 def _complex_levels(lev):
     """(D, P, off) of the laws ν_l on the deformed contour (atoms included), built once on first use: the construction
-    (moments, edge, atoms) needs only the real rules, the density and the Stieltjes transform need these."""
+    (moments, edge, atoms) needs only the real rules, the density and the Stieltjes transform need these. The contour
+    rules of the distinct laws come from :func:`meanfield.spectra._contour_laws` (stacked for many laws of one smooth
+    activation, else :func:`meanfield.spectra._d2_law` each; the same rules either way), from 2·CONTOUR_SPLIT laws on
+    in two halves on two threads (numpy's array work releases the GIL)."""
     got = lev.get("complex")
     if got is None:
         d2_law, _ = _laws()
-        built = {}
+        real = lev.get("real_laws", {})
+        distinct = list(dict.fromkeys((k[0], k[1]) for k in lev["law_keys"]))
+        if _BASELINE or not all(k in real for k in distinct):
+            laws = [d2_law(a, q) for a, q in distinct]
+        else:
+            from meanfield.spectra import _contour_laws
+
+            acts, olds = [k[0] for k in distinct], [real[k] for k in distinct]
+            if len(distinct) >= 2 * CONTOUR_SPLIT:
+                from concurrent.futures import ThreadPoolExecutor
+
+                h = len(distinct) // 2
+                with ThreadPoolExecutor(2) as ex:
+                    parts = list(ex.map(lambda sl: _contour_laws(acts[sl], olds[sl]), (slice(0, h), slice(h, None))))
+                laws = parts[0] + parts[1]
+            else:
+                laws = _contour_laws(acts, olds)
+        by = dict(zip(distinct, laws))
         Ds, Ps, offs = [], [], [0, 0]
-        for key in lev["law_keys"]:
-            if key not in built:
-                built[key] = _nu_law(d2_law, *key)[1]
-            dc, pc = built[key]
+        for act, q, sw2 in lev["law_keys"]:
+            dc, pc = _nu_law(d2_law, act, q, sw2, law=by[(act, q)])[1]
             Ds.append(dc)
             Ps.append(pc)
             offs.append(offs[-1] + dc.size)
@@ -1375,12 +1396,18 @@ def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
     atoms = [(s[1], 1.0)]
     cache = {}
     pushforward = L == 1 and not gauss[2]
-    keys = []
+    keys = [(acts[l - 1], float(lay.q[l]), sw2s[l - 1]) for l in range(1, L + 1)]
+    built = {}
+    if not (pushforward or _BASELINE):  # the real rules of many laws of one smooth activation are built together
+        from meanfield.spectra import _d2_laws
+
+        distinct = list(dict.fromkeys((k[0], k[1]) for k in keys))
+        built = dict(zip(distinct, _d2_laws([k[0] for k in distinct], [k[1] for k in distinct])))
     for l in range(1, L + 1):
-        key = (acts[l - 1], float(lay.q[l]), sw2s[l - 1])
-        keys.append(key)
+        key = keys[l - 1]
         if key not in cache:
-            cache[key] = _nu_law(d2_law, key[0], key[1], key[2], contour=pushforward or _BASELINE)
+            cache[key] = _nu_law(d2_law, key[0], key[1], key[2], contour=pushforward or _BASELINE,
+                                 law=built.get((key[0], key[1])))
         (dr, pr), _, nu_atoms, law = cache[key]
         Drs.append(dr)
         Prs.append(pr)
@@ -1398,6 +1425,7 @@ def _conditional(lay, acts, sw2s, beta, gauss, q_in, record):
     lev = dict(
         s=np.ascontiguousarray(s),
         law_keys=keys,  # (φ_m, q^m, (σ_w^{m+1})²) of the law ν_m, m = 1 … L
+        real_laws={(k[0], k[1]): cache[k][3] for k in keys},  # their laws of φ'² (real rules), for _complex_levels
         D_real=np.ascontiguousarray(np.concatenate(Drs)),
         P_real=np.ascontiguousarray(np.concatenate(Prs)),
         off_real=np.asarray(offs_r, dtype=np.int64),
