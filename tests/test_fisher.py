@@ -619,6 +619,38 @@ def test_conditional_density_of_a_per_layer_network_by_both_paths(monkeypatch):
 
 
 @requires_spectra
+def test_pole_form_of_the_laws_against_the_direct_sum():
+    """The density's vectorised pole sums (packed (6, n) rows, reassociated) give η_ν(u) = ψ/(1 + ψ),
+    ψ(u) = Σ_i p_i u d_i/(1 - u d_i) over the contour rule's nodes (d_i, p_i), and its derivative
+    dη/du = ψ'/(1 + ψ)², ψ'(u) = Σ_i p_i d_i/(1 - u d_i)², to rounding: the sums written out here in numpy at random
+    points with Im 1/u > 0 (where the chain evaluates them), every level of a depth-200 chain of distinct laws, whose
+    contour rules come on two threads (the same rules as one law at a time)."""
+    import meanfield.fisher as F
+    from meanfield import _fisher_kernels as fk
+    from meanfield.spectra import _d2_law
+
+    r = conditional_fisher_spectrum("tanh", *TANH_CRIT_1_64, 200, 400)
+    lev = r._levels
+    assert len(set(lev["law_keys"])) >= 2 * F.CONTOUR_SPLIT  # the two-thread build
+    D, P, off_c = F._complex_levels(lev)
+    R, off = F._pole_levels(lev)
+    rng = np.random.default_rng(14)
+    for l in (1, 2, 57, 150, 200):
+        d, p = D[off_c[l] : off_c[l + 1]], P[off_c[l] : off_c[l + 1]]
+        act, q, sw2 = lev["law_keys"][l - 1]
+        law = _d2_law(act, q)
+        np.testing.assert_array_equal(d, sw2 * law.cnode_vals)
+        np.testing.assert_array_equal(p, law.cnode_wts)
+        for _ in range(4):
+            u = 1.0 / complex(rng.uniform(0.1, 1.2) * sw2, 10.0 ** rng.uniform(-7, 0))
+            psi = np.sum(p * u * d / (1.0 - u * d))
+            dpsi = np.sum(p * d / (1.0 - u * d) ** 2)
+            eta, deta = fk.eta_poles(u, R, off[l], off[l + 1])
+            assert abs(eta - psi / (1.0 + psi)) <= 1e-12 * abs(eta)
+            assert abs(deta - dpsi / (1.0 + psi) ** 2) <= 1e-12 * abs(deta)
+
+
+@requires_spectra
 def test_conditional_spectrum_bad_input():
     with pytest.raises(mf.InvalidParameterError, match="weights"):
         conditional_fisher_spectrum("tanh", 1.0, 0.1, 2, 100, weights="haar")
