@@ -7,7 +7,9 @@
   timed in the same run, with the number of points per c* path;
 * one point: q* and χ_1 [≤ 20 µs], c* and ξ_c [≤ 1 ms];
 * first import + first call, cold Numba cache [≤ 10 s] and warm [≤ 1 s], in fresh subprocesses, next to the floor
-  that any Numba program pays on the same machine (import numba + one trivial cached function).
+  that any Numba program pays on the same machine (import numba + one trivial cached function);
+* where the compile time of a cold first call goes, by module (the core's kernels, the spectra kernels, the rest),
+  for the core's first call and the first ``jacobian_spectrum`` call, from Numba's compile events.
 """
 
 from __future__ import annotations
@@ -227,8 +229,56 @@ def startup_rows():
     return rows
 
 
+# Compile time of the top-level compilations (nested ones are inside them) in a cold process, by module: Numba's
+# "numba:compile" events, timed by a listener installed before meanfield is imported.
+SHARE = """
+import json, sys, time
+from numba.core import event as ev
+depth, got = [0], {}
+class Rec(ev.Listener):
+    def on_start(self, e):
+        depth[0] += 1
+        e.data["t0"] = time.perf_counter()
+    def on_end(self, e):
+        depth[0] -= 1
+        if depth[0] == 0:
+            mod = e.data["dispatcher"].py_func.__module__ or "?"
+            key = ("core kernels" if mod.startswith("meanfield._generated_") or mod == "meanfield._mehler"
+                   else "spectra kernels" if mod == "meanfield._spectra_kernels" else mod)
+            got[key] = got.get(key, 0.0) + time.perf_counter() - e.data["t0"]
+ev.register("numba:compile", Rec())
+t = time.perf_counter()
+exec(sys.argv[1])
+got["total"] = time.perf_counter() - t
+print(json.dumps(got))
+"""
+
+CORE_FIRST = "import meanfield as mf; mf.q_star('tanh', 1.2, 0.1); mf.fixed_point('tanh', 1.5, 0.2)"
+SPECTRA_FIRST = ("import numpy as np; import meanfield as mf; from meanfield.spectra import jacobian_spectrum;"
+                 "sw, sb = mf.critical_point('tanh', 1/64); s = jacobian_spectrum('tanh', sw, sb, 64);"
+                 "s.density(np.linspace(0.1, 1.5, 50))")
+
+
+def startup_share_rows():
+    """Where a cold first call's compile time goes (one cold run each; the shares are what matters)."""
+    import json
+
+    rows = []
+    for label, code in (("q_star + fixed_point", CORE_FIRST), ("jacobian_spectrum + density", SPECTRA_FIRST)):
+        with tempfile.TemporaryDirectory() as d:
+            env = dict(os.environ, MEANFIELD_CACHE_DIR=d, NUMBA_CACHE_DIR=d)
+            out = subprocess.run([sys.executable, "-c", SHARE, code], env=env, check=True, capture_output=True,
+                                 text=True).stdout
+        got = json.loads(out.strip().splitlines()[-1])
+        total = got.pop("total")
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(got.items(), key=lambda kv: -kv[1]))
+        rows.append((f"cold first call ({label}): compile time by module", f"{total:.2f} s", "",
+                     parts + f"; other work {total - sum(got.values()):.2f} s", "", ""))
+    return rows
+
+
 def run(quick=False) -> str:
-    rows = grid_rows(quick) + phase_rows(quick) + point_rows(quick) + startup_rows()
+    rows = grid_rows(quick) + phase_rows(quick) + point_rows(quick) + startup_rows() + startup_share_rows()
     lines = ["## Theory core (issue 2)", "", "| benchmark | time | target | baseline ratio | accuracy | |",
              "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -776,8 +776,7 @@ def _trajectory(acts, sws, sbs, L, q0v, c0v):
     for l in range(1, L + 1):
         act = acts[l - 1]
         k = act.kernels
-        out = np.empty(k.N_MOMENTS)
-        k.moments(q[l], act.table, out)
+        out = _moments(act, q[l])
         sw2 = sws[l - 1] * sws[l - 1]
         chi[l] = sw2 * out[2]
         if l == L:
