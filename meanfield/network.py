@@ -93,12 +93,21 @@ class Network:
     def uniform(cls, activation, sigma_w: float, sigma_b: float, depth: int, width: int, input_width: int | None = None,
                 output_width: int = 1, weights: str = "gaussian", biases: bool = True) -> "Network":
         """The networks of the uniform API: ``depth`` hidden layers of ``width``, one σ_w, σ_b, activation and weight
-        kind for every layer, the readout included (THEORY §0); ``input_width`` defaults to ``width``."""
+        kind for every layer, the readout included (THEORY §0); ``input_width`` defaults to ``width``.
+
+        ``biases=False`` means the layers have no biases at all, so ``sigma_b`` must be 0. (In
+        :func:`meanfield.fisher_statistics`'s uniform call ``biases=False`` means something else: biases of scale σ_b
+        that are not trained; a :class:`Network` trains every bias it has.)"""
+        if not biases and float(_validate.nonnegative(sigma_b, "sigma_b")) != 0.0:
+            raise InvalidParameterError(
+                f"biases=False: the layers have no biases, so sigma_b must be 0, got {sigma_b!r} (a Network trains every "
+                "bias it has; untrained biases of scale σ_b exist only in fisher_statistics' uniform call)"
+            )
         L = _validate.integer(depth, "depth")
         n = _validate.integer(width, "width")
         n0 = n if input_width is None else _validate.integer(input_width, "input_width")
         c = _validate.integer(output_width, "output_width")
-        return cls((n0,) + (n,) * L + (c,), sigma_w, sigma_b if biases else 0.0, activation, weights, biases)
+        return cls((n0,) + (n,) * L + (c,), sigma_w, sigma_b, activation, weights, biases)
 
     # ---------------------------------------------------------------------------------------------------- shape
     @property

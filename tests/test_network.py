@@ -26,3 +26,10 @@ def test_summary_common_values_and_mixed():
     s = m.summary()
     assert s["activation"] == "tanh,relu" and s["weights"] == "mixed" and s["sigma_b"] == 0.25
     assert math.isnan(s["sigma_w"])
+
+
+def test_uniform_without_biases_needs_sigma_b_zero():
+    n = mf.Network.uniform("tanh", 1.3, 0.0, 3, 100, biases=False)
+    assert n.sigma_b == (0.0,) * 4 and n.biases == (False,) * 4
+    with pytest.raises(InvalidParameterError, match="sigma_b must be 0"):
+        mf.Network.uniform("tanh", 1.3, 0.3, 3, 100, biases=False)
