@@ -893,20 +893,14 @@ def _pole_levels(lev):
     got = lev.get("poles")
     if got is None:
         D, P, off = _complex_levels(lev)
-        Cs, Ps, offs = [], [], [0]
-        for l in range(1, off.size - 1):
-            d, p = D[off[l] : off[l + 1]], P[off[l] : off[l + 1]]
-            keep = d != 0.0
-            Cs.append(1.0 / d[keep])
-            Ps.append(p[keep])
-            offs.append(offs[-1] + int(np.count_nonzero(keep)))
-        c = np.concatenate(Cs)
-        p = np.concatenate(Ps)
+        keep = D != 0.0
+        kept = np.concatenate(([0], np.cumsum(keep)))  # nodes kept before each index: the new offsets are kept[off]
+        c = 1.0 / D[keep]
+        p = P[keep]
         pc = p * c
-        got = lev["poles"] = (
-            np.ascontiguousarray(np.stack((c.real, c.imag, p.real, p.imag, pc.real, pc.imag))),
-            np.asarray([0] + offs, dtype=np.int64),
-        )
+        R = np.empty((6, c.size))
+        R[0], R[1], R[2], R[3], R[4], R[5] = c.real, c.imag, p.real, p.imag, pc.real, pc.imag
+        got = lev["poles"] = (R, kept[off].astype(np.int64))
     return got
 
 
