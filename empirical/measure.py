@@ -385,10 +385,9 @@ def _jacobian(net: LinearChain, x0: torch.Tensor, check: bool = False) -> torch.
 
     * ``N_0 ≤ N_L`` and row-major weights (``nn.Linear``'s, and :class:`RandomMLP`'s), forward, on ``P = Jᵀ``:
       ``P ← W_1ᵀ D_1``, then ``P ← (P W_lᵀ) D_l`` for l = 2, …, L, P of shape (T·N_0, N_l): the GEMM
-      ``(T·N_0, N_{l-1}) × W_lᵀ``. Running in the forward direction, it takes the forward pass along:
-      ``h^l = W_l x^{l-1} + b^l`` just before the product that reads W_l, which then finds W_l in cache (a separate
-      forward pass streams every weight matrix from memory once more: 32 matrix-vector products, ~3 % of the products'
-      time at N = 512, L = 32, float64);
+      ``(T·N_0, N_{l-1}) × W_lᵀ``. Running in the forward direction, it takes the forward pass along: the T rows
+      ``x^{l-1}`` ride below P in the same GEMM, which so also gives ``h^l - b^l`` (a separate forward pass streams
+      every weight matrix once more: 32 matrix-vector products, ~3 % of the products' time at N = 512, L = 32);
     * otherwise (``N_0 > N_L``, fewer columns this way; or column-major weights), backward after a forward pass:
       ``M ← D_L W_L``, then ``M ← (M D_l) W_l`` for l = L-1, …, 1, M of shape (T·N_L, N_l).
 
@@ -402,25 +401,32 @@ def _jacobian(net: LinearChain, x0: torch.Tensor, check: bool = False) -> torch.
     n0, nl = w[0], w[L]
     what = "the Jacobian product D_{} W_{} ⋯ D_{} W_{} (hidden layer {} of {})"
     if n0 <= nl and all(net.W[l].is_contiguous() for l in range(L)):
-        size = T * n0 * max(w[1 : L + 1])
-        bufs = [torch.empty(size, dtype=net.dtype, device=net.device) for _ in range(2 if L > 1 else 1)]
-        x = x0
+        # buffer rows: T·N_0 rows of P (input t's Jᵀ at rows t·N_0 …), then the T post-activations x^{l-1}, so that ONE
+        # product gives both P W_lᵀ and x^{l-1} W_lᵀ = h^l - b^l (no matrix-vector product reading W_l once more)
+        rows = T * n0 + T
+        size = rows * max(w[1 : L + 1])
+        bufs = [torch.empty(size, dtype=net.dtype, device=net.device) for _ in range(2)]
         p = None
         for l in range(1, L + 1):
             wl = net.W[l - 1]
-            h = torch.addmm(net.b[l - 1], x, wl.T)
+            out = bufs[(l - 1) % 2][: rows * w[l]].view(rows, w[l])
+            if p is None:
+                h = torch.addmm(net.b[0], x0, wl.T)
+            else:
+                torch.mm(p, wl.T, out=out)
+                h = out[T * n0 :].add_(net.b[l - 1])
             _check_finite(h, f"pre-activation h^{l} (hidden layer {l} of {L})")
             x, d = net.phis[l - 1].phi_and_dphi(h)
-            out = bufs[(l - 1) % 2][: T * n0 * w[l]].view(T, n0, w[l])
+            pt = out[: T * n0].view(T, n0, w[l])
             if p is None:  # W_1ᵀ D_1
-                torch.mul(wl.T.unsqueeze(0), d.unsqueeze(1), out=out)
+                torch.mul(wl.T.unsqueeze(0), d.unsqueeze(1), out=pt)
             else:  # (P W_lᵀ) D_l
-                torch.mm(p.view(T * n0, w[l - 1]), wl.T, out=out.view(T * n0, w[l]))
-                out.mul_(d.unsqueeze(1))
+                pt.mul_(d.unsqueeze(1))
+            out[T * n0 :] = x
             p = out
             if check:
-                _check_finite(p, what.format(l, l, 1, 1, l, L))
-        return p.mT
+                _check_finite(pt, what.format(l, l, 1, 1, l, L))
+        return p[: T * n0].view(T, n0, nl).mT
     ds = _forward_derivatives(net, x0)
     size = T * nl * max(w[:L])
     bufs = [torch.empty(size, dtype=net.dtype, device=net.device) for _ in range(2 if L > 1 else 1)]
@@ -450,7 +456,7 @@ def _jacobian_entries_per_input(net: LinearChain) -> int:
     """Entries of one product buffer of :func:`_jacobian` per input."""
     w = net.widths
     L = net.depth
-    return w[0] * max(w[1 : L + 1]) if w[0] <= w[L] else w[L] * max(w[:L])  # (the first route, or the second)
+    return (w[0] + 1) * max(w[1 : L + 1]) if w[0] <= w[L] else w[L] * max(w[:L])  # (the first route, or the second)
 
 
 @with_threads(work=_work_jacobian)
