@@ -35,6 +35,11 @@ import numpy as np
 from numba import njit
 
 JIT = dict(cache=True, nogil=True)
+# The solver's small helpers and single-call-site functions are inlined into their callers (Numba IR inlining): each
+# separately compiled function costs a pipeline run, an object file and a cache entry on a cold cache, and its
+# callers link a copy of its code. Called from Python they compile as usual. (Inlining the edge search's y_of_m and
+# law_m_real, called at several sites, made the first edge search slower to compile: they stay separate.)
+INLINE = dict(cache=True, nogil=True, inline="always")
 
 NEWTON_TOL = 1e-13  # |Δω|, |Δ log y| at convergence (log variables: a relative tolerance)
 RES_TOL = 1e-14  # ... or a residual below RES_TOL·(1 + |log m| + |log z|) together with a step below RES_STEP
@@ -56,7 +61,7 @@ EPS_MIN = 1e-15  # the continuation stops at Im z = EPS_MIN·|z| (the density th
 
 
 # ------------------------------------------------------------------------------------------------------ branches
-@njit(**JIT)
+@njit(**INLINE)
 def log_lower(w):
     """log w, equal to the principal log on the closed lower half-plane and continuous across the negative axis."""
     if w.real >= 0.0:
@@ -64,7 +69,7 @@ def log_lower(w):
     return cmath.log(-w) - 1j * math.pi
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def cexpm1(c):
     """e^c - 1 without cancellation for small |c| (complex)."""
     x, y = c.real, c.imag
@@ -74,7 +79,7 @@ def cexpm1(c):
 
 
 # ------------------------------------------------------------------------------------------------------ one law
-@njit(**JIT)
+@njit(**INLINE)
 def law_g(b, vals, wts, lo, hi):
     """``G_D(y) = Σ w/(y - d)`` and its derivative at y = e^b (complex b; complex or real nodes).
 
@@ -108,7 +113,7 @@ def law_m_real(y, vals, wts, lo, hi):
 
 
 # ------------------------------------------------------------------------------------------------------ complex Newton
-@njit(**JIT)
+@njit(**INLINE)
 def m_of(om, a0):
     """m from ω = log(1 + m - a0), a0 the mass of JJᵀ at 0."""
     if a0 == 0.0:
@@ -116,7 +121,7 @@ def m_of(om, a0):
     return (a0 - 1.0) + cmath.exp(om)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def zero_mass(zm):
     """Mass of JJᵀ at 0: the largest of the layers' P(φ' = 0) (rank of a product of free factors)."""
     a0 = 0.0
@@ -125,7 +130,7 @@ def zero_mass(zm):
     return a0
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _residual(om, b, lz, vals, wts, off, cnt, zm, L, gauss, E, kap):
     """Residuals E_g (in E), E_0 (returned), κ_g = ∂E_g/∂b_g (in kap) and A = ∂E_0/∂ω.
 
@@ -165,7 +170,7 @@ def _residual(om, b, lz, vals, wts, off, cnt, zm, L, gauss, E, kap):
     return E0, A
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _schur(A, kap, cnt, L):
     D = A
     for g in range(cnt.shape[0]):
@@ -179,12 +184,20 @@ def newton(c, b, lz, vals, wts, off, cnt, zm, L, gauss, maxit, E, kap, db):
 
     The linear system is solved by eliminating δb_g = (δc - E_g)/κ_g (block-arrow structure, O(G) per step);
     D = ∂E_0/∂ω + Σ_g n_g/(L κ_g) is the Schur complement, so dω/d log z = 1/(L D) (the continuation's tangent).
+    Callers pass ``maxit`` as ``np.int64(k)``: a literal k would compile one specialisation per distinct value.
     """
     D = 1.0 + 0j
     prev = math.inf
-    for it in range(1, maxit + 1):
+    done = False
+    # one call site of the residual (inlined once): the pass after convergence only evaluates E, κ and D at the
+    # solution
+    for it in range(1, maxit + 2):
+        if it > maxit and not done:
+            break
         E0, A = _residual(c, b, lz, vals, wts, off, cnt, zm, L, gauss, E, kap)
         D = _schur(A, kap, cnt, L)
+        if done:
+            return c, it - 1, True, D
         rhs = -E0
         res = abs(E0)
         for g in range(cnt.shape[0]):
@@ -212,13 +225,11 @@ def newton(c, b, lz, vals, wts, off, cnt, zm, L, gauss, maxit, E, kap, db):
         stalled = prev < STALL_TOL or (it >= 3 and step < NOISE_STEP and step > 0.25 * prev)
         prev = step
         if step < NEWTON_TOL or (res_ok and step < RES_STEP) or stalled:
-            E0, A = _residual(c, b, lz, vals, wts, off, cnt, zm, L, gauss, E, kap)
-            D = _schur(A, kap, cnt, L)
-            return c, it, True, D
+            done = True
     return c, maxit, False, D
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _physical(c, b):
     """Im(1 + m - a0) = Im m ≤ 0 and Im y_g ≥ 0 (up to ARG_TOL in the arguments)."""
     if c.imag > ARG_TOL or c.imag < -math.pi - ARG_TOL:
@@ -229,7 +240,7 @@ def _physical(c, b):
     return True
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _start(lam, H, mom, s1, a0, a_b):
     """Initial (ω, b) at z = λ + iH from the moment series m = Σ m_k z^-k and y_g ≈ (1 + m)/(m S_g(m))."""
     z = complex(lam, H)
@@ -244,7 +255,7 @@ def _start(lam, H, mom, s1, a0, a_b):
     return cmath.log((1.0 - a0) + m0)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt, db, bt):
     """From the solution (a = ω, b) at z = λ + iH, follow the physical branch down to the real axis.
 
@@ -272,7 +283,7 @@ def continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt
             at = a + da
             for g in range(G):
                 bt[g] = b[g] + da / kap[g]
-            at, it, ok, Dt = newton(at, bt, lz_real, vals, wts, off, cnt, zm, L, gauss, 8, E, kt, db)
+            at, it, ok, Dt = newton(at, bt, lz_real, vals, wts, off, cnt, zm, L, gauss, np.int64(8), E, kt, db)
             if ok and _physical(at, bt) and abs(m_of(at, a0) - m) <= 2.0 * JUMP_RATIO * abs(m.imag):
                 for g in range(G):
                     b[g] = bt[g]
@@ -288,7 +299,7 @@ def continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt
         at = a + da
         for g in range(G):
             bt[g] = b[g] + da / kap[g]
-        at, it, ok, Dt = newton(at, bt, lzn, vals, wts, off, cnt, zm, L, gauss, 10, E, kt, db)
+        at, it, ok, Dt = newton(at, bt, lzn, vals, wts, off, cnt, zm, L, gauss, np.int64(10), E, kt, db)
         # a short move, or a long one along the tangent (log(1 + m) ~ log z for λ ≪ ε, e.g. x → 0)
         if ok and _physical(at, bt) and (abs(at - a) < 1.0 or abs(at - (a + da)) <= TANGENT_TOL * abs(da)):
             a = at
@@ -356,7 +367,8 @@ def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, sta
                 at = a + da
                 for g in range(G):
                     bt[g] = b[g] + da / kap[g]
-                at, it, ok, Dt = newton(at, bt, complex(lz, 0.0), vals, wts, off, cnt, zm, L, gauss, 8, E, kt, db)
+                at, it, ok, Dt = newton(at, bt, complex(lz, 0.0), vals, wts, off, cnt, zm, L, gauss, np.int64(8),
+                                        E, kt, db)
                 mt = m_of(at, a0)
                 if safe:
                     ok = ok and abs(mt - m) <= 4.0 * JUMP_RATIO * abs(m.imag)
@@ -376,7 +388,8 @@ def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, sta
                     eps_out[i] = 0.0
         if not done:
             a = _start(lam, H, mom, s1, a0, b)
-            a, it, ok, D = newton(a, b, cmath.log(complex(lam, H)), vals, wts, off, cnt, zm, L, gauss, 60, E, kap, db)
+            a, it, ok, D = newton(a, b, cmath.log(complex(lam, H)), vals, wts, off, cnt, zm, L, gauss, np.int64(60),
+                                  E, kap, db)
             if not ok or not _physical(a, b):
                 status_out[i] = -1
                 eps_out[i] = H
@@ -729,7 +742,8 @@ def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, 
         m_out[i] = complex(np.nan, np.nan)
     lam = math.exp(l_start)
     a = _start(lam, H, mom, s1, a0, b)
-    a, it, ok, D = newton(a, b, cmath.log(complex(lam, H)), vals, wts, off, cnt, zm, L, gauss, 60, E, kap, db)
+    a, it, ok, D = newton(a, b, cmath.log(complex(lam, H)), vals, wts, off, cnt, zm, L, gauss, np.int64(60),
+                          E, kap, db)
     if not ok or not _physical(a, b):
         return
     a, D, st, eps = continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt, db, bt)
@@ -746,7 +760,8 @@ def solve_along(l_start, loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, 
             at = a + da
             for g in range(G):
                 bt[g] = b[g] + da / kap[g]
-            at, it, ok, Dt = newton(at, bt, complex(ln, 0.0), vals, wts, off, cnt, zm, L, gauss, 12, E, kt, db)
+            at, it, ok, Dt = newton(at, bt, complex(ln, 0.0), vals, wts, off, cnt, zm, L, gauss, np.int64(12),
+                                    E, kt, db)
             if ok and _physical(at, bt) and abs(at - (a + da)) <= TANGENT_TOL * abs(da) + 1e-12:
                 a = at
                 D = Dt
