@@ -38,7 +38,8 @@ JIT = dict(cache=True, nogil=True)
 # The solver's small helpers and single-call-site functions are inlined into their callers (Numba IR inlining): each
 # separately compiled function costs a pipeline run, an object file and a cache entry on a cold cache, and its
 # callers link a copy of its code. Called from Python they compile as usual. (Inlining the edge search's y_of_m and
-# law_m_real, called at several sites, made the first edge search slower to compile: they stay separate.)
+# law_m_real, called at several sites, made the first edge search slower to compile: they stay separate; its
+# single-site _refine_edge is inlined.)
 INLINE = dict(cache=True, nogil=True, inline="always")
 
 NEWTON_TOL = 1e-13  # |Δω|, |Δ log y| at convergence (log variables: a relative tolerance)
@@ -510,7 +511,7 @@ def edge_objective(a, vals, wts, off, cnt, tops, L, gauss):
     return F / L, dF / L, True
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _refine_edge(a_lo, d_lo, a_hi, d_hi, vals, wts, off, cnt, tops, L, gauss):
     """The edge's stationary point inside a bracket [a_lo, a_hi] where the objective's derivative changes sign
     (d_lo ≤ 0 < d_hi): regula falsi with the Illinois halving, to 1e-13 relative; returns (L·F, a, 0)."""
