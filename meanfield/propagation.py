@@ -782,11 +782,12 @@ def _trajectory(acts, sws, sbs, L, q0v, c0v):
         if l == L:
             break
         sw2n, sb2n = sws[l] * sws[l], sbs[l] * sbs[l]
-        q[l + 1] = sw2n * out[0] + sb2n
-        k.twopoint(q[l], q[l], c[l] * q[l], buf)
-        c[l + 1] = min(1.0, max(-1.0, (sw2n * buf[0] + sb2n) / q[l + 1]))
-        if not math.isfinite(q[l + 1]) or q[l + 1] <= 0.0:
+        q_next = sw2n * float(out[0]) + sb2n  # Python floats: an overflow is inf here, checked next, not a warning
+        if not math.isfinite(q_next) or q_next <= 0.0:
             raise NumericalError(
                 f"{act.name}: q overflowed at layer {l + 1} (σ_w={sws[l]}, σ_b={sbs[l]})"
             )
+        q[l + 1] = q_next
+        k.twopoint(q[l], q[l], c[l] * q[l], buf)
+        c[l + 1] = min(1.0, max(-1.0, (sw2n * buf[0] + sb2n) / q[l + 1]))
     return q, c, chi

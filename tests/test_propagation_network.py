@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
+from meanfield.errors import NumericalError
 
 Z, W = np.polynomial.hermite_e.hermegauss(120)
 W = W / math.sqrt(2.0 * math.pi)  # E over a standard Gaussian
@@ -169,3 +170,9 @@ def test_uniform_call_names_what_is_missing():
         mf.propagate("tanh")
     with pytest.raises(mf.InvalidParameterError, match="q0 must be > 0"):
         mf.propagate(NET, q0=0.0)
+
+
+def test_overflow_is_a_numerical_error_not_a_warning():
+    """ReLU at σ_w = 2 doubles q per layer: 2^1100 overflows float64 near layer 1024 (warnings are errors in pytest)."""
+    with pytest.raises(NumericalError, match="overflowed at layer"):
+        mf.propagate("relu", 2.0, 0.1, 1100)
