@@ -819,7 +819,8 @@ class JacobianSpectrum(Result):
     q : q^l, l = 1..L, the pre-activation variance of each layer (all q* by default).
     log_mean : log m_1 = Σ_l log(σ_w² μ_1(q^l)) (= L log χ_1 at the fixed point); finite at any depth.
     mean : m_1 = Π_l σ_w² μ_1(q^l) = χ_1^L at the fixed point (Pennington et al. 2017); ``inf`` beyond float64.
-    variance : σ²_{JJᵀ} = m_1² [Σ_l (μ_2/μ_1² - 1) - L s_1] with s_1 = -1 (Gaussian), 0 (orthogonal)
+    variance : σ²_{JJᵀ} = m_1² [Σ_l (μ_2/μ_1² - 1) + k] with k the number of Gaussian layers (L or 0 in the uniform
+        call; each Gaussian W adds the Marchenko–Pastur variance 1)
         (THEORY §2; Pennington et al. 2017, 2018).
     edge : largest eigenvalue of JJᵀ: the square-root edge ``min_{m>0} M_J^{-1}(m)`` (THEORY §2), or, when that
         infimum sits at m → ∞ (orthogonal weights), σ_w^{2L} Π_l max φ'², a hard edge or an atom (``edge_kind``).
@@ -1351,6 +1352,8 @@ def jacobian_spectrum(phi, sigma_w=None, sigma_b=None, depth=None, weights=None,
         homogeneous φ — ReLU, leaky ReLU, linear — whose law of φ'(h)² does not depend on q) or the input's
         |x|²/N_0, in which case layer l uses its own q^l from the length map (:func:`meanfield.propagate`).
 
+    Notes
+    -----
     The S-transform of the product is ``S_{JJᵀ} = Π_l S_{W_lW_lᵀ} S_{D_l²}`` (Pennington, Schoenholz & Ganguli 2017,
     2018), hence ``M_J^{-1}(m) = σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)^{1-L}`` (orthogonal) or
     ``σ_w^{2L} Π_l y_l · m^{L-1}(1 + m)`` (Gaussian) with ``M_{D_l²}(y_l) = m`` (THEORY §2).
@@ -1454,8 +1457,9 @@ def _network_spectrum(net, sigma_w, sigma_b, depth, weights, q0) -> JacobianSpec
     given = [n for n, v in (("sigma_w", sigma_w), ("sigma_b", sigma_b), ("depth", depth), ("weights", weights))
              if v is not None]
     if given:
-        raise InvalidParameterError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} given by the network: "
-                                    "leave them out when the first argument is a Network")
+        one = len(given) == 1
+        raise InvalidParameterError(f"{', '.join(given)} {'is' if one else 'are'} given by the network: "
+                                    f"leave {'it' if one else 'them'} out when the first argument is a Network")
     L = net.depth
     w = net.widths
     for l in range(2, L + 1):
