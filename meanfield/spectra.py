@@ -213,22 +213,28 @@ def _is_even(act, U):
 RATIO_MAX = 2.0 * (1.0 + 1e-9)
 
 
-def _limit_ratio(br):
-    """Split panels until neighbouring widths differ by at most a factor 2 (the contour heights follow the widths)."""
-    br = np.asarray(br, dtype=np.float64)
+def _limit_ratio(brs):
+    """Split panels until neighbouring widths differ by at most a factor 2 (the contour heights follow the widths), for
+    the breakpoint lists ``brs`` of many pieces at once (panels neighbour only within a piece): flat breakpoints and
+    their piece numbers."""
+    v = np.concatenate([np.asarray(br, dtype=np.float64) for br in brs])
+    g = np.repeat(np.arange(len(brs)), [len(br) for br in brs])
     for _ in range(60):
-        w = np.diff(br)
-        if w.size < 2:
-            return br
-        left = np.r_[np.inf, w[:-1]]
-        right = np.r_[w[1:], np.inf]
+        w = v[1:] - v[:-1]
+        ok = g[1:] == g[:-1]  # a panel of a piece (not the gap between two pieces)
         # a ratio of 2 to rounding is within the limit (halving a panel makes such ratios; deciding them by the
         # last bit made the rule's size, and the density's cost, jump between neighbouring q)
-        split = (w > RATIO_MAX * left) | (w > RATIO_MAX * right)
+        split = np.zeros(w.size, dtype=bool)
+        nb = ok[1:] & ok[:-1]  # panels i, i + 1 neighbours
+        split[1:] |= nb & (w[1:] > RATIO_MAX * w[:-1])
+        split[:-1] |= nb & (w[:-1] > RATIO_MAX * w[1:])
         if not np.any(split):
-            return br
-        br = np.sort(np.r_[br, 0.5 * (br[:-1] + br[1:])[split]])
-    return br
+            break
+        v = np.concatenate((v, 0.5 * (v[:-1] + v[1:])[split]))
+        g = np.concatenate((g, g[:-1][split]))
+        order = np.lexsort((v, g))
+        v, g = v[order], g[order]
+    return v, g
 
 
 def _real_rule(panels):
@@ -240,42 +246,46 @@ def _real_rule(panels):
     return z.ravel(), w.ravel()
 
 
-def _bary(samples, x):
-    """Barycentric (second kind) interpolation from the Chebyshev samples (P, n_s) at points x (P, k) or (k,)."""
-    xx = np.broadcast_to(x, (samples.shape[0],) + np.shape(x)[-1:])
-    inv = _BARY / (xx[:, :, None] - _CHEB)
-    return (inv * samples[:, None, :]).sum(axis=2) / inv.sum(axis=2)
-
-
 def _contour_rule(act, sq, br, sigma):
     """Complex rule for one monotone piece with z-breakpoints ``br`` (ends pinned), deformed towards ``sigma``·i.
 
     Returns (values of φ'² on the contour, weights ``w_GL · dξ · N(ξ)``) so that Σ w F(v) ≈ ∫ F(φ'(√q z)²) dN(z) for
     F analytic away from the poles of Im y ≥ 0 (see the comment above :data:`CONTOUR_KAPPA`).
     """
-    h, c, mid, half = _contour_panels(br, sigma)
+    h, c, mid, half, _ = _contour_panels([br], [sigma])
     vals, wts = _contour_eval(act, np.full(h.size, sq), h, c, mid, half)
     return vals.ravel(), wts.ravel()
 
 
-def _contour_panels(br, sigma):
-    """The panels of :func:`_contour_rule`: half-widths h, centres c, and the contour segments' mid-points and
-    half-vectors (complex)."""
-    br = _limit_ratio(br)
-    h = 0.5 * np.diff(br)
-    c = 0.5 * (br[:-1] + br[1:])
-    s = np.zeros(br.size)
+def _contour_panels(brs, sigmas):
+    """The panels of :func:`_contour_rule` for the pieces with breakpoints ``brs`` deformed towards ``sigmas``·i
+    (stacked): half-widths h, centres c, the contour segments' mid-points and half-vectors (complex), and each
+    piece's number of panels."""
+    v, g = _limit_ratio(brs)
+    ok = g[1:] == g[:-1]
+    h = 0.5 * (v[1:] - v[:-1])
+    c = 0.5 * (v[:-1] + v[1:])
+    s = np.zeros(v.size)
+    inner = np.zeros(v.size, dtype=bool)
+    inner[1:-1] = ok[:-1] & ok[1:]
     s[1:-1] = CONTOUR_KAPPA * np.minimum(h[:-1], h[1:])
-    pa = br[:-1] + 1j * sigma * s[:-1]
-    pb = br[1:] + 1j * sigma * s[1:]
-    return h, c, 0.5 * (pa + pb), 0.5 * (pb - pa)
+    s[~inner] = 0.0
+    sig = np.asarray(sigmas, dtype=np.float64)[g[:-1]]
+    pa = v[:-1] + 1j * (sig * s[:-1])
+    pb = v[1:] + 1j * (sig * s[1:])
+    h, c, pa, pb = h[ok], c[ok], pa[ok], pb[ok]
+    return h, c, 0.5 * (pa + pb), 0.5 * (pb - pa), np.bincount(g[:-1][ok], minlength=len(brs))
 
 
 def _contour_eval(act, sq, h, c, mid, half):
     """Values of φ'² on the contour and the weights, (P, CONTOUR_NODES) each, for P panels (row by row: panels of
-    many pieces and laws may be stacked, ``sq`` per panel)."""
+    many pieces and laws may be stacked, ``sq`` per panel).
+
+    The barycentric terms at the fixed points _CHEB_MID are computed once; on the contour the interpolation is one
+    (CONTOUR_NODES, 16) matrix per distinct standardised segment (see :func:`_contour_interp`), applied with real
+    multiply-adds.
+    """
     xi = mid[:, None] + half[:, None] * _XC  # (P, n) contour points (z units)
-    xs = (xi - c[:, None]) / h[:, None]  # standardised: |Im xs| ≤ CONTOUR_KAPPA
     samples = _g(act, sq[:, None] * (c[:, None] + h[:, None] * _CHEB))  # (P, n_s) real values on the panels
     # interpolate φ'² or log φ'², whichever reproduces φ'² better between the samples: log φ'² where φ'² spans decades
     # (Gaussian-like tails, e.g. erf: log φ'² is a quadratic), φ'² itself next to its zeros (GELU, SiLU).
@@ -289,17 +299,19 @@ def _contour_eval(act, sq, h, c, mid, half):
     scale = np.maximum(np.max(np.abs(samples), axis=1), np.max(np.abs(check), axis=1))
     positive = np.all(samples > 0.0, axis=1)
     logs = np.log(np.where(samples > 0.0, samples, 1.0))
-    err_lin = np.max(np.abs(_bary(samples, _CHEB_MID) - check), axis=1)
-    log_mid = _bary(logs, _CHEB_MID)
+    # at _CHEB_MID by the direct barycentric sums (the same operations as ever, hence the same decisions below: where
+    # err_log ≈ err_lin the two interpolants differ by up to ~1e-7 relative on the contour, so a decision flipped by
+    # rounding would change the rule)
+    err_lin = np.max(np.abs((_INV_MID * samples[:, None, :]).sum(axis=2) / _INV_MID_SUM - check), axis=1)
+    log_mid = (_INV_MID * logs[:, None, :]).sum(axis=2) / _INV_MID_SUM
     # exp only where it cannot overflow (the log interpolant of a positive panel between its samples); else err = inf
     safe = positive & np.all(log_mid < _LOG_MAX, axis=1)
     err_log = np.full(samples.shape[0], np.inf)
     if np.any(safe):
         err_log[safe] = np.max(np.abs(np.exp(log_mid[safe]) - check[safe]), axis=1)
     use_log = safe & (err_log < err_lin) & (err_log <= LOG_RTOL * scale)
-    vals = _bary(samples, xs)
-    if np.any(use_log):
-        log_c = _bary(logs[use_log], xs[use_log])
+    vals, log_c = _contour_interp(samples, logs, use_log, h, c, mid, half)
+    if log_c is not None:
         # a resolved panel's continuation stays within a few times its values (≤ 7 measured); a larger swing on the
         # contour means the log interpolant is not the analytic continuation: keep the linear one there
         ok = np.all(log_c.real <= np.log(CONTOUR_GROWTH * scale[use_log])[:, None], axis=1)
@@ -307,6 +319,75 @@ def _contour_eval(act, sq, h, c, mid, half):
         vals[idx] = np.exp(log_c[ok])
     wts = _WC * half[:, None] * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
     return vals, wts
+
+
+def _bary_matrix(x):
+    """Barycentric (second kind) interpolation matrices L (…, k, n_s) from the Chebyshev samples at points x (…, k):
+    f(x) ≈ L(x) @ f(_CHEB), L_j = (β_j/(x - x_j)) / Σ_k β_k/(x - x_k) (Berrut & Trefethen, SIAM Rev. 46 (2004),
+    eq. 4.2)."""
+    inv = _BARY / (x[..., None] - _CHEB)
+    return inv / inv.sum(axis=-1, keepdims=True)
+
+
+_INV_MID = _BARY / (_CHEB_MID[:, None] - _CHEB)  # (n_s - 1, n_s): the barycentric terms at _CHEB_MID
+_INV_MID_SUM = _INV_MID.sum(axis=1)
+BARY_GROUPS_MAX = 0.125  # above this many distinct segment kinds per panel: the matrices gathered per panel
+BARY_ROWS = 256  # panels per product (the temporaries stay in cache)
+
+
+def _bary_apply(f, B):
+    """f @ B row by row as 16 multiply-adds in a fixed order (no BLAS: its rounding depends on a row's position in the
+    block, so a law's rule would depend on which other laws it was stacked with). f (m, n_s); B (n_s, k) or
+    (m, n_s, k)."""
+    acc = f[:, 0, None] * B[..., 0, :]
+    for j in range(1, CONTOUR_SAMPLES):
+        acc += f[:, j, None] * B[..., j, :]
+    return acc
+
+
+def _contour_interp(samples, logs, use_log, h, c, mid, half):
+    """The interpolants of φ'² (every panel) and log φ'² (the panels ``use_log``; None if none) at the contour
+    points x = (ξ - c)/h, ξ = mid + half·_XC.
+
+    x = (mid - c)/h + (half/h)·_XC depends on the panel only through these four ratios: one interpolation matrix per
+    distinct x (a few dozen kinds among thousands of panels: the contour heights are CONTOUR_KAPPA × a neighbouring
+    half-width, and neighbouring widths mostly differ by factors 1 or 2), applied with real arithmetic. (Formed as
+    (ξ - c)/h from the rounded ξ, as the direct sums did, x carries a rounding error of ~1e-16 |c|/h; the values
+    differ from those sums' by the interpolant's own rounding on the contour, ≲ 1e-9 relative.) Each panel's values
+    come from the same operations whatever it is stacked with."""
+    P = h.size
+    n = CONTOUR_NODES
+    key = np.empty((P, 4))
+    key[:, 0] = (mid.real - c) / h
+    key[:, 1] = mid.imag / h
+    key[:, 2] = half.real / h
+    key[:, 3] = half.imag / h
+    kinds, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    x = (kinds[:, 0:1] + 1j * kinds[:, 1:2]) + (kinds[:, 2:3] + 1j * kinds[:, 3:4]) * _XC  # (K, n)
+    L = _bary_matrix(x)  # (K, n, n_s)
+    LR = np.concatenate([L.real, L.imag], axis=1).transpose(0, 2, 1).copy()  # (K, n_s, 2n): f @ LR[k] = Re | Im
+    out = np.empty((P, 2 * n))
+    lout = np.zeros((P, 2 * n))
+    if kinds.shape[0] > BARY_GROUPS_MAX * P:
+        chunks = [(np.arange(lo, min(P, lo + BARY_ROWS)), None) for lo in range(0, P, BARY_ROWS)]
+    else:
+        order = np.argsort(inv, kind="stable")
+        ends = np.searchsorted(inv[order], np.arange(1, kinds.shape[0] + 1))
+        starts = np.r_[0, ends[:-1]]
+        chunks = [(order[lo : min(e, lo + BARY_ROWS)], k) for k, (s0, e) in enumerate(zip(starts, ends))
+                  for lo in range(s0, e, BARY_ROWS)]
+    for rows, k in chunks:
+        B = LR[k] if k is not None else LR[inv[rows]]
+        out[rows] = _bary_apply(samples[rows], B)
+        lg = use_log[rows]
+        if np.any(lg):
+            lrows = rows[lg]
+            lout[lrows] = _bary_apply(logs[lrows], B if k is not None else B[lg])
+    vals = out[:, :n] + 1j * out[:, n:]
+    if not np.any(use_log):
+        return vals, None
+    return vals, lout[use_log, :n] + 1j * lout[use_log, n:]
 
 
 def _contour_laws(acts, laws):
@@ -325,8 +406,7 @@ def _contour_laws(acts, laws):
     for act, idx in by_act.items():
         if len(idx) < BATCH_MIN:
             continue
-        rows = []  # per (law, piece): h, c, mid, half, sq, factor
-        owner = []
+        brs, sigmas, sqs, factors, owner = [], [], [], [], []  # per (law, piece)
         for i in idx:
             law = laws[i]
             sq = math.sqrt(law.q)
@@ -337,16 +417,17 @@ def _contour_laws(acts, laws):
                     nb = _quad.add_kink_grading(cz, GRADE_MIN, buf, nb + 1)
             nb = _quad.sort_unique(buf, nb)
             br_all = buf[:nb].copy()
-            factor = 2.0 if law.mirror else 1.0
             for a, b in law.pieces:
                 za, zb = a / sq, b / sq
-                br = np.r_[za, br_all[(br_all > za + 1e-13 * (1 + abs(za))) & (br_all < zb - 1e-13 * (1 + abs(zb)))],
-                           zb]
-                sigma = -float(_gprime_sign(act, np.array([0.5 * (a + b)]))[0])
-                h, c, mid, half = _contour_panels(br, sigma if sigma != 0.0 else 1.0)
-                rows.append((h, c, mid, half, np.full(h.size, sq), factor))
+                brs.append(np.concatenate(([za], br_all[(br_all > za + 1e-13 * (1 + abs(za)))
+                                                         & (br_all < zb - 1e-13 * (1 + abs(zb)))], [zb])))
+                sigmas.append(0.5 * (a + b))
+                sqs.append(sq)
+                factors.append(2.0 if law.mirror else 1.0)
                 owner.append(i)
-        H, C, MID, HALF, SQ = (np.concatenate([r[k] for r in rows]) for k in (0, 1, 2, 3, 4))
+        sigma = -_gprime_sign(act, np.asarray(sigmas))  # contour moves up where φ'² decreases
+        H, C, MID, HALF, counts = _contour_panels(brs, np.where(sigma != 0.0, sigma, 1.0))
+        SQ = np.repeat(np.asarray(sqs), counts)
         vals = np.empty((H.size, CONTOUR_NODES), complex)
         wts = np.empty((H.size, CONTOUR_NODES), complex)
         for lo in range(0, H.size, CONTOUR_CHUNK):  # chunks: the interpolation's temporaries stay in cache
@@ -354,10 +435,10 @@ def _contour_laws(acts, laws):
             vals[sl], wts[sl] = _contour_eval(act, SQ[sl], H[sl], C[sl], MID[sl], HALF[sl])
         start = 0
         parts: dict = {}
-        for (h, _, _, _, _, factor), i in zip(rows, owner):
-            v = vals[start : start + h.size].ravel()
-            w = factor * wts[start : start + h.size].ravel()
-            start += h.size
+        for cnt, factor, i in zip(counts, factors, owner):
+            v = vals[start : start + cnt].ravel()
+            w = factor * wts[start : start + cnt].ravel()
+            start += cnt
             parts.setdefault(i, []).append((v, w))
         for i, pl in parts.items():
             out[i] = dataclasses.replace(laws[i], cnode_vals=np.concatenate([v for v, _ in pl]),
@@ -456,7 +537,7 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
     return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror, tuple(zeros))
 
 
-CONTOUR_CHUNK = 256  # panels per stacked evaluation of the contour rules (_contour_laws)
+CONTOUR_CHUNK = 8192  # panels per stacked evaluation of the contour rules (_contour_laws)
 BATCH_MIN = 8  # _d2_laws builds the real rules of this many laws of one activation or more together
 
 

@@ -650,6 +650,79 @@ def test_pole_form_of_the_laws_against_the_direct_sum():
             assert abs(deta - dpsi / (1.0 + psi) ** 2) <= 1e-12 * abs(deta)
 
 
+def _direct_contour_values(act, sq, h, c, mid, half):
+    """The contour values by the direct barycentric sums (second form, Berrut & Trefethen, SIAM Rev. 46 (2004),
+    eq. 4.2) of φ'² and of log φ'² through 16 Chebyshev points of each panel, at (ξ - c)/h for the Gauss–Legendre
+    points ξ of each contour segment, with the rule's choice (log where positive, better between the samples and within
+    LOG_RTOL there, and at most CONTOUR_GROWTH × the panel's largest value on the contour) written out."""
+    from meanfield import spectra as S
+
+    n_s = 16
+    theta = np.pi * (np.arange(n_s) + 0.5) / n_s
+    xk, beta = np.cos(theta), (-1.0) ** np.arange(n_s) * np.sin(theta)
+    between = np.cos(np.pi * np.arange(1, n_s) / n_s)
+    xg, _ = np.polynomial.legendre.leggauss(32)
+
+    def bary(f, x):
+        t = beta / (x[..., None] - xk)
+        return (t * f[:, None, :]).sum(axis=-1) / t.sum(axis=-1)
+
+    g = lambda u: act.dphi(u) ** 2  # noqa: E731
+    f = g(sq[:, None] * (c[:, None] + h[:, None] * xk))
+    chk = g(sq[:, None] * (c[:, None] + h[:, None] * between))
+    scale = np.maximum(np.abs(f).max(axis=1), np.abs(chk).max(axis=1))
+    logs = np.log(np.where(f > 0.0, f, 1.0))
+    err_lin = np.abs(bary(f, np.broadcast_to(between, chk.shape)) - chk).max(axis=1)
+    with np.errstate(over="ignore"):
+        err_log = np.abs(np.exp(bary(logs, np.broadcast_to(between, chk.shape))) - chk).max(axis=1)
+    err_log[~np.all(f > 0.0, axis=1) | ~np.isfinite(err_log)] = np.inf
+    x = ((mid[:, None] + half[:, None] * xg) - c[:, None]) / h[:, None]
+    lin, lg = bary(f, x), bary(logs, x)
+    with np.errstate(divide="ignore"):  # panels where φ'² rounds to 0 throughout: scale 0, the linear interpolant
+        grow = np.all(lg.real <= np.log(S.CONTOUR_GROWTH * scale)[:, None], axis=1)
+    use = (err_log < err_lin) & (err_log <= S.LOG_RTOL * scale) & grow
+    return np.where(use[:, None], np.exp(np.where(use[:, None], lg, 0.0)), lin), use
+
+
+@requires_spectra
+@pytest.mark.parametrize("phi", ["tanh", "erf", "gelu", "softplus", "sigmoid"])
+def test_contour_values_are_the_direct_barycentric_sums(phi):
+    """The contour rules' values of φ'² (one interpolation matrix per kind of contour segment, applied as real
+    multiply-adds) against the direct barycentric sums written out here, on the panels of a piece graded down to
+    1e-4 and of a whole stacked depth-200 chain: the same choice of interpolant on every panel, values within 1e-8
+    relative (the sums' own rounding on the contour, where the interpolant is continued off the real axis, is ~1e-10;
+    the log interpolant ≳ |log φ'²| × that); the weights are not touched (bitwise those of the panels)."""
+    from meanfield import spectra as S
+
+    act = mf.get_activation(phi)
+    grade = 1e-4 * 2.0 ** np.arange(0, 15)
+    br = np.unique(np.r_[-9.0, -3.0 - grade[::-1], -3.0, -3.0 + grade[:12], 0.25, 1.0, 2.5, 9.0])
+    cases = [(br, 1.0, 1.0), (br, -1.0, 1.0 / 64), (br, 1.0, 30.0)]
+    for b, sigma, q in cases:
+        h, c, mid, half, counts = S._contour_panels([b], [sigma])
+        assert counts.tolist() == [h.size]
+        sq = np.full(h.size, math.sqrt(q))
+        vals, wts = S._contour_eval(act, sq, h, c, mid, half)
+        ref, use = _direct_contour_values(act, sq, h, c, mid, half)
+        big = np.abs(ref) > 1e-12 * np.abs(ref).max()
+        np.testing.assert_allclose(vals[big], ref[big], rtol=1e-8)
+        assert np.all(np.abs(vals[~big]) <= 1e-10 * np.abs(ref).max())
+        xi = mid[:, None] + half[:, None] * np.polynomial.legendre.leggauss(32)[0]
+        w_ref = np.polynomial.legendre.leggauss(32)[1] * half[:, None] * np.exp(-0.5 * xi * xi) / math.sqrt(2 * math.pi)
+        np.testing.assert_allclose(wts, w_ref, rtol=1e-14)
+        if phi == "tanh":
+            assert use.any()  # the log interpolant is exercised
+    if phi == "tanh":  # a chain's laws, stacked: every law's rule against the direct sums on its own panels
+        r = conditional_fisher_spectrum("tanh", *TANH_CRIT_1_64, 200, 400)
+        import meanfield.fisher as F
+
+        D, _, off_c = F._complex_levels(r._levels)
+        for l in (1, 100, 200):
+            a, q, sw2 = r._levels["law_keys"][l - 1]
+            law = S._d2_law(a, q)
+            np.testing.assert_array_equal(D[off_c[l] : off_c[l + 1]], sw2 * law.cnode_vals)
+
+
 @requires_spectra
 def test_conditional_spectrum_bad_input():
     with pytest.raises(mf.InvalidParameterError, match="weights"):
