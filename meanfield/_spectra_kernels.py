@@ -114,7 +114,7 @@ def law_m_real(y, vals, wts, lo, hi):
 
 
 # ------------------------------------------------------------------------------------------------------ complex Newton
-@njit(**INLINE)
+@njit(**JIT)
 def m_of(om, a0):
     """m from ω = log(1 + m - a0), a0 the mass of JJᵀ at 0."""
     if a0 == 0.0:
@@ -230,7 +230,7 @@ def newton(c, b, lz, vals, wts, off, cnt, zm, L, gauss, maxit, E, kap, db):
     return c, maxit, False, D
 
 
-@njit(**INLINE)
+@njit(**JIT)
 def _physical(c, b):
     """Im(1 + m - a0) = Im m ≤ 0 and Im y_g ≥ 0 (up to ARG_TOL in the arguments)."""
     if c.imag > ARG_TOL or c.imag < -math.pi - ARG_TOL:
