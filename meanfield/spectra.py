@@ -340,8 +340,9 @@ def _bary_apply(f, B):
     block, so a law's rule would depend on which other laws it was stacked with). f (m, n_s); B (n_s, k) or
     (m, n_s, k)."""
     acc = f[:, 0, None] * B[..., 0, :]
+    tmp = np.empty_like(acc)
     for j in range(1, CONTOUR_SAMPLES):
-        acc += f[:, j, None] * B[..., j, :]
+        acc += np.multiply(f[:, j, None], B[..., j, :], out=tmp)
     return acc
 
 
@@ -537,7 +538,7 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
     return _law_from_parts(act, q, avals, amass, vals, wts, cvals, cwts, tuple(mono), mirror, tuple(zeros))
 
 
-CONTOUR_CHUNK = 8192  # panels per stacked evaluation of the contour rules (_contour_laws)
+CONTOUR_CHUNK = 2048  # panels per stacked evaluation of the contour rules (_contour_laws)
 BATCH_MIN = 8  # _d2_laws builds the real rules of this many laws of one activation or more together
 
 
