@@ -310,13 +310,7 @@ def _contour_eval(act, sq, h, c, mid, half):
     if np.any(safe):
         err_log[safe] = np.max(np.abs(np.exp(log_mid[safe]) - check[safe]), axis=1)
     use_log = safe & (err_log < err_lin) & (err_log <= LOG_RTOL * scale)
-    vals, log_c = _contour_interp(samples, logs, use_log, h, c, mid, half)
-    if log_c is not None:
-        # a resolved panel's continuation stays within a few times its values (≤ 7 measured); a larger swing on the
-        # contour means the log interpolant is not the analytic continuation: keep the linear one there
-        ok = np.all(log_c.real <= np.log(CONTOUR_GROWTH * scale[use_log])[:, None], axis=1)
-        idx = np.nonzero(use_log)[0][ok]
-        vals[idx] = np.exp(log_c[ok])
+    vals = _contour_interp(samples, logs, use_log, scale, h, c, mid, half)
     wts = _WC * half[:, None] * _INV_SQRT_2PI * np.exp(-0.5 * xi * xi)
     return vals, wts
 
@@ -346,9 +340,10 @@ def _bary_apply(f, B):
     return acc
 
 
-def _contour_interp(samples, logs, use_log, h, c, mid, half):
-    """The interpolants of φ'² (every panel) and log φ'² (the panels ``use_log``; None if none) at the contour
-    points x = (ξ - c)/h, ξ = mid + half·_XC.
+def _contour_interp(samples, logs, use_log, scale, h, c, mid, half):
+    """φ'² at the contour points x = (ξ - c)/h, ξ = mid + half·_XC: exp of the interpolant of log φ'² on the panels
+    ``use_log`` where that stays within CONTOUR_GROWTH × the panel's ``scale``, the interpolant of φ'² elsewhere (only
+    where it is used).
 
     x = (mid - c)/h + (half/h)·_XC depends on the panel only through these four ratios: one interpolation matrix per
     distinct x (a few dozen kinds among thousands of panels: the contour heights are CONTOUR_KAPPA × a neighbouring
@@ -368,8 +363,7 @@ def _contour_interp(samples, logs, use_log, h, c, mid, half):
     x = (kinds[:, 0:1] + 1j * kinds[:, 1:2]) + (kinds[:, 2:3] + 1j * kinds[:, 3:4]) * _XC  # (K, n)
     L = _bary_matrix(x)  # (K, n, n_s)
     LR = np.concatenate([L.real, L.imag], axis=1).transpose(0, 2, 1).copy()  # (K, n_s, 2n): f @ LR[k] = Re | Im
-    out = np.empty((P, 2 * n))
-    lout = np.zeros((P, 2 * n))
+    out = np.zeros((P, 2 * n))
     if kinds.shape[0] > BARY_GROUPS_MAX * P:
         chunks = [(np.arange(lo, min(P, lo + BARY_ROWS)), None) for lo in range(0, P, BARY_ROWS)]
     else:
@@ -378,17 +372,29 @@ def _contour_interp(samples, logs, use_log, h, c, mid, half):
         starts = np.r_[0, ends[:-1]]
         chunks = [(order[lo : min(e, lo + BARY_ROWS)], k) for k, (s0, e) in enumerate(zip(starts, ends))
                   for lo in range(s0, e, BARY_ROWS)]
-    for rows, k in chunks:
-        B = LR[k] if k is not None else LR[inv[rows]]
-        out[rows] = _bary_apply(samples[rows], B)
-        lg = use_log[rows]
-        if np.any(lg):
-            lrows = rows[lg]
-            lout[lrows] = _bary_apply(logs[lrows], B if k is not None else B[lg])
+
+    def apply(f, sel):  # out[r] = f[r] @ LR for the rows r with sel[r]
+        for rows, k in chunks:
+            r = rows[sel[rows]]
+            if r.size:
+                out[r] = _bary_apply(f[r], LR[k] if k is not None else LR[inv[r]])
+
+    exp_rows = np.zeros(0, dtype=np.intp)
+    if np.any(use_log):
+        apply(logs, use_log)
+        log_c = out[use_log, :n] + 1j * out[use_log, n:]
+        # a resolved panel's continuation stays within a few times its values (≤ 7 measured); a larger swing on the
+        # contour means the log interpolant is not the analytic continuation: keep the linear one there
+        ok = np.all(log_c.real <= np.log(CONTOUR_GROWTH * scale[use_log])[:, None], axis=1)
+        exp_rows = np.nonzero(use_log)[0][ok]
+        exp_vals = np.exp(log_c[ok])
+    lin = np.ones(P, dtype=bool)
+    lin[exp_rows] = False
+    apply(samples, lin)
     vals = out[:, :n] + 1j * out[:, n:]
-    if not np.any(use_log):
-        return vals, None
-    return vals, lout[use_log, :n] + 1j * lout[use_log, n:]
+    if exp_rows.size:
+        vals[exp_rows] = exp_vals
+    return vals
 
 
 def _contour_laws(acts, laws):
