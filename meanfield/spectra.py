@@ -79,6 +79,13 @@ _LOG_MAX = math.log(np.finfo(float).max)
 _TINY = 1.0 / np.finfo(float).max  # 1/x is finite for x above this
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` marked read-only: the core kernels call ``_quad.add_breaks`` with read-only kinks, and Numba compiles one
+    version per array mutability, so passing the same kind here reuses theirs (cold start)."""
+    a.setflags(write=False)
+    return a
+
+
 def _exp(x: float) -> float:
     """exp without OverflowError: inf beyond float64 (the log is always available)."""
     if x > _LOG_MAX:
@@ -409,7 +416,7 @@ def _contour_laws(acts, laws):
                 and law.pieces):
             by_act.setdefault(a, []).append(i)
     buf = np.empty(_quad.MAX_BREAKS)
-    empty_kinks = np.zeros(0)
+    empty_kinks = _readonly(np.zeros(0))
     for act, idx in by_act.items():
         if len(idx) < BATCH_MIN:
             continue
@@ -500,7 +507,7 @@ def _d2_law(act, q: float, contour: bool = True) -> _Law:
             rounded.extend(lost)
     # breakpoints in z: the Gaussian's and φ's scales (meanfield._quad), graded towards every pinned end
     buf = np.empty(_quad.MAX_BREAKS)
-    n = _quad.add_breaks(0.0, sq, np.asarray(act.kinks, dtype=np.float64), buf, 0)
+    n = _quad.add_breaks(0.0, sq, _readonly(np.array(act.kinks, dtype=np.float64)), buf, 0)
     # (not the truncation ends ±U: as e/√q they are ±Z_MAX only to rounding, and a grading there, where the Gaussian
     # has no mass, would only add panels; whether it did hinged on the last bit of q)
     ends = sorted({e / sq for piece in mono for e in piece})
@@ -611,7 +618,7 @@ def _d2_laws_batch(act, qs):
     if idx.size == 0:
         return out
     # breakpoints (as _d2_law) and the panels of every law, then one Gauss–Legendre rule and one evaluation of φ'²
-    empty_kinks = np.zeros(0)
+    empty_kinks = _readonly(np.zeros(0))
     panels, owner = [], []
     buf = np.empty(_quad.MAX_BREAKS)
     for i in idx:
