@@ -806,12 +806,14 @@ def _complex_levels(lev):
     (moments, edge, atoms) needs only the real rules, the density and the Stieltjes transform need these. The contour
     rules of the distinct laws come from :func:`meanfield.spectra._contour_laws` (stacked for many laws of one smooth
     activation, else :func:`meanfield.spectra._d2_law` each; the same rules either way), from 2·CONTOUR_SPLIT laws on
-    in two halves on two threads (numpy's array work releases the GIL)."""
+    in two halves on two threads (numpy's array work releases the GIL), each thread also laying out its levels and
+    packing their pole form (:func:`_pole_levels`) where the levels of each half's laws are consecutive."""
     got = lev.get("complex")
     if got is None:
         d2_law, _ = _laws()
         real = lev.get("real_laws", {})
-        distinct = list(dict.fromkeys((k[0], k[1]) for k in lev["law_keys"]))
+        keys = lev["law_keys"]
+        distinct = list(dict.fromkeys((k[0], k[1]) for k in keys))
         if _BASELINE or not all(k in real for k in distinct):
             laws = [d2_law(a, q) for a, q in distinct]
         else:
@@ -822,24 +824,61 @@ def _complex_levels(lev):
                 from concurrent.futures import ThreadPoolExecutor
 
                 h = len(distinct) // 2
+                first = set(distinct[:h])
+                k1 = 0
+                while k1 < len(keys) and (keys[k1][0], keys[k1][1]) in first:
+                    k1 += 1
+                if all((k[0], k[1]) not in first for k in keys[k1:]):
+                    # the levels of each half's laws are consecutive: each thread also lays out its levels and
+                    # packs their pole form (elementwise: bitwise the arrays of the whole chain)
+                    def half(sl, ks):
+                        by = dict(zip(distinct[sl], _contour_laws(acts[sl], olds[sl])))
+                        D, P, sizes = _level_rules(d2_law, ks, by)
+                        return D, P, sizes, _pack_poles(D, P)
+
+                    with ThreadPoolExecutor(2) as ex:
+                        (D1, P1, n1, (R1, c1)), (D2, P2, n2, (R2, c2)) = ex.map(
+                            half, (slice(0, h), slice(h, None)), (keys[:k1], keys[k1:]))
+                    off = np.concatenate(([0, 0], np.cumsum(np.concatenate((n1, n2))))).astype(np.int64)
+                    kept = np.concatenate((c1, c2[1:] + c1[-1]))  # nodes kept before each node index
+                    got = lev["complex"] = (np.concatenate((D1, D2)), np.concatenate((P1, P2)), off)
+                    lev["poles"] = (np.ascontiguousarray(np.concatenate((R1, R2), axis=1)), kept[off].astype(np.int64))
+                    return got
                 with ThreadPoolExecutor(2) as ex:
                     parts = list(ex.map(lambda sl: _contour_laws(acts[sl], olds[sl]), (slice(0, h), slice(h, None))))
                 laws = parts[0] + parts[1]
             else:
                 laws = _contour_laws(acts, olds)
-        by = dict(zip(distinct, laws))
-        Ds, Ps, offs = [], [], [0, 0]
-        for act, q, sw2 in lev["law_keys"]:
-            dc, pc = _nu_law(d2_law, act, q, sw2, law=by[(act, q)])[1]
-            Ds.append(dc)
-            Ps.append(pc)
-            offs.append(offs[-1] + dc.size)
-        got = lev["complex"] = (
-            np.ascontiguousarray(np.concatenate(Ds)),
-            np.ascontiguousarray(np.concatenate(Ps)),
-            np.asarray(offs, dtype=np.int64),
-        )
+        D, P, sizes = _level_rules(d2_law, keys, dict(zip(distinct, laws)))
+        got = lev["complex"] = (D, P, np.concatenate(([0, 0], np.cumsum(sizes))).astype(np.int64))
     return got
+
+
+def _level_rules(d2_law, keys, by):
+    """The contour rules of the levels ``keys`` = ((φ, q, σ_w²), …) from the laws ``by[(φ, q)]``, laid end to end:
+    (D, P, the number of nodes of each level)."""
+    Ds, Ps = [], []
+    for act, q, sw2 in keys:
+        dc, pc = _nu_law(d2_law, act, q, sw2, law=by[(act, q)])[1]
+        Ds.append(dc)
+        Ps.append(pc)
+    sizes = np.array([d.size for d in Ds], dtype=np.int64)
+    if not Ds:
+        return np.zeros(0, dtype=np.complex128), np.zeros(0, dtype=np.complex128), sizes
+    return np.ascontiguousarray(np.concatenate(Ds)), np.ascontiguousarray(np.concatenate(Ps)), sizes
+
+
+def _pack_poles(D, P):
+    """Pole form of the nodes (D, P) (see :func:`_pole_levels`): the (6, n) array of the nodes d ≠ 0 and the number of
+    nodes kept before each index (length D.size + 1)."""
+    keep = D != 0.0
+    kept = np.concatenate(([0], np.cumsum(keep)))
+    c = 1.0 / D[keep]
+    p = P[keep]
+    pc = p * c
+    R = np.empty((6, c.size))
+    R[0], R[1], R[2], R[3], R[4], R[5] = c.real, c.imag, p.real, p.imag, pc.real, pc.imag
+    return R, kept
 
 
 def _initial_guess(lev, target):
@@ -900,13 +939,9 @@ def _pole_levels(lev):
     got = lev.get("poles")
     if got is None:
         D, P, off = _complex_levels(lev)
-        keep = D != 0.0
-        kept = np.concatenate(([0], np.cumsum(keep)))  # nodes kept before each index: the new offsets are kept[off]
-        c = 1.0 / D[keep]
-        p = P[keep]
-        pc = p * c
-        R = np.empty((6, c.size))
-        R[0], R[1], R[2], R[3], R[4], R[5] = c.real, c.imag, p.real, p.imag, pc.real, pc.imag
+        got = lev.get("poles")
+    if got is None:
+        R, kept = _pack_poles(D, P)
         got = lev["poles"] = (R, kept[off].astype(np.int64))
     return got
 
