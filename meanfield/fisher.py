@@ -833,7 +833,7 @@ def _complex_levels(lev):
                     # packs their pole form (elementwise: bitwise the arrays of the whole chain)
                     def half(sl, ks):
                         by = dict(zip(distinct[sl], _contour_laws(acts[sl], olds[sl])))
-                        D, P, sizes = _level_rules(d2_law, ks, by)
+                        D, P, sizes = _level_rules(ks, by)
                         return D, P, sizes, _pack_poles(D, P)
 
                     with ThreadPoolExecutor(2) as ex:
@@ -849,20 +849,21 @@ def _complex_levels(lev):
                 laws = parts[0] + parts[1]
             else:
                 laws = _contour_laws(acts, olds)
-        D, P, sizes = _level_rules(d2_law, keys, dict(zip(distinct, laws)))
+        D, P, sizes = _level_rules(keys, dict(zip(distinct, laws)))
         got = lev["complex"] = (D, P, np.concatenate(([0, 0], np.cumsum(sizes))).astype(np.int64))
     return got
 
 
-def _level_rules(d2_law, keys, by):
+def _level_rules(keys, by):
     """The contour rules of the levels ``keys`` = ((φ, q, σ_w²), …) from the laws ``by[(φ, q)]``, laid end to end:
     (D, P, the number of nodes of each level)."""
-    Ds, Ps = [], []
-    for act, q, sw2 in keys:
-        dc, pc = _nu_law(d2_law, act, q, sw2, law=by[(act, q)])[1]
-        Ds.append(dc)
-        Ps.append(pc)
-    sizes = np.array([d.size for d in Ds], dtype=np.int64)
+    Ds, Ps, sizes = [], [], np.empty(len(keys), dtype=np.int64)
+    for i, (act, q, sw2) in enumerate(keys):  # the complex rule of :func:`_nu_law`, atoms first, in one concatenation
+        law = by[(act, q)]
+        d = sw2 * law.cnode_vals
+        Ds += [(sw2 * law.atom_vals).astype(np.complex128), d]
+        Ps += [law.atom_mass.astype(np.complex128), law.cnode_wts]
+        sizes[i] = law.atom_vals.size + d.size
     if not Ds:
         return np.zeros(0, dtype=np.complex128), np.zeros(0, dtype=np.complex128), sizes
     return np.ascontiguousarray(np.concatenate(Ds)), np.ascontiguousarray(np.concatenate(Ps)), sizes
