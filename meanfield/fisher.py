@@ -298,6 +298,41 @@ def _out(arr, scalar, kind=float):
     return kind(arr) if scalar else arr
 
 
+def _spectrum_statistics(S, Sx, T, C, N, n_par):
+    """The FIM's statistics from the NTK sums S = Σ_l a_l q̃^l and Sx (its cross term), elementwise over depths (numpy
+    arrays, 0-d for one depth): Θ/N = (S - Sx) I_T + Sx 11ᵀ (⊗ I_C) has the eigenvalue N(S + (T-1)Sx)/T (C-fold, the
+    top) and N(S - Sx)/T (C(T-1)-fold, the bulk); returns (trace, λ_max, its multiplicity, bulk, second moment).
+    A tie (|Sx|·T ≤ DEGENERATE_RTOL·S) merges them into one CT-fold eigenvalue; with Sx < 0 the bulk is λ_max."""
+    trace = C * N * S
+    top = N * (S + (T - 1) * Sx) / T
+    bulk = N * (S - Sx) / T
+    if T == 1:
+        lam = top
+        mult = np.full(np.shape(S), C)
+    else:
+        tie = np.abs(Sx) * T <= DEGENERATE_RTOL * S
+        lam = np.where(tie | (top >= bulk), top, bulk)
+        mult = np.where(tie, C * T, np.where(top > bulk, C, C * (T - 1)))
+    second = C * N * N * (S**2 + (T - 1) * Sx**2) / (T * n_par)
+    return trace, lam, mult, bulk, second
+
+
+def _layer_orders(a, chi, chix, S_total, L, T):
+    """Per-layer backward order parameters of the deepest network (L hidden layers; arrays indexed 0 … L+1, NaN where
+    undefined): q̃ and q̃_× by the backward recursion over the gains ``chi`` (``chix``, T > 1 only), each layer's share
+    a_l q̃^l / S of the NTK sum, and the gains themselves for l = 1 … L."""
+    qt = _backward(chi, L)
+    qtx = _backward(chix, L) if T > 1 else _nans(L + 2)
+    share = _nans(L + 2)
+    share[1:] = a[1:] * qt[1:] / S_total
+    chi_out = _nans(L + 2)
+    chi_out[1 : L + 1] = chi[1 : L + 1]
+    chix_out = _nans(L + 2)
+    if T > 1:
+        chix_out[1 : L + 1] = chix[1 : L + 1]
+    return qt, qtx, share, chi_out, chix_out
+
+
 def fisher_statistics(
     phi,
     sigma_w=None,
@@ -472,27 +507,8 @@ def _fisher_uniform(act, sw, sb, depth, N, T, C, N0, q_in, rho, use_bias, weight
     Sx_L = Sx[depths]
     alpha = a0 + depths - 1.0
     n_par = N0 * N + (depths - 1) * N * N + N * C + (depths * N + C if use_bias else 0)
-    trace = C * N * S_L
-    top = N * (S_L + (T - 1) * Sx_L) / T
-    bulk = N * (S_L - Sx_L) / T
-    if T == 1:
-        lam = top
-        mult = np.full(depths.shape, C)
-    else:
-        tie = np.abs(Sx_L) * T <= DEGENERATE_RTOL * S_L
-        lam = np.where(tie | (top >= bulk), top, bulk)
-        mult = np.where(tie, C * T, np.where(top > bulk, C, C * (T - 1)))
-    second = C * N * N * (S_L**2 + (T - 1) * Sx_L**2) / (T * n_par)
-
-    qt = _backward(chi, L_max)
-    qtx = _backward(chix, L_max) if T > 1 else _nans(L_max + 2)
-    share = _nans(L_max + 2)
-    share[1:] = a[1:] * qt[1:] / S[L_max]
-    chi_out = _nans(L_max + 2)
-    chi_out[1 : L_max + 1] = chi[1 : L_max + 1]
-    chix_out = _nans(L_max + 2)
-    if T > 1:
-        chix_out[1 : L_max + 1] = chix[1 : L_max + 1]
+    trace, lam, mult, bulk, second = _spectrum_statistics(S_L, Sx_L, T, C, N, n_par)
+    qt, qtx, share, chi_out, chix_out = _layer_orders(a, chi, chix, S[L_max], L_max, T)
 
     return FisherStatistics(
         activation=act.name,
@@ -612,25 +628,9 @@ def _fisher_network(net, T, q_in, rho):
         raise NumericalError(f"the NTK overflowed for {net!r}: the backward gains grow too fast for this depth")
     alpha = sum(Ns[l] * Ns[l - 1] for l in range(1, L + 1)) / (N * N)
     n_par = sum(Ns[l - 1] * Ns[l] for l in range(1, L + 2)) + sum(Ns[l] for l in range(1, L + 2) if net.biases[l - 1])
-    trace = C * N * S
-    top = N * (S + (T - 1) * Sx) / T
-    bulk = N * (S - Sx) / T
-    if T == 1:
-        lam, mult = top, C
-    else:
-        tie = abs(Sx) * T <= DEGENERATE_RTOL * S
-        lam = top if (tie or top >= bulk) else bulk
-        mult = C * T if tie else (C if top > bulk else C * (T - 1))
-    second = C * N * N * (S**2 + (T - 1) * Sx**2) / (T * n_par)
-    qt = _backward(chi, L)
-    qtx = _backward(chix, L) if T > 1 else _nans(L + 2)
-    share = _nans(L + 2)
-    share[1:] = a[1:] * qt[1:] / S
-    chi_out = _nans(L + 2)
-    chi_out[1 : L + 1] = chi[1 : L + 1]
-    chix_out = _nans(L + 2)
-    if T > 1:
-        chix_out[1 : L + 1] = chix[1 : L + 1]
+    trace, lam, mult, bulk, second = _spectrum_statistics(np.float64(S), np.float64(Sx), T, C, N, n_par)
+    trace, lam, bulk, second = float(trace), float(lam), float(bulk), float(second)
+    qt, qtx, share, chi_out, chix_out = _layer_orders(a, chi, chix, S, L, T)
     summ = net.summary()
     return FisherStatistics(
         activation=summ["activation"],
