@@ -332,7 +332,7 @@ def continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt
 
 
 @njit(**JIT)
-def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, status_out, eps_out):
+def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, status_out, eps_out, b_out):
     """m = M_J(λ + i0) of the normalised spectrum for every λ = exp(loglam[i]), loglam sorted ascending.
 
     Each point first tries the previous point's real-axis solution as the start (horizontal continuation: one Newton
@@ -341,9 +341,11 @@ def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, sta
     and m stays real (a gap) or complex (the bulk): at an edge the tangent turns vertical and the test fails.
     Otherwise it starts afresh at z = λ + iH (H ≥ 10 × the normalised edge, where the moment series converges) and
     continues down (:func:`continue_down`). status_out: the codes of :func:`continue_down` (0 on the real axis);
-    eps_out: the height where the continuation stopped (0 on the axis).
+    eps_out: the height where the continuation stopped (0 on the axis). b_out: (points, G) receives the b_g = log y_g
+    of each point's solution (NaN where it failed), or has 0 columns when they are not wanted.
     """
     G = cnt.shape[0]
+    keep_b = b_out.shape[1] == G
     E = np.empty(G, np.complex128)
     kap = np.empty(G, np.complex128)
     kt = np.empty(G, np.complex128)
@@ -395,12 +397,18 @@ def solve_many(loglam, H, mom, s1, vals, wts, off, cnt, zm, L, gauss, m_out, sta
                 status_out[i] = -1
                 eps_out[i] = H
                 m_out[i] = complex(np.nan, np.nan)
+                if keep_b:
+                    for g in range(G):
+                        b_out[i, g] = complex(np.nan, np.nan)
                 have_prev = False
                 continue
             a, D, st, eps = continue_down(lam, H, a, b, kap, D, vals, wts, off, cnt, zm, L, gauss, E, kt, db, bt)
             status_out[i] = st
             eps_out[i] = eps
         m_out[i] = m_of(a, a0)
+        if keep_b:
+            for g in range(G):
+                b_out[i, g] = b[g]
         have_prev = status_out[i] == 0
         lz_prev = lz
 

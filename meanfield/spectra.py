@@ -987,6 +987,11 @@ class JacobianSpectrum(Result):
         bulk for piecewise-linear φ (exact laws), ~1e-8 for smooth φ (contour rule, checked against the exact moments);
         next to an edge where ρ diverges, limited by rounding (~1e-6 within 1e-12 of it). Raises ConvergenceError
         where the continuation fails elsewhere.
+
+        A chain of 64 or more distinct laws (each layer at its own q^l, e.g. ``q0`` far from q*) is solved on the laws
+        at Chebyshev nodes in q: Σ_l log y_l(m) over the layers whose q^l lie within a factor 2 is replaced by its
+        12-node Chebyshev interpolant in q, with weights Σ_l ℓ_j(q^l). Every point checks its interpolants (last two
+        Chebyshev coefficients of log y below 1e-11 (1 + |c_0|)); a point that fails is solved again over every law.
         """
         xa = as_array(x, "x")
         flat = np.ascontiguousarray(xa, dtype=np.float64).reshape(-1)
@@ -1089,25 +1094,140 @@ def _length_trajectory(act, sw, sb, depth, q0):
     return np.ascontiguousarray(q[1 : depth + 1])
 
 
-def _solve_sorted(ll, s, moments, depth):
-    """Run the Numba solver on sorted normalised log-λ; contiguous chunks in parallel threads (the kernels release
-    the GIL), each chunk continuing along its own points."""
+# Compressed chains (many distinct laws, e.g. depth 10,000 from q0 = 1: 899 laws). The equations need the laws only
+# through Σ_g n_g log y_g(m); for the laws of one smooth activation whose q lie in [q_a, q_b] (q_b ≤ COMPRESS_RATIO q_a),
+# log y(m; q) is analytic in q, and its Chebyshev interpolant through COMPRESS_NODES Chebyshev–Lobatto nodes q_j gives
+# Σ_g n_g log y_g ≈ Σ_j W_j log y(m; q_j) with W_j = Σ_g n_g ℓ_j(q_g) (ℓ_j the Lagrange basis): the solver runs on the
+# node laws with real weights W_j in place of the groups. Each point's interpolant is checked through its Chebyshev
+# coefficients (their last two below COMPRESS_TOL); a point where that fails is solved again with every law.
+COMPRESS_MIN = 64  # compress chains of at least this many distinct laws
+COMPRESS_NODES = 12
+COMPRESS_RATIO = 2.0
+COMPRESS_TOL = 1e-11  # |c_{K-2}| + |c_{K-1}| ≤ COMPRESS_TOL (1 + |c_0|) for log y(m; q) = Σ_k c_k T_k on an interval
+
+
+def _lobatto(K):
+    """Chebyshev–Lobatto points t_j = cos(πj/(K-1)), their barycentric weights and the values-to-coefficients matrix."""
+    j = np.arange(K)
+    t = np.cos(np.pi * j / (K - 1))
+    bw = (-1.0) ** j
+    bw[0] *= 0.5
+    bw[-1] *= 0.5
+    C = np.cos(np.pi * np.outer(j, j) / (K - 1)) * (2.0 / (K - 1))
+    C[:, 0] *= 0.5
+    C[:, -1] *= 0.5
+    C[0] *= 0.5
+    C[-1] *= 0.5
+    return t, bw, C
+
+
+def _lagrange_sums(tq, counts, t, bw):
+    """W_j = Σ_g n_g ℓ_j(t_g): the weights of the nodes t_j in the interpolated sum (barycentric form)."""
+    W = np.zeros(t.size)
+    for tg, n in zip(tq, counts):
+        d = tg - t
+        hit = np.nonzero(d == 0.0)[0]
+        if hit.size:
+            W[hit[0]] += n
+            continue
+        c = bw / d
+        W += n * c / c.sum()
+    return W
+
+
+def _compress(s):
+    """The compressed form of the solver's chain (see COMPRESS_NODES), built on first use; None where the chain has
+    fewer than COMPRESS_MIN laws or no interval holds more laws than it would take nodes. Returns a dict with the
+    pack (vals, wts, off), cnt (real weights), s1, zm, and ``checks``: (column slice of the nodes, C) per interval."""
+    with _CONTOUR_LOCK:
+        if "compressed" in s:
+            return s["compressed"]
+    laws, acts, cnt = s["laws"], s["acts"], s["cnt"]
+    out = None
+    if len(laws) >= COMPRESS_MIN and s.get("compress", True):
+        K = COMPRESS_NODES
+        t, bw, C = _lobatto(K)
+        by_act: dict = {}
+        for i, (a, law) in enumerate(zip(acts, laws)):
+            if not len(a.kinks) and law.q > 0.0 and law.atom_vals.size == 0 and law.zero_mass == 0.0 and law.pieces:
+                by_act.setdefault(a, []).append(i)
+        covered = np.zeros(len(laws), bool)
+        node_q, node_act, node_w = [], [], []
+        for a, idx in by_act.items():
+            idx = np.asarray(idx)
+            q = np.array([laws[i].q for i in idx])
+            order = np.argsort(q)
+            idx, q = idx[order], q[order]
+            start = 0
+            while start < q.size:
+                stop = int(np.searchsorted(q, COMPRESS_RATIO * q[start], side="right"))
+                if stop - start > K + 4:
+                    lo, hi = q[start], q[stop - 1]
+                    tq = (2.0 * q[start:stop] - (lo + hi)) / (hi - lo)
+                    node_q.extend(0.5 * (lo + hi) + 0.5 * (hi - lo) * t)
+                    node_act.extend([a] * K)
+                    node_w.append(_lagrange_sums(tq, cnt[idx[start:stop]], t, bw))
+                    covered[idx[start:stop]] = True
+                start = stop
+        if node_w:
+            keep = np.nonzero(~covered)[0]
+            nodes = _d2_laws(node_act, node_q)
+            claws = _contour_laws([acts[i] for i in keep] + node_act, [laws[i] for i in keep] + nodes)
+            first = keep.size
+            checks = [(slice(first + K * r, first + K * (r + 1)), C) for r in range(len(node_w))]
+            out = dict(
+                pack=_pack(claws, [law.mean for law in claws], contour=True),
+                cnt=np.concatenate([cnt[keep], *node_w]),
+                s1=np.array([-law.rel_var for law in claws]),
+                zm=np.array([law.zero_mass for law in claws]),
+                checks=checks,
+                laws=len(laws),
+            )
+    with _CONTOUR_LOCK:
+        return s.setdefault("compressed", out)
+
+
+def _run_solver(ll, args, G, want_b):
+    """solve_many on sorted ll; contiguous chunks in parallel threads (the kernels release the GIL)."""
     n = ll.size
     m = np.empty(n, np.complex128)
     status = np.empty(n, np.int64)
     eps = np.zeros(n)
-    args = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
+    b = np.empty((n, G if want_b else 0), np.complex128)
     k = min(THREADS, n // CHUNK_MIN)
     if k <= 1:
-        _k.solve_many(ll, *args, m, status, eps)
+        _k.solve_many(ll, *args, m, status, eps, b)
     else:
         bounds = np.linspace(0, n, k + 1).astype(int)
         futs = [
-            _pool().submit(_k.solve_many, ll[a:b], *args, m[a:b], status[a:b], eps[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])
+            _pool().submit(_k.solve_many, ll[a:c], *args, m[a:c], status[a:c], eps[a:c], b[a:c])
+            for a, c in zip(bounds[:-1], bounds[1:])
         ]
         for f in futs:
             f.result()
+    return m, status, eps, b
+
+
+def _solve_sorted(ll, s, moments, depth):
+    """Run the Numba solver on sorted normalised log-λ, each chunk of points continuing along its own points; on the
+    compressed chain (:func:`_compress`) where there is one, the points whose interpolation check fails again with
+    every law."""
+    comp = _compress(s)
+    if comp is None:
+        args = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
+        m, status, eps, _ = _run_solver(ll, args, 0, False)
+    else:
+        args = (s["H"], moments, comp["s1"], *comp["pack"], comp["cnt"], comp["zm"], depth, s["gauss"])
+        m, status, eps, b = _run_solver(ll, args, comp["cnt"].size, True)
+        err = np.zeros(ll.size)
+        for cols, C in comp["checks"]:
+            c = b[:, cols] @ C.T  # Chebyshev coefficients of log y(m; q) on the interval, per point
+            err = np.maximum(err, (np.abs(c[:, -1]) + np.abs(c[:, -2])) / (1.0 + np.abs(c[:, 0])))
+        redo = ~(err <= COMPRESS_TOL) | (status < 0)  # NaN coefficients (a failed point) included
+        if np.any(redo):
+            full = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
+            mr, sr, er, _ = _run_solver(np.ascontiguousarray(ll[redo]), full, 0, False)
+            m[redo], status[redo], eps[redo] = mr, sr, er
     return _remove_atom_tails(m, status, eps, ll, s), status
 
 
@@ -1644,6 +1764,7 @@ def _assemble(laws, acts, counts, L, ng, log_mean, log_w, sw2_first, name, field
     )
     if _BASELINE:
         solver["contour"] = _pack(laws, [law.mean for law in laws], contour=True)
+        solver["compress"] = False
     # lower end of the continuous part (normalised log units) and the support
     if point:
         solver["cont_lo"] = log_e

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -126,3 +127,82 @@ def test_tail_log_edges_per_layer_match_one_search_per_tail():
     q = np.exp(np.linspace(math.log(2.0), math.log(0.05), len(acts)))
     np.testing.assert_allclose(_tail_log_edges(acts, sws, q, gs), _tail_log_edges_each(acts, sws, q, gs),
                                rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------------ compressed chains
+def _every_law(s):
+    """The same spectrum with the density solved over every law (no compression)."""
+    solver = {k: v for k, v in s._solver.items() if k != "compressed"}
+    solver["compress"] = False
+    return dataclasses.replace(s, _solver=solver)
+
+
+COMPRESS_CASES = [
+    ("tanh", 1.0 / 64, 1.0, 400),
+    ("erf", 1.0 / 64, 1.0, 300),
+    ("tanh", 0.25, 16.0, 300),
+    ("erf", 0.25, 16.0, 300),
+]
+
+
+@pytest.mark.parametrize("phi, qs, q0, L", COMPRESS_CASES, ids=[f"{c[0]}-{c[1]:g}" for c in COMPRESS_CASES])
+@pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
+def test_compressed_chain_matches_every_law(phi, qs, q0, L, weights):
+    # a chain of ≥ 64 distinct laws (critical point at q* = qs, entered from q0) is solved on Chebyshev node laws in q;
+    # the density agrees with the solve over every law to 1e-8 relative where ρ is not tiny (above 1e-6 of its
+    # largest value on the grid)
+    sw, sb = mf.critical_point(phi, qs)
+    s = jacobian_spectrum(phi, sw, sb, L, weights=weights, q0=q0)
+    x = np.linspace(0.0, s.edge, 82)[1:-1]
+    d = s.density(x)
+    comp = s._solver["compressed"]
+    n_laws = len(s._solver["laws"])
+    assert n_laws >= spectra.COMPRESS_MIN and comp is not None
+    assert comp["cnt"].size < n_laws / 2
+    # the weights of the nodes and the layers kept as they are sum to the depth (interpolation reproduces constants)
+    assert comp["cnt"].sum() == pytest.approx(L, rel=1e-12)
+    ref = _every_law(s).density(x)
+    big = ref > 1e-6 * ref.max()
+    assert big.sum() > 40
+    np.testing.assert_allclose(d[big], ref[big], rtol=1e-8)
+
+
+def test_compressed_chain_of_a_network_with_two_activations():
+    # alternating tanh and erf layers, each with its own q^l: compressed per activation
+    L = 300
+    acts = ["tanh", "erf"] * (L // 2)
+    sw = [1.02, 0.9] * (L // 2) + [1.0]  # near tanh's and erf's critical σ_w at small q*: slow convergence of q^l
+    net = mf.Network([500] * (L + 1) + [10], sw, 0.002, acts)
+    s = jacobian_spectrum(net, q0=4.0)
+    comp = s._solver.get("compressed") or spectra._compress(s._solver)
+    assert comp is not None and comp["cnt"].size < len(s._solver["laws"]) / 2
+    x = np.linspace(0.0, s.edge, 62)[1:-1]
+    d, ref = s.density(x), _every_law(s).density(x)
+    big = ref > 1e-6 * ref.max()
+    np.testing.assert_allclose(d[big], ref[big], rtol=1e-8)
+
+
+def test_failed_interpolation_check_solves_with_every_law(monkeypatch):
+    # with a tolerance no interpolant meets, every point is solved again over every law: exactly the full solve
+    sw, sb = mf.critical_point("tanh", 1.0 / 64)
+    s = jacobian_spectrum("tanh", sw, sb, 400, weights="orthogonal", q0=1.0)
+    x = np.linspace(0.0, s.edge, 42)[1:-1]
+    ref = _every_law(s).density(x)
+    monkeypatch.setattr(spectra, "COMPRESS_TOL", -1.0)
+    assert np.array_equal(s.density(x), ref)
+
+
+@pytest.mark.parametrize("K", [5, 12, 16])
+def test_node_weights_and_coefficients_reproduce_polynomials(K):
+    # Σ_j W_j p(t_j) = Σ_g n_g p(t_g) for every polynomial of degree < K, and the coefficient matrix gives the Chebyshev
+    # coefficients of values at the Lobatto points (numpy's chebval as the reference)
+    rng = np.random.default_rng(K)
+    t, bw, C = spectra._lobatto(K)
+    tg = np.concatenate([rng.uniform(-1.0, 1.0, 50), [1.0, -1.0, t[1]]])
+    n = rng.integers(1, 30, tg.size).astype(float)
+    W = spectra._lagrange_sums(tg, n, t, bw)
+    for _ in range(5):
+        a = rng.normal(size=K)
+        p = lambda u: np.polynomial.chebyshev.chebval(u, a)  # noqa: E731
+        assert W @ p(t) == pytest.approx(n @ p(tg), rel=1e-12, abs=1e-12 * n.sum())
+        np.testing.assert_allclose(C @ p(t), a, atol=1e-13 * np.abs(a).sum())
