@@ -23,7 +23,8 @@ cost a few Chebyshev sums.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from meanfield._quad import X10, X16, W10, W16, MAX_BREAKS, INV_SQRT_2PI
 from meanfield._quad import add_breaks, add_kink_grading, sort_unique
@@ -408,7 +409,7 @@ def moments(q, tab, out, miss=None):
 
     ``miss``: None (the default) for the above. An int64 array instead gives the table-only variant: where the direct
     rule would be needed it sets ``miss[0] = 1`` and the moments to NaN, and the direct rule is not compiled into it
-    (Numba prunes the branch by the argument's type). The solvers' first attempt runs table-only; a caller that finds
+    (:func:`_moments_beyond_table` is chosen by the argument's type). The solvers' first attempt runs table-only; a caller that finds
     ``miss[0]`` set repeats the whole computation with ``miss=None`` (lazy compilation of the rarely needed path: a
     compiled function carries the code of all it calls, and the checked rule is most of it)."""
     if CLOSED_ONEPOINT:
@@ -424,12 +425,34 @@ def moments(q, tab, out, miss=None):
             out[4] *= 2.0 / (q * math.log(2.0))
             if not (math.isnan(out[0]) or math.isnan(out[1]) or math.isnan(out[2]) or math.isnan(out[3])):
                 return
-    if miss is None:
-        moments_direct(q, out)
-    else:
+    _moments_beyond_table(q, out, miss)
+
+
+def _no_miss(miss):
+    """True for the ``miss`` argument's type when it was not given (None): the variant with the direct rule."""
+    return miss is None or isinstance(miss, (types.NoneType, types.Omitted))
+
+
+def _moments_beyond_table(q, out, miss):
+    """Where the table does not hold q: the checked direct rule (``miss`` None), or ``miss[0] = 1`` and NaN moments
+    (``miss`` an array). Chosen by the argument's type when the caller is typed (:func:`_ol_moments_beyond_table`), so
+    the table-only variant never compiles the direct rule: a branch ``if miss is None`` inside a kernel is not pruned
+    by Numba for an array ``miss`` (both branches get typed, and the direct rule compiled, in either variant)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_moments_beyond_table, jit_options=dict(cache=True, nogil=True))
+def _ol_moments_beyond_table(q, out, miss):
+    if _no_miss(miss):
+        def direct(q, out, miss):
+            moments_direct(q, out)
+        return direct
+
+    def table_only(q, out, miss):
         miss[0] = 1
         for k in range(N_MOMENTS):
             out[k] = math.nan
+    return table_only
 
 
 @njit(**INLINE)
@@ -783,10 +806,26 @@ def qmap_checked(q, sw2, sb2, tab, tab_err, out, err, miss=None):
             if not math.isfinite(bound):
                 f = math.nan
             return f, bound, sw2 * f1 - 1.0
-    if miss is None:
-        return qmap_direct(q, sw2, sb2, out, err)
-    miss[0] = 1  # the table-only variant (see moments)
-    return math.nan, math.inf, math.nan
+    return _qmap_beyond_table(q, sw2, sb2, out, err, miss)
+
+
+def _qmap_beyond_table(q, sw2, sb2, out, err, miss):
+    """Where the table does not hold q: :func:`qmap_direct` (``miss`` None), or ``miss[0] = 1`` and (NaN, inf, NaN)
+    (the table-only variant, see :func:`_moments_beyond_table`)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_qmap_beyond_table, jit_options=dict(cache=True, nogil=True))
+def _ol_qmap_beyond_table(q, sw2, sb2, out, err, miss):
+    if _no_miss(miss):
+        def direct(q, sw2, sb2, out, err, miss):
+            return qmap_direct(q, sw2, sb2, out, err)
+        return direct
+
+    def table_only(q, sw2, sb2, out, err, miss):
+        miss[0] = 1
+        return math.nan, math.inf, math.nan
+    return table_only
 
 
 @njit(**JIT)
