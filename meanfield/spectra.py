@@ -1103,6 +1103,7 @@ def _length_trajectory(act, sw, sb, depth, q0):
 COMPRESS_MIN = 64  # compress chains of at least this many distinct laws
 COMPRESS_NODES = 12
 COMPRESS_RATIO = 2.0
+COMPRESS_BLOCK = 8192  # points per solver call on the compressed chain (bounds the memory of the kept log y)
 COMPRESS_TOL = 1e-11  # |c_{K-2}| + |c_{K-1}| ≤ COMPRESS_TOL (1 + |c_0|) for log y(m; q) = Σ_k c_k T_k on an interval
 
 
@@ -1152,7 +1153,7 @@ def _compress(s):
             if not len(a.kinks) and law.q > 0.0 and law.atom_vals.size == 0 and law.zero_mass == 0.0 and law.pieces:
                 by_act.setdefault(a, []).append(i)
         covered = np.zeros(len(laws), bool)
-        node_q, node_act, node_w = [], [], []
+        node_q, node_act, node_w, spans = [], [], [], []
         for a, idx in by_act.items():
             idx = np.asarray(idx)
             q = np.array([laws[i].q for i in idx])
@@ -1167,11 +1168,20 @@ def _compress(s):
                     node_q.extend(0.5 * (lo + hi) + 0.5 * (hi - lo) * t)
                     node_act.extend([a] * K)
                     node_w.append(_lagrange_sums(tq, cnt[idx[start:stop]], t, bw))
+                    spans.append(idx[start:stop])
                     covered[idx[start:stop]] = True
                 start = stop
         if node_w:
-            keep = np.nonzero(~covered)[0]
             nodes = _d2_laws(node_act, node_q)
+            # a node law must be of the same kind as the laws it stands for (continuous, no mass at 0), else its
+            # interval keeps its laws as they are
+            for r in range(len(node_w) - 1, -1, -1):
+                sl = slice(K * r, K * (r + 1))
+                if not all(law.atom_vals.size == 0 and law.zero_mass == 0.0 and law.pieces for law in nodes[sl]):
+                    covered[spans[r]] = False
+                    del node_w[r], spans[r], nodes[sl], node_q[sl], node_act[sl]
+        if node_w:
+            keep = np.nonzero(~covered)[0]
             claws = _contour_laws([acts[i] for i in keep] + node_act, [laws[i] for i in keep] + nodes)
             first = keep.size
             checks = [(slice(first + K * r, first + K * (r + 1)), C) for r in range(len(node_w))]
@@ -1218,11 +1228,17 @@ def _solve_sorted(ll, s, moments, depth):
         m, status, eps, _ = _run_solver(ll, args, 0, False)
     else:
         args = (s["H"], moments, comp["s1"], *comp["pack"], comp["cnt"], comp["zm"], depth, s["gauss"])
-        m, status, eps, b = _run_solver(ll, args, comp["cnt"].size, True)
-        err = np.zeros(ll.size)
-        for cols, C in comp["checks"]:
-            c = b[:, cols] @ C.T  # Chebyshev coefficients of log y(m; q) on the interval, per point
-            err = np.maximum(err, (np.abs(c[:, -1]) + np.abs(c[:, -2])) / (1.0 + np.abs(c[:, 0])))
+        n = ll.size
+        m = np.empty(n, np.complex128)
+        status = np.empty(n, np.int64)
+        eps = np.empty(n)
+        err = np.zeros(n)
+        for a in range(0, n, COMPRESS_BLOCK):  # blocks: the solutions' log y of every point are kept for the check
+            sl = slice(a, min(a + COMPRESS_BLOCK, n))
+            m[sl], status[sl], eps[sl], b = _run_solver(ll[sl], args, comp["cnt"].size, True)
+            for cols, C in comp["checks"]:
+                c = b[:, cols] @ C.T  # Chebyshev coefficients of log y(m; q) on the interval, per point
+                err[sl] = np.maximum(err[sl], (np.abs(c[:, -1]) + np.abs(c[:, -2])) / (1.0 + np.abs(c[:, 0])))
         redo = ~(err <= COMPRESS_TOL) | (status < 0)  # NaN coefficients (a failed point) included
         if np.any(redo):
             full = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])

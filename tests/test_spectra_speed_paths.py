@@ -206,3 +206,31 @@ def test_node_weights_and_coefficients_reproduce_polynomials(K):
         p = lambda u: np.polynomial.chebyshev.chebval(u, a)  # noqa: E731
         assert W @ p(t) == pytest.approx(n @ p(tg), rel=1e-12, abs=1e-12 * n.sum())
         np.testing.assert_allclose(C @ p(t), a, atol=1e-13 * np.abs(a).sum())
+
+
+def test_interval_whose_node_laws_differ_in_kind_keeps_its_laws(monkeypatch):
+    # a node law with mass at 0 (not of the kind of the continuous laws it would stand for) leaves its interval
+    # uncompressed: here the only interval, so the chain is solved over every law
+    sw, sb = mf.critical_point("tanh", 1.0 / 64)
+    s = jacobian_spectrum("tanh", sw, sb, 400, weights="orthogonal", q0=1.0)
+    build = spectra._d2_laws
+    monkeypatch.setattr(spectra, "_d2_laws", lambda acts, qs, contour=False: [
+        dataclasses.replace(law, zero_mass=0.25) for law in build(acts, qs, contour)])
+    x = np.linspace(0.0, s.edge, 22)[1:-1]
+    d = s.density(x)
+    assert s._solver["compressed"] is None
+    np.testing.assert_array_equal(d, _every_law(s).density(x))
+
+
+def test_compressed_chain_in_blocks_of_points(monkeypatch):
+    # the points go to the solver in blocks of COMPRESS_BLOCK (each block starts its own continuation): the same
+    # density as the solve over every law
+    sw, sb = mf.critical_point("tanh", 1.0 / 64)
+    s = jacobian_spectrum("tanh", sw, sb, 400, weights="gaussian", q0=1.0)
+    x = np.linspace(0.0, s.edge, 52)[1:-1]
+    monkeypatch.setattr(spectra, "COMPRESS_BLOCK", 7)
+    d = s.density(x)
+    assert s._solver["compressed"] is not None
+    ref = _every_law(s).density(x)
+    big = ref > 1e-6 * ref.max()
+    np.testing.assert_allclose(d[big], ref[big], rtol=1e-8)
