@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup run verify test test-fast bench bench-gpu bench-kernels sweep figures docs clean
+.PHONY: setup run verify test test-fast bench bench-gpu bench-kernels sweep figures tables docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-gpu: setup
 
 figures: setup
 	$(PY) -m meanfield.cli run --out docs/figures
+
+# The named activations' moment tables shipped in meanfield/tables (rerun after editing the kernel template, the table
+# builder or the quadrature: tests/test_activations.py checks that every shipped table matches the current code).
+tables: setup
+	$(PY) -c "from meanfield._table import write_shipped_tables as w; print(*w(), sep='\n')"
 
 # The documentation: HTML in docs/_build/html (entry page index.html; warnings are errors), then every example of the
 # guide and the API reference run by Sphinx's doctest builder. Needs the docs extra; builds offline.

@@ -71,3 +71,24 @@ def build_table(k):
     dc[:, 0] *= 0.5
     tab[:, 4, :] = dc[:, : deg + 1]
     return np.ascontiguousarray(tab), err, valid
+
+
+def write_shipped_tables() -> list:
+    """Build the tables of the named activations that have no closed forms and write them to
+    ``meanfield/tables/<key>.npz`` (``make tables``; the key: :func:`meanfield.activations.shipped_table_key`),
+    removing the tables of other keys. Returns the files written."""
+    from meanfield.activations import REGISTRY, SHIPPED_TABLES, get_activation, shipped_table_path
+
+    SHIPPED_TABLES.mkdir(exist_ok=True)
+    for old in SHIPPED_TABLES.glob("*.npz"):
+        old.unlink()
+    written = []
+    for name in REGISTRY:
+        k = get_activation(name).kernels
+        if k.CLOSED_ONEPOINT:
+            continue
+        tab, err, valid = build_table(k)
+        path = shipped_table_path(k)
+        np.savez_compressed(path, tab=tab, err=err, valid=valid, version=VERSION, name=name)
+        written.append(path)
+    return written

@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 import meanfield as mf
-from meanfield.activations import X
+from meanfield.activations import X, get_activation
 
 NAMED = ["tanh", "relu", "leaky_relu", "erf", "linear", "hard_tanh", "sigmoid", "softplus", "elu", "selu", "gelu", "silu"]
 
@@ -192,3 +192,55 @@ def test_not_homogeneous(expr):
     act = mf.get_activation(expr)
     assert not act.is_homogeneous
     assert act.closed_form is None
+
+
+# ------------------------------------------------------------------------------------------------------ shipped tables
+def _tabulated():
+    from meanfield.activations import REGISTRY
+
+    return [n for n in REGISTRY if not get_activation(n).kernels.CLOSED_ONEPOINT]
+
+
+def test_every_named_table_is_shipped_for_the_current_code():
+    # the shipped tables are keyed by the kernel source, the table builder and the quadrature: an edit of any of them
+    # needs `make tables` (this fails until then), and no table of an old key is left behind
+    from meanfield.activations import SHIPPED_TABLES, shipped_table_path
+
+    names = _tabulated()
+    assert len(names) >= 6
+    want = {shipped_table_path(get_activation(n).kernels) for n in names}
+    assert set(SHIPPED_TABLES.glob("*.npz")) == want, "shipped tables out of date: run `make tables`"
+    for n in names:
+        with np.load(shipped_table_path(get_activation(n).kernels)) as f:
+            assert str(f["name"]) == n
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu"])
+def test_shipped_table_is_the_table_built_now(name):
+    from meanfield._table import build_table
+    from meanfield.activations import shipped_table_path
+
+    k = get_activation(name).kernels
+    tab, err, valid = build_table(k)
+    with np.load(shipped_table_path(k)) as f:
+        np.testing.assert_array_equal(f["valid"], valid)
+        assert np.array_equal(np.isnan(f["tab"]), np.isnan(tab))
+        np.testing.assert_allclose(f["tab"], tab, rtol=1e-13, atol=1e-15 * np.nanmax(np.abs(tab)))
+        np.testing.assert_allclose(f["err"], err, rtol=1e-6)
+
+
+def test_a_cached_or_shipped_table_is_what_the_activation_uses(tmp_path, monkeypatch):
+    # a fresh activation object reads the shipped table (no build) when its cache holds none
+    from meanfield import _table, activations
+    from meanfield.activations import shipped_table_path
+
+    k = get_activation("tanh").kernels
+    act = activations.Activation(**{f: getattr(get_activation("tanh"), f)
+                                    for f in ("name", "source", "kinks", "jumps", "closed_form", "params",
+                                              "_bodies", "_closed_param")})
+    monkeypatch.setattr(activations, "_read_table", lambda p, real=activations._read_table: (
+        real(p) if p == shipped_table_path(k) else None))
+    monkeypatch.setattr(activations, "build_table", lambda k: pytest.fail("built a table that ships"))
+    with np.load(shipped_table_path(k)) as f:
+        np.testing.assert_array_equal(act.table, f["tab"])
+    assert _table.VERSION == activations.TABLE_VERSION
