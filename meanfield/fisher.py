@@ -24,7 +24,6 @@ Finite depth: every trajectory starts from the inputs (``q̂^0 = |x|²/N_0 = inp
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -685,9 +684,10 @@ EDGE_T_MAX = 1e5  # ... and up to e^100000 (the fold of a chain contracting by �
 EDGE_TTOL = 1e-10  # bracket of the sign change of F' at the fold (F is quadratic there: the edge is exact to rounding)
 EDGE_RTOL = 1e-9  # the edge must lie within the moment and norm bounds to this (relative) slack
 POLE_LADDER_RATIO = 0.25  # the density's ladder (tangent starts): y → 0.25·y
-DENSITY_THREADS = 2  # 2: two runs of density points on two threads, up from the lowest and down from the highest
-# (each started by its own ladder, meeting where they have used the same time: :class:`_Meet`); 1: one run ...
-DENSITY_MIN_CHUNK = 64  # ... and one run below twice this many points
+DENSITY_THREADS = 2  # 2: two runs of consecutive density points on two threads, each started by its own ladder; 1: one
+DENSITY_SPLIT = 0.42  # the lower run's share of the points (its chains, towards the lower end a_{L+1}/N, are slower:
+# halves left one thread idle for about a tenth of the call); a fixed split keeps the values independent of timing
+DENSITY_MIN_CHUNK = 64  # one run below twice this many points
 CONTOUR_SPLIT = 64  # the density's contour rules are built on two threads from twice this many distinct laws
 Y_RETRY = (1e-6, 1e-5, 1e-4)  # where the chain cannot be solved that close to the axis (within ~1e-6 of the lower
 # end a_{L+1}/N of the support, where the law has next to no mass), these larger heights are tried in turn
@@ -794,11 +794,9 @@ class ConditionalFisherSpectrum(Result):
         smoothing of width 1e-7 × mean: negligible where the density is bounded, but where it diverges at the lower end
         of the support — like d^{-0.7} in some per-layer networks — it is clipped within ~1e-6 of that end, which moves
         the mass and the quantiles there by up to a few 1e-3), each point
-        started from the last ones' solutions (continuation); from 128 points on, two runs on two threads, one up from
-        the lowest point and one down from the highest, meet where they have used the same time
-        (``meanfield.fisher.DENSITY_THREADS``). Where they meet depends on timing, and the path by which a point is
-        reached changes its value only within the chain's tolerance (about 1e-13 relative in the bulk; set
-        DENSITY_THREADS = 1 for bitwise repeatable values). The first call builds the laws' contour rules."""
+        started from the last ones' solutions (continuation); from 128 points on, two runs of consecutive points are
+        solved on two threads (``meanfield.fisher.DENSITY_THREADS``, split at ``DENSITY_SPLIT``; the values do not
+        depend on the threads' timing). The first call builds the laws' contour rules."""
         xa = as_array(x, "x")
         flat = xa.reshape(-1)
         out = _density(self._levels, flat, self.atoms)
@@ -1006,12 +1004,12 @@ def _ladder_poles(lev, x, y):
 
 
 def _density(lev, xs, atoms):
-    """Density at the real points ``xs``: the chain solved at x + i·y_min point after point along sorted x, each
+    """Density at the real points ``xs``: the chain solved at x + i·y_min point after point in increasing x, each
     started from a prediction (:func:`_predict`); where that start fails, from the previous solution itself, then by
     the ladder; heights Y_RETRY where y_min cannot be reached. Every point is a converged chain
-    (:func:`meanfield._fisher_kernels.chain_solve_poles`). From 2 × DENSITY_MIN_CHUNK points on, two runs solve at
-    once (the kernels release the GIL), one up from the lowest point and one down from the highest, each started by
-    the ladder, until they meet (:class:`_Meet`)."""
+    (:func:`meanfield._fisher_kernels.chain_solve_poles`). From 2 × DENSITY_MIN_CHUNK points on, two runs of
+    consecutive points (the lowest DENSITY_SPLIT of them, and the rest) are solved at once (the kernels release the
+    GIL), each started by the ladder."""
     if _BASELINE:
         return _density_baseline(lev, xs, atoms)
     if lev.get("pushforward") is not None:
@@ -1022,43 +1020,19 @@ def _density(lev, xs, atoms):
     inside = (xs[order] > s_top) & (xs[order] < lev["lambda_max"])  # Φ/N ≥ a_{L+1}/N (its atom is reported apart)
     order = order[inside]
     _pole_levels(lev)  # built once, before the threads
-    if min(DENSITY_THREADS, order.size // DENSITY_MIN_CHUNK) > 1:
+    if DENSITY_THREADS > 1 and order.size >= 2 * DENSITY_MIN_CHUNK:
         from concurrent.futures import ThreadPoolExecutor
 
-        meet = _Meet(order)
+        runs = np.split(order, [int(DENSITY_SPLIT * order.size)])
         with ThreadPoolExecutor(2) as ex:
-            list(ex.map(lambda up: _density_run(lev, xs, iter(lambda: meet.take(up), None), atoms, out),
-                        (True, False)))
+            list(ex.map(lambda idx: _density_run(lev, xs, idx, atoms, out), runs))
     else:
         _density_run(lev, xs, order, atoms, out)
     return out
 
 
-class _Meet:
-    """Two runs over the sorted points, one up from the lowest, one down from the highest, each claiming its next point
-    under a lock until they meet: both end together whatever each point costs (the chains are slower towards the lower
-    end a_{L+1}/N, so two fixed halves left one thread idle for about a tenth of the call)."""
-
-    def __init__(self, order):
-        self.order = order
-        self.lo = 0
-        self.hi = order.size - 1
-        self.lock = threading.Lock()
-
-    def take(self, up):
-        with self.lock:
-            if self.lo > self.hi:
-                return None
-            if up:
-                self.lo += 1
-                return self.order[self.lo - 1]
-            self.hi -= 1
-            return self.order[self.hi + 1]
-
-
 def _density_run(lev, xs, idx, atoms, out):
-    """Fill ``out[i]`` for the indices ``idx`` (an iterable; ``xs[i]`` monotone along it, increasing or decreasing) by
-    continuation along the run (see :func:`_density`)."""
+    """Fill ``out[idx]`` (``xs[idx]`` increasing) by continuation along the run (see :func:`_density`)."""
     s, gauss = lev["s"], lev["gauss"]
     R, off = _pole_levels(lev)
     hist = []  # (x, w1, v, dw, dv) of the last points solved at y_min, newest first (at most 3)

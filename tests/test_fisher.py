@@ -594,8 +594,8 @@ def test_density_continuation_agrees_with_the_previous_path(phi, sw, sb, L, weig
     big = old > 1e-6 * old.max()
     assert big.sum() > 150
     # (plus 1e-11 of the maximum absolutely: next to an atom at loc the density is what is left after subtracting the
-    # atom's pole mass/(w - loc) from G, so each path's chain tolerance (~1e-13 in w) leaves ~1e-12 there; the two runs
-    # of points reach such a point from opposite sides)
+    # atom's pole mass/(w - loc) from G, so each path's chain tolerance (~1e-13 in w) leaves ~1e-12 there, and the two
+    # paths reach such a point from different starts)
     np.testing.assert_allclose(new[big], old[big], rtol=1e-8, atol=1e-11 * old.max())
     # negligible parts too, absolutely: within ~1e-5 of the edges (the grid's end points) the fold makes w_1 ill
     # determined (dw_{L+1}/dw_1 → 0), so both paths' converged chains leave ~1e-8 of the maximum there
