@@ -437,8 +437,14 @@ def _moments_beyond_table(q, out, miss):
     """Where the table does not hold q: the checked direct rule (``miss`` None), or ``miss[0] = 1`` and NaN moments
     (``miss`` an array). Chosen by the argument's type when the caller is typed (:func:`_ol_moments_beyond_table`), so
     the table-only variant never compiles the direct rule: a branch ``if miss is None`` inside a kernel is not pruned
-    by Numba for an array ``miss`` (both branches get typed, and the direct rule compiled, in either variant)."""
-    raise NotImplementedError("compiled only")
+    by Numba for an array ``miss`` (both branches get typed, and the direct rule compiled, in either variant). Called
+    as plain Python (``NUMBA_DISABLE_JIT=1``) it runs this body."""
+    if miss is None:
+        moments_direct(q, out)
+    else:
+        miss[0] = 1
+        for k in range(N_MOMENTS):
+            out[k] = math.nan
 
 
 @overload(_moments_beyond_table, jit_options=dict(cache=True, nogil=True))
@@ -811,8 +817,11 @@ def qmap_checked(q, sw2, sb2, tab, tab_err, out, err, miss=None):
 
 def _qmap_beyond_table(q, sw2, sb2, out, err, miss):
     """Where the table does not hold q: :func:`qmap_direct` (``miss`` None), or ``miss[0] = 1`` and (NaN, inf, NaN)
-    (the table-only variant, see :func:`_moments_beyond_table`)."""
-    raise NotImplementedError("compiled only")
+    (the table-only variant, see :func:`_moments_beyond_table`; this body runs as plain Python)."""
+    if miss is None:
+        return qmap_direct(q, sw2, sb2, out, err)
+    miss[0] = 1
+    return math.nan, math.inf, math.nan
 
 
 @overload(_qmap_beyond_table, jit_options=dict(cache=True, nogil=True))

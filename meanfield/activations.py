@@ -382,7 +382,9 @@ class Activation:
                 err = np.zeros((0, k.N_TABULATED))
                 valid = np.zeros((0, k.N_TABULATED), dtype=bool)
             else:
-                path = Path(k.__file__).with_suffix(".table.npz")
+                # (the cached file is keyed like the shipped ones: an edit of the builder or the quadrature, not only
+                # of the kernel source, leaves an old one unused)
+                path = Path(k.__file__).with_suffix(f".{shipped_table_key(k)}.table.npz")
                 got = _read_table(path)
                 if got is None:
                     got = _read_table(shipped_table_path(k))  # the named activations' tables, shipped built

@@ -684,7 +684,8 @@ EDGE_T_MAX = 1e5  # ... and up to e^100000 (the fold of a chain contracting by �
 EDGE_TTOL = 1e-10  # bracket of the sign change of F' at the fold (F is quadratic there: the edge is exact to rounding)
 EDGE_RTOL = 1e-9  # the edge must lie within the moment and norm bounds to this (relative) slack
 POLE_LADDER_RATIO = 0.25  # the density's ladder (tangent starts): y → 0.25·y
-DENSITY_THREADS = 2  # 2: two runs of consecutive density points on two threads, each started by its own ladder; 1: one
+DENSITY_THREADS = 2  # above 1: two runs of consecutive density points on two threads, each started by its own ladder;
+# 1: one run in the calling thread
 DENSITY_SPLIT = 0.42  # the lower run's share of the points (its chains, towards the lower end a_{L+1}/N, are slower:
 # halves left one thread idle for about a tenth of the call); a fixed split keeps the values independent of timing
 DENSITY_MIN_CHUNK = 64  # one run below twice this many points

@@ -244,3 +244,19 @@ def test_a_cached_or_shipped_table_is_what_the_activation_uses(tmp_path, monkeyp
     with np.load(shipped_table_path(k)) as f:
         np.testing.assert_array_equal(act.table, f["tab"])
     assert _table.VERSION == activations.TABLE_VERSION
+
+
+def test_beyond_table_path_runs_as_plain_python():
+    # the @overload dispatch between the checked rule and the table-only variant has a Python body for
+    # NUMBA_DISABLE_JIT=1: q = 1e8 lies beyond the moment table (the direct rule), and the values equal the compiled ones
+    code = ("import meanfield as mf; r = mf.propagate('tanh', 3.0, 0.5, 3, q0=1e8); "
+            "print(repr(float(r.q[2])), repr(float(r.chi[2])))")
+    import os
+
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    q, chi = (float(v) for v in out.stdout.split())
+    r = mf.propagate("tanh", 3.0, 0.5, 3, q0=1e8)
+    assert q == pytest.approx(float(r.q[2]), rel=1e-12)
+    assert chi == pytest.approx(float(r.chi[2]), rel=1e-12)
