@@ -559,7 +559,9 @@ def upper_edge(vals, wts, off, cnt, tops, L, gauss, a_max):
     """
     a_lo = 0.0
     F, d_lo, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
-    while d_lo >= 0.0:
+    # down to where F decreases and every law reaches m (m = 1 can be beyond the reach of a law whose top carries next
+    # to no mass, e.g. GELU's maximum of φ' far in the Gaussian tail at small q: then F there is not defined)
+    while d_lo >= 0.0 or not ok:
         a_lo -= 2.0
         F, d_lo, ok = edge_objective(a_lo, vals, wts, off, cnt, tops, L, gauss)
         if a_lo < -700.0:
