@@ -303,16 +303,21 @@ def _load_kernels(source: str):
 SHIPPED_TABLES = Path(__file__).with_name("tables")
 
 
+_BUILDER_SOURCES: list = []  # the bytes of _table.py and _quad.py, read once
+
+
 def shipped_table_key(k) -> str:
     """The key of the kernels module ``k``'s shipped table: its rendered source, ``_table.py``, ``_quad.py``."""
-    h = hashlib.sha256()
-    for path in (Path(k.__file__), Path(__file__).with_name("_table.py"), Path(__file__).with_name("_quad.py")):
-        h.update(path.read_bytes())
+    if not _BUILDER_SOURCES:
+        _BUILDER_SOURCES.extend(Path(__file__).with_name(f).read_bytes() for f in ("_table.py", "_quad.py"))
+    h = hashlib.sha256(Path(k.__file__).read_bytes())
+    for src in _BUILDER_SOURCES:
+        h.update(src)
     return h.hexdigest()[:20]
 
 
-def shipped_table_path(k) -> Path:
-    return SHIPPED_TABLES / f"{shipped_table_key(k)}.npz"
+def shipped_table_path(k, key: str | None = None) -> Path:
+    return SHIPPED_TABLES / f"{key or shipped_table_key(k)}.npz"
 
 
 def _read_table(path):
@@ -384,10 +389,11 @@ class Activation:
             else:
                 # (the cached file is keyed like the shipped ones: an edit of the builder or the quadrature, not only
                 # of the kernel source, leaves an old one unused)
-                path = Path(k.__file__).with_suffix(f".{shipped_table_key(k)}.table.npz")
+                key = shipped_table_key(k)
+                path = Path(k.__file__).with_suffix(f".{key}.table.npz")
                 got = _read_table(path)
                 if got is None:
-                    got = _read_table(shipped_table_path(k))  # the named activations' tables, shipped built
+                    got = _read_table(shipped_table_path(k, key))  # the named activations' tables, shipped built
                 if got is not None:
                     t, err, valid = got
                 else:

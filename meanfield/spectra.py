@@ -1149,7 +1149,8 @@ def _atoms_key(law):
 def _compress(s):
     """The compressed form of the solver's chain (see COMPRESS_NODES), built on first use; None where the chain has
     fewer than COMPRESS_MIN laws or no interval holds more laws than it would take nodes. Returns a dict with the
-    pack (vals, wts, off), cnt (real weights), s1, zm, and ``checks``: (column slice of the nodes, C) per interval."""
+    pack (vals, wts, off), cnt (real weights), s1, zm, ``checks``: the column slice of each interval's nodes, and
+    ``coef``: the nodes' values-to-Chebyshev-coefficients matrix."""
     with _CONTOUR_LOCK:
         if "compressed" in s:
             return s["compressed"]
@@ -1195,17 +1196,21 @@ def _compress(s):
             keep = np.nonzero(~covered)[0]
             claws = _contour_laws([acts[i] for i in keep] + node_act, [laws[i] for i in keep] + nodes)
             first = keep.size
-            checks = [(slice(first + K * r, first + K * (r + 1)), C) for r in range(len(node_w))]
             out = dict(
                 pack=_pack(claws, [law.mean for law in claws], contour=True),
                 cnt=np.concatenate([cnt[keep], *node_w]),
                 s1=np.array([-law.rel_var for law in claws]),
                 zm=np.array([law.zero_mass for law in claws]),
-                checks=checks,
-                laws=len(laws),
+                checks=[slice(first + K * r, first + K * (r + 1)) for r in range(len(node_w))],
+                coef=C,
             )
     with _CONTOUR_LOCK:
         return s.setdefault("compressed", out)
+
+
+def _solver_args(s, moments, depth):
+    """The arguments of the solver kernels between the points and the outputs, over every law of the chain."""
+    return (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
 
 
 def _run_solver(ll, args, G, want_b):
@@ -1235,8 +1240,7 @@ def _solve_sorted(ll, s, moments, depth):
     every law."""
     comp = _compress(s)
     if comp is None:
-        args = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
-        m, status, eps, _ = _run_solver(ll, args, 0, False)
+        m, status, eps, _ = _run_solver(ll, _solver_args(s, moments, depth), 0, False)
     else:
         args = (s["H"], moments, comp["s1"], *comp["pack"], comp["cnt"], comp["zm"], depth, s["gauss"])
         n = ll.size
@@ -1247,13 +1251,12 @@ def _solve_sorted(ll, s, moments, depth):
         for a in range(0, n, COMPRESS_BLOCK):  # blocks: the solutions' log y of every point are kept for the check
             sl = slice(a, min(a + COMPRESS_BLOCK, n))
             m[sl], status[sl], eps[sl], b = _run_solver(ll[sl], args, comp["cnt"].size, True)
-            for cols, C in comp["checks"]:
-                c = b[:, cols] @ C.T  # Chebyshev coefficients of log y(m; q) on the interval, per point
+            for cols in comp["checks"]:
+                c = b[:, cols] @ comp["coef"].T  # Chebyshev coefficients of log y(m; q) on the interval, per point
                 err[sl] = np.maximum(err[sl], (np.abs(c[:, -1]) + np.abs(c[:, -2])) / (1.0 + np.abs(c[:, 0])))
         redo = ~(err <= COMPRESS_TOL) | (status < 0)  # NaN coefficients (a failed point) included
         if np.any(redo):
-            full = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
-            mr, sr, er, _ = _run_solver(np.ascontiguousarray(ll[redo]), full, 0, False)
+            mr, sr, er, _ = _run_solver(np.ascontiguousarray(ll[redo]), _solver_args(s, moments, depth), 0, False)
             m[redo], status[redo], eps[redo] = mr, sr, er
     return _remove_atom_tails(m, status, eps, ll, s), status
 
@@ -1272,7 +1275,7 @@ def _redo_along_axis(ll, m, status, s, moments, depth):
     # ll ascending: the start of point i is the first good point above it
     starts = np.searchsorted(good, np.nonzero(redo)[0], side="right")
     idx = np.nonzero(redo)[0]
-    args = (s["H"], moments, s["s1"], *_contour_pack(s), s["cnt"], s["zm"], depth, s["gauss"])
+    args = _solver_args(s, moments, depth)
     for j in np.unique(starts):
         if j >= good.size:
             continue  # no good point above: nothing to continue from
