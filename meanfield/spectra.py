@@ -993,10 +993,11 @@ class JacobianSpectrum(Result):
         the same atoms and mass at 0) is replaced by its 12-node Chebyshev interpolant in q, with weights
         Σ_l ℓ_j(q^l). Every point checks its interpolants (last two Chebyshev coefficients of log y below
         1e-11 (1 + |c_0|)); a point that fails is solved again over every law. Against the solve over every law: ≤ 1e-8
-        relative at depths of a few hundred (above 1e-3 of the largest ρ); at depth 2,000–10,000 ≤ 1e-8 where
-        ρ > 1e-2 ρ_max and up to ~2e-7 within a few per cent of the upper edge, where the laws' own rule errors (~1e-10),
-        which the solve over every law averages over its laws, are amplified (the Gaussian depth-10,000 solve itself
-        moves by up to 1e-5 there when started 1e-12 higher).
+        relative at depths of a few hundred (above 1e-3 of the largest ρ); at depth 2,000–10,000 (GELU, ELU) ≤ 5e-9
+        where ρ > 1e-2 ρ_max and up to 4e-7 within a few per cent of the upper edge, where the laws' own rule errors
+        (~1e-10), which the solve over every law averages over its laws, are amplified. Gaussian ELU at depth 10,000 is
+        ill-conditioned (the solve over every law itself moves by 2e-5 when started 1e-12 higher): 1.2e-7 there where
+        ρ > 1e-2 ρ_max, 4e-5 next to the edge.
         """
         xa = as_array(x, "x")
         flat = np.ascontiguousarray(xa, dtype=np.float64).reshape(-1)
