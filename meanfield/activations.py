@@ -55,6 +55,9 @@ class _Spec:
     kinks: tuple[float, ...] = ()
     closed: str | None = None
     doc: str = ""
+    # φ'(k+) - φ'(k-) at each kink in closed form, so that the rendered source (and the key of a shipped moment table)
+    # holds no constant that depends on the platform's libm; None: estimated numerically (:func:`_jumps`)
+    jumps: tuple[float, ...] | None = None
 
 
 def _tanh_bodies():
@@ -87,6 +90,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             (0.0,),
             "relu",
             "max(0, x)",
+            (1.0,),
         ),
         "leaky_relu": _Spec(
             f"Max(0, x) + {a!r}*Min(0, x)",
@@ -98,6 +102,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             (0.0,),
             "leaky_relu",
             f"max(0, x) + a·min(0, x), negative_slope a = {a}",
+            (1.0 - a,),
         ),
         "erf": _Spec(
             "erf(x)",
@@ -120,6 +125,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             (-1.0, 1.0),
             "hard_tanh",
             "clip(x, -1, 1)",
+            (1.0, -1.0),
         ),
         "sigmoid": _Spec("1/(1 + exp(-x))", _sigmoid_bodies(""), doc="logistic sigmoid 1/(1+e^-x)"),
         "softplus": _Spec(
@@ -140,6 +146,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             ),
             (0.0,),
             doc=f"x for x > 0, alpha (e^x - 1) otherwise, alpha = {al}",
+            jumps=(1.0 - al,),
         ),
         "selu": _Spec(
             f"{lam!r}*Piecewise((x, x > 0), ({sal!r}*(exp(x) - 1), True))",
@@ -150,6 +157,7 @@ def _registry(negative_slope=0.01, alpha=1.0):
             ),
             (0.0,),
             doc="scaled ELU (Klambauer et al. 2017)",
+            jumps=(lam - lam * sal,),
         ),
         "gelu": _Spec(
             "x*(1 + erf(x/sqrt(2)))/2",
@@ -520,7 +528,7 @@ def _from_registry(key: str, params: dict) -> Activation:
     closed_param = ""
     if spec.closed == "leaky_relu":
         closed_param = f"{float(params.get('negative_slope', 0.01))!r}, "
-    jumps = _jumps(spec.bodies, spec.kinks)
+    jumps = spec.jumps if spec.jumps is not None else _jumps(spec.bodies, spec.kinks)
     return Activation(
         name=key,
         source=spec.expr,

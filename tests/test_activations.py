@@ -67,6 +67,31 @@ def test_named_kinks():
     assert selu.jumps[0] == pytest.approx(1.0507009873554805 * (1 - 1.6732632423543772), rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "name, params, jumps",
+    [
+        ("relu", {}, (1.0,)),
+        ("leaky_relu", {}, (1.0 - 0.01,)),
+        ("leaky_relu", {"negative_slope": 0.25}, (0.75,)),
+        ("hard_tanh", {}, (1.0, -1.0)),
+        ("elu", {}, (0.0,)),
+        ("elu", {"alpha": 1.7}, (1.0 - 1.7,)),
+        # λ - λα (Klambauer et al. 2017, eq. 14 constants)
+        ("selu", {}, (1.0507009873554804934 - 1.0507009873554804934 * 1.6732632423543772848,)),
+    ],
+)
+def test_named_jumps_are_exact(name, params, jumps):
+    """The named activations' jumps of φ' are closed forms, bit for bit (no libm-dependent estimate enters their
+    rendered source, hence the key of a shipped moment table); the one-sided numerical estimate used for expressions
+    agrees with them to rounding."""
+    from meanfield.activations import _jumps, _registry
+
+    act = mf.get_activation(name, **params)
+    assert act.jumps == jumps
+    spec = _registry(**params)[name]
+    assert _jumps(spec.bodies, spec.kinks) == pytest.approx(jumps, abs=1e-14)
+
+
 def test_parameters_and_aliases():
     a = mf.get_activation("leaky_relu", negative_slope=0.2)
     assert a.phi(-1.0) == pytest.approx(-0.2)
