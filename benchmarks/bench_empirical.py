@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 import empirical as emp  # noqa: E402
 from empirical import reference as ref  # noqa: E402
+from empirical.measure import _lower_gram  # noqa: E402
 
 SEED = 20261123
 
@@ -205,17 +206,33 @@ def case_jacobian(repeats: int) -> dict:
     # the target rows again, interleaved repeat by repeat with their floors, so that a change of the machine's load
     # hits both sides of each ratio alike (the rows above were timed one after the other)
     ws64, ws32 = list(net.W[1:32]), list(net32.W[1:32])
+    # the part of ours beyond the products, alone: the Gram's lower triangle of this J and the float64 eigensolver on it
+    # (the calls _gram_eigenvalues makes), at the thread count the measurement picks for them
+    j64 = emp.input_output_jacobian(net, x)[None]
+    j32 = emp.input_output_jacobian(net32, x)[None]
+    g64, g32 = _lower_gram(j64), _lower_gram(j32)
+
+    def alone(fn, work):
+        with emp.threads("auto", work=work):
+            return fn()
+
     t = interleaved_best(
         {
             "ours": lambda: emp.jacobian_singular_values(net, x),
             "n64": lambda: chain(a, buf, ws64),
             "t64": lambda: chain(a, buf, [w.T for w in ws64]),
+            "gram64": lambda: alone(lambda: _lower_gram(j64), 512**3),
+            "eig64": lambda: alone(lambda: torch.linalg.eigvalsh(g64.to(torch.float64), UPLO="L"), 512**3),
             "ours_f32": lambda: emp.jacobian_singular_values(net32, x),
             "n32": lambda: chain(a32, buf32, ws32),
             "t32": lambda: chain(a32, buf32, [w.T for w in ws32]),
+            "gram32": lambda: alone(lambda: _lower_gram(j32), 512**3 // 2),
+            "eig32": lambda: alone(lambda: torch.linalg.eigvalsh(g32.to(torch.float64), UPLO="L"), 512**3),
         },
         repeats,
     )
+    for key in ("gram64", "eig64", "gram32", "eig32"):
+        res[key] = t[key]
     res["ours"], res["ours_f32"] = t["ours"], t["ours_f32"]
     floors["gemm_floor"], floors["gemm_floor_f32"] = (t["n64"], t["t64"]), (t["n32"], t["t32"])
     res["gemm_floor"], res["gemm_floor_f32"] = min(t["n64"], t["t64"]), min(t["n32"], t["t32"])
@@ -238,8 +255,15 @@ def case_jacobian(repeats: int) -> dict:
 JAC_TARGET = 1.15  # the Jacobian's time against the bare GEMM chain measured in the same run
 
 
-def _target(t, floor):
-    return f"{t / floor:.2f}×, {'PASS' if t <= JAC_TARGET * floor else 'MISS'}"
+def _target(t, floor, beyond=0.0):
+    """The ratio to the floor and its verdict; ``beyond``: the time of the work any Gram-eigenvalue method adds to the
+    products (the Gram and its eigensolver, measured alone): when floor + beyond already exceeds the target, the MISS
+    says so."""
+    if t <= JAC_TARGET * floor:
+        return f"{t / floor:.2f}×, PASS"
+    if floor + beyond > JAC_TARGET * floor:
+        return f"{t / floor:.2f}×, MISS (the floor plus the Gram and its eigensolver alone: {(floor + beyond) / floor:.2f}×)"
+    return f"{t / floor:.2f}×, MISS"
 
 
 def _vs(t, ref):
@@ -299,14 +323,14 @@ def run(quick: bool = False) -> str:
         "| method | time per input | ratio to ours | agreement with ours (max abs / σ_max) |",
         "|---|---|---|---|",
         f"| explicit D·W chain + Gram eigvalsh, svdvals where ill-conditioned (ours, default; target ≤ "
-        f"{JAC_TARGET}× the floor row: {_target(jac['ours'], jac['gemm_floor'])}) | {_fmt_t(jac['ours'])} | 1× | — |",
+        f"{JAC_TARGET}× the floor row: {_target(jac['ours'], jac['gemm_floor'], jac['gram64'] + jac['eig64'])}) | {_fmt_t(jac['ours'])} | 1× | — |",
         f"| the same, 8 inputs in one call (one GEMM per layer for the batch) | {_fmt_t(jac['ours_batch8'])} | "
         f"{jac['ours_batch8'] / jac['ours']:.2f}× | {jac['batch_agree']:.1e} |",
         f"| method=\"gram\" (squares σ² exact to u·σ_max²) | {_fmt_t(jac['ours_gram'])} | "
         f"{jac['ours_gram'] / jac['ours']:.2f}× | {jac['gram_agree_sq']:.1e} (in σ²/σ_max²) |",
         f"| (chain alone) | {_fmt_t(jac['ours_chain'])} | {jac['ours_chain'] / jac['ours']:.2f}× | |",
         f"| a float32 network (dtype=torch.float32; target ≤ {JAC_TARGET}× the float32 floor: "
-        f"{_target(jac['ours_f32'], jac['gemm_floor_f32'])}) | {_fmt_t(jac['ours_f32'])} | "
+        f"{_target(jac['ours_f32'], jac['gemm_floor_f32'], jac['gram32'] + jac['eig32'])}) | {_fmt_t(jac['ours_f32'])} | "
         f"{jac['ours_f32'] / jac['ours']:.2f}× | {jac['f32_agree']:.1e} |",
         f"| floor: 31 bare 512×512 float64 GEMMs (the faster of a·W_l, {_fmt_t(jac['floor_layouts']['gemm_floor'][0])}, "
         f"and a·W_lᵀ, {_fmt_t(jac['floor_layouts']['gemm_floor'][1])}) | {_fmt_t(jac['gemm_floor'])} | "
@@ -314,6 +338,11 @@ def run(quick: bool = False) -> str:
         f"| floor: the same 31 GEMMs in float32 (a·W_l {_fmt_t(jac['floor_layouts']['gemm_floor_f32'][0])}, a·W_lᵀ "
         f"{_fmt_t(jac['floor_layouts']['gemm_floor_f32'][1])}) | {_fmt_t(jac['gemm_floor_f32'])} | "
         f"{jac['gemm_floor_f32'] / jac['ours']:.2f}× | |",
+        f"| (the Gram's lower triangle alone, float64 / float32 J) | {_fmt_t(jac['gram64'])} / {_fmt_t(jac['gram32'])} "
+        f"| {jac['gram64'] / jac['gemm_floor']:.1%} / {jac['gram32'] / jac['gemm_floor_f32']:.1%} of the floor | |",
+        f"| (its float64 eigenvalues alone, `torch.linalg.eigvalsh`, float64 / float32 Gram) | {_fmt_t(jac['eig64'])} / "
+        f"{_fmt_t(jac['eig32'])} | {jac['eig64'] / jac['gemm_floor']:.1%} / {jac['eig32'] / jac['gemm_floor_f32']:.1%} "
+        "of the floor | |",
         f"| torch.func jacrev + svdvals | {_fmt_t(jac['jacrev'])} | {_vs(jac['jacrev'], jac['ours'])} | "
         f"{jac['agree']:.1e} |",
         f"| (jacrev alone) | {_fmt_t(jac['jacrev_chain'])} | {_vs(jac['jacrev_chain'], jac['ours_chain'])} than the "
@@ -330,9 +359,11 @@ def run(quick: bool = False) -> str:
         "`torch.autograd.functional.jacobian`. The target is therefore stated against the floor measured in the same "
         f"run: ours within {JAC_TARGET}× of the bare GEMM chain, in float64 and in float32. Ours is those products "
         "(each in the faster layout, the forward pass taken along, one scaling by D_l each) plus the Gram's lower triangle "
-        "(3/4 of one product) and the float64 eigenvalues of the 512² Gram: the eigensolver alone (sytrd, half of it "
-        "matrix-vector work) takes about 2.5 float64 products' time, i.e. 8 % of the float64 floor but 15 % of the "
-        "float32 one; a float32 eigensolver would cut that to 9 % at 3–5× the error (see `_gram_eigenvalues`).",
+        "(3/4 of one product) and the float64 eigenvalues of the 512² Gram, whose times alone are the two rows in "
+        "brackets: the target leaves 15 % of the floor for them together, and on this machine the eigensolver alone "
+        "(sytrd, half of it matrix-vector work, which a second thread barely speeds up) takes about that much of the "
+        "float64 floor and more of the float32 one. The section \"The eigenvalues of the Jacobian row's 512² Gram\" below "
+        "times every eigensolver available here against that budget.",
         "The matrix-free top-k route (ARPACK on JᵀJ through the stored D's and W's) streams every weight matrix twice "
         "per step and needs ~250 steps for the clustered top of a near-isometric spectrum, so it only pays off where the "
         "dense product does not fit.",

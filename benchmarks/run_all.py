@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SECTIONS = ["bench_core", "bench_spectra", "bench_fisher", "bench_empirical", "bench_threads", "bench_init", "bench_kernels"]
+SECTIONS = ["bench_core", "bench_spectra", "bench_fisher", "bench_empirical", "bench_eigensolvers", "bench_threads", "bench_init", "bench_kernels"]
 
 
 def machine() -> str:
