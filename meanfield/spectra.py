@@ -993,9 +993,11 @@ class JacobianSpectrum(Result):
         the same atoms and mass at 0) is replaced by its 12-node Chebyshev interpolant in q, with weights
         Σ_l ℓ_j(q^l). Every point checks its interpolants (last two Chebyshev coefficients of log y below
         1e-11 (1 + |c_0|)); a point that fails is solved again over every law. Against the solve over every law: ≤ 1e-8
-        relative at depths of a few hundred (above 1e-3 of the largest ρ); at depth 2,000–10,000 (GELU, ELU) ≤ 5e-9
-        where ρ > 1e-2 ρ_max and up to 4e-7 within a few per cent of the upper edge, where the laws' own rule errors
-        (~1e-10), which the solve over every law averages over its laws, are amplified. Gaussian ELU at depth 10,000 is
+        relative at depths of a few hundred (above 1e-3 of the largest ρ). At depth 2,000 (GELU, ELU; Gaussian and
+        orthogonal), against a reference with every law's contour panels halved: ≤ 1e-8 where ρ > 1e-2 ρ_max, and up
+        to 4e-6 within 1e-3 of the upper edge (ρ ~ 5e-4 ρ_max), where the solve over every law is itself off by up to
+        6e-7: an error δ in Σ_l log y_l moves the square-root edge, which a point at distance d from it sees as
+        ~δ·edge/2d. Halving the node laws' panels does not change these figures. Gaussian ELU at depth 10,000 is
         ill-conditioned (the solve over every law itself moves by 2e-5 when started 1e-12 higher): 1.2e-7 there where
         ρ > 1e-2 ρ_max, 4e-5 next to the edge.
         """

@@ -239,3 +239,20 @@ def test_compressed_chain_in_blocks_of_points(monkeypatch):
     ref = _every_law(s).density(x)
     big = ref > 1e-6 * ref.max()
     np.testing.assert_allclose(d[big], ref[big], rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_compressed_chain_at_depth_2000_near_the_edge():
+    # GELU from q0 = 1 to q* = 4 at depth 2,000 (2,000 distinct laws, one interval of 12 node laws): the stated accuracy
+    # of the compressed solve against the solve over every law, 1e-8 where ρ > 1e-2 ρ_max and a few 1e-6 within 1e-3
+    # of the upper edge (measured: 6e-9 and 2.5e-6; the solve over every law is itself off by 4e-7 there)
+    sw, sb = mf.critical_point("gelu", 4.0)
+    s = jacobian_spectrum("gelu", sw, sb, 2000, weights="gaussian", q0=1.0)
+    x = s.edge * np.concatenate([np.linspace(0.02, 0.9, 12), 1.0 - np.geomspace(0.1, 1e-3, 12)])
+    d = s.density(x)
+    assert s._solver["compressed"]["cnt"].size == spectra.COMPRESS_NODES
+    ref = _every_law(s).density(x)
+    bulk = ref > 1e-2 * ref.max()
+    assert bulk.sum() >= 8
+    np.testing.assert_allclose(d[bulk], ref[bulk], rtol=1e-8)
+    np.testing.assert_allclose(d, ref, rtol=5e-6)
