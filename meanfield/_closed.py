@@ -51,6 +51,8 @@ def homogeneous_twopoint(q11, q22, q12, a, b, out):
     """φ(u) = b u + (a - b) relu(u): E φφ = ab q12 + (a-b)² √(q11q22)(sin θ + (π-θ)cos θ)/(2π),
     E φ'φ' = ab + (a-b)²(π-θ)/(2π), cos θ = c (arc-cosine kernel, Cho & Saul 2009; E[u1 relu(u2)] = q12/2)."""
     r = math.sqrt(q11 * q22)
+    if r == math.inf:  # q11·q22 beyond float64 (q ≳ 1e154): the product of the roots still holds it
+        r = math.sqrt(q11) * math.sqrt(q22)
     c = clip_corr(q12 / r) if r > 0.0 else 0.0
     theta = math.acos(c)
     d = (a - b) * (a - b)

@@ -4,7 +4,8 @@ For ``u1, u2`` of variance q and correlation c, ``E φ(u1)φ(u2) = Σ_k a_k² c^
 (Mehler's formula) with ``a_k = E[φ(√q z) He_k(z)]/√(k!)`` and ``b_k`` the same for φ'. Once the coefficients of a
 variance are known, the two-point expectations at any c are a polynomial: the Fisher layer maps
 (:mod:`meanfield.fisher`) and the c* solve of :func:`meanfield.fixed_point` use them. A series is accepted only when
-it reproduces E_q φ² and E_q φ'² (Parseval's identity at c = 1) to 1e-12 relative (see :func:`mehler_coefficients`).
+it reproduces E_q φ² and E_q φ'² (Parseval's identity at c = 1) to 1e-12 relative and its coefficients of φ and φ' agree
+through Gaussian integration by parts (see :func:`mehler_coefficients`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from numba import njit
 # estimate |E_q φ² - Σ_k a_k²| (and the same for φ'²) relative to E_q φ² (μ_1); see :func:`mehler_coefficients`.
 HERMITE_SIZES = (32, 64, 128, 256, 512, 1024)
 HERMITE_RTOL = 1e-12
+# Gaussian integration by parts, E[φ'(√q z) He_k(z)] √q = E[φ(√q z) He_{k+1}(z)], i.e. b_k = a_{k+1} √((k+1)/q): a table
+# is accepted only when Σ_k (b_k - a_{k+1}√((k+1)/q))² ≤ IBP_RTOL·E_q φ'². Parseval's identity cannot see aliasing that
+# only moves coefficients around: an n-point rule's coefficients of sin(√q z) at q ≳ 10³ (its spectrum centred near
+# degree q, beyond the rule) are aliases whose squares still sum to E_q φ², but their identity misses by O(1).
+# Resolved tables meet it to ≤ 3e-13 (the sum is second order in the coefficients' errors).
+IBP_RTOL = 1e-11
 # Sizes below NODES_PER_Q·q are not tried for variance q: measured for tanh, the series needs n = 64 at q = 0.26, 256 at
 # q = 0.87, 512 at q = 2 and 1024 at q = 4 (the coefficients of a function analytic in a strip decay like e^{-c√k/√q}).
 # Skipping saves the failing attempts; a larger rule than needed is only slower, never less accurate.
@@ -135,9 +142,10 @@ def series_pair(a2, b2, n, c, out):
 
 
 @njit(cache=True, nogil=True)
-def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2, ok):
+def _square_check(A, B, odd, qs, phi2, mu1, rtol, a2, b2, ok):
     """Interleave, square and check the coefficient products of :func:`_mehler_batch` (one pass instead of a dozen
-    array operations); ``ok[j]``: row j meets the Parseval check.
+    array operations); ``ok[j]``: row j meets the Parseval check and the integration-by-parts identity
+    (:data:`IBP_RTOL`) at its variance ``qs[j]``.
 
     ``A[j, :K/2]`` and ``B[j, :K/2]`` are the products of variance j: for odd φ, ``A`` the odd coefficients of φ (of the
     samples φ(z), so doubled here) and ``B`` the even ones of φ' (the same); otherwise ``A[j]``/``A[m + j]`` the even/odd
@@ -148,6 +156,8 @@ def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2, ok):
     for j in range(m):
         sa = 0.0
         sb = 0.0
+        rid = 0.0  # Σ_k (b_k - a_{k+1} √((k+1)/q))²
+        prev_bo = 0.0
         for k in range(K2):
             if odd:
                 ae, ao, be, bo = 0.0, 2.0 * A[j, k], 2.0 * B[j, k], 0.0
@@ -159,8 +169,15 @@ def _square_check(A, B, odd, phi2, mu1, rtol, a2, b2, ok):
             b2[j, 2 * k + 1] = bo * bo
             sa += ae * ae + ao * ao
             sb += be * be + bo * bo
+            if k > 0:  # b_{2k-1} against a_{2k}
+                t = prev_bo - ae * math.sqrt(2.0 * k / qs[j])
+                rid += t * t
+            t = be - ao * math.sqrt((2.0 * k + 1.0) / qs[j])  # b_{2k} against a_{2k+1}
+            rid += t * t
+            prev_bo = bo
         # a non-finite coefficient makes its sum non-finite, and the comparisons false
-        ok[j] = abs(phi2[j] - sa) <= rtol * phi2[j] and abs(mu1[j] - sb) <= rtol * mu1[j]
+        ok[j] = (abs(phi2[j] - sa) <= rtol * phi2[j] and abs(mu1[j] - sb) <= rtol * mu1[j]
+                 and rid <= IBP_RTOL * mu1[j])
 
 
 def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
@@ -189,7 +206,7 @@ def _mehler_batch(k, n, qs, phi2, mu1, odd=False):
     a2 = np.empty((m, K))
     b2 = np.empty((m, K))
     ok = np.empty(m, dtype=bool)
-    _square_check(A, B, odd, phi2, mu1, HERMITE_RTOL, a2, b2, ok)
+    _square_check(A, B, odd, np.asarray(qs, dtype=np.float64), phi2, mu1, HERMITE_RTOL, a2, b2, ok)
     return a2, b2, ok
 
 
@@ -202,7 +219,9 @@ def mehler_coefficients(k, qs, phi2, mu1, sizes=HERMITE_SIZES, odd=False):
     Mehler's formula: for ``u1, u2`` of variance q and correlation c,
     ``E φ(u1)φ(u2) = Σ_k a_k² c^k`` and ``E φ'(u1)φ'(u2) = Σ_k b_k² c^k`` with ``a_k = E[φ(√q z) He_k(z)]/√(k!)``,
     ``b_k`` the same for φ'. The first K = 3n/4 coefficients come from an n-point Gauss–Hermite rule, and the series is
-    accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²`` and the same for φ'² against μ_1: at c = 1 the
+    accepted when ``|E_q φ² - Σ_{k<K} a_k²| ≤ HERMITE_RTOL·E_q φ²``, the same for φ'² against μ_1, and the coefficients
+    meet Gaussian integration by parts, b_k = a_{k+1}√((k+1)/q), to :data:`IBP_RTOL` (aliasing that Parseval's identity
+    cannot see: sin(√q z) beyond q ≈ 10³; the identity needs φ continuous, as every accepted φ is): at c = 1 the
     mismatch is exactly the error of the truncated, aliased series. For |c| < 1 the truncation part is smaller (all
     omitted a_k² ≥ 0, weighted by |c|^k); the aliasing errors of the kept coefficients can have either sign, so this is
     an error estimate rather than a strict bound (cross-checked against the 16-node two-dimensional rule in the tests).

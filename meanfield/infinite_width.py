@@ -25,7 +25,9 @@ How (K̂, K̇) is evaluated per entry:
 * closed forms for ReLU, leaky ReLU, linear (arc-cosine kernel, Cho & Saul 2009) and erf (Williams 1997), THEORY §1;
 * otherwise the Mehler series ``E φ(u)φ(v) = Σ_k a_k(q) a_k(q') ρ^k`` (THEORY §7), ``a_k(q) = E[φ(√q z) He_k(z)]/√(k!)``
   from one coefficient table per input (its own variance q; Gauss–Hermite rules of 32–1024 nodes), accepted when
-  Parseval's identity ``Σ_k a_k² = E_q φ²`` holds to :data:`PARSEVAL_RTOL` (and the same for φ'); each entry is summed
+  Parseval's identity ``Σ_k a_k² = E_q φ²`` holds to :data:`PARSEVAL_RTOL` (and the same for φ'), and integration by
+  parts ``b_k = a_{k+1}√((k+1)/q)`` (b_k those of φ') to ``meanfield._mehler.IBP_RTOL`` — the check that rejects
+  aliased tables whose squares still sum right (sin at q ≳ 10³); each entry is summed
   until the Cauchy–Schwarz bound of the omitted terms, ``|ρ|^m (Σ_{k≥m} a_k(q)²)^{1/2} (Σ_{k≥m} a_k(q')²)^{1/2}``
   (the tables' Parseval residuals included), is below :data:`SERIES_TOL` of ``(E_q φ² E_{q'} φ²)^{1/2}``; entries go in
   blocks of 64 columns that share one term count, vectorised;
@@ -134,13 +136,14 @@ def _coefficients(act, q, f, d):
     Returns (A, B, SA, SB, NA, NB): ``A[i, k] = a_k(q_i)/√f_i``, ``B[i, k] = b_k(q_i)/√d_i`` (b_k those of φ'),
     ``SA[i, m] = (Σ_{k≥m} A[i, k]² + |1 - Σ_k A[i, k]²|)^{1/2}`` (likewise SB), ``NA = √f``, ``NB = √d``. Each variance
     takes the first Gauss–Hermite size of :data:`meanfield._mehler.HERMITE_SIZES` whose coefficients meet Parseval's
-    identity to :data:`PARSEVAL_RTOL`; failing all, the largest size's as they are when within :data:`RELAXED_RTOL`
+    identity to :data:`PARSEVAL_RTOL` and integration by parts (b_k = a_{k+1}√((k+1)/q), to
+    :data:`meanfield._mehler.IBP_RTOL`: aliasing that Parseval's identity cannot see); failing all, the largest size's as they are when within :data:`RELAXED_RTOL`
     (their residual then enters every tail bound, so that only entries of small enough |ρ| pass), else none (zero
     coefficients, tail bounds +inf: every entry of that input goes to the quadrature). The residual of an n-point rule
     is the tail beyond K = 3n/4 plus the aliasing of the kept coefficients, which comes from components of degree
     ≥ 2n - K and is far smaller.
     """
-    from meanfield._mehler import HERMITE_SIZES, NODES_PER_Q, _hermite_basis
+    from meanfield._mehler import HERMITE_SIZES, IBP_RTOL, NODES_PER_Q, _hermite_basis
 
     m = q.size
     k = act.kernels
@@ -178,9 +181,13 @@ def _coefficients(act, q, f, d):
         with np.errstate(invalid="ignore", over="ignore"):
             ra = np.abs(f[batch] - np.sum(A * A, axis=1))
             rb = np.abs(d[batch] - np.sum(B * B, axis=1))
-            ok = (ra <= PARSEVAL_RTOL * f[batch]) & (rb <= PARSEVAL_RTOL * d[batch])
+            # Gaussian integration by parts, b_k = a_{k+1} √((k+1)/q) (see meanfield._mehler.IBP_RTOL): Parseval's
+            # identity cannot see aliasing that only moves coefficients around (sin(√q z) at q ≳ 10³)
+            kk = np.arange(1, K)
+            rid = np.sum((B[:, :-1] - A[:, 1:] * np.sqrt(kk[None, :] / q[batch][:, None])) ** 2, axis=1)
+            ok = (ra <= PARSEVAL_RTOL * f[batch]) & (rb <= PARSEVAL_RTOL * d[batch]) & (rid <= IBP_RTOL * d[batch])
         if n == HERMITE_SIZES[-1]:  # the largest rule: kept as it is, its Parseval residual in the tail bounds
-            ok = (ra <= RELAXED_RTOL * f[batch]) & (rb <= RELAXED_RTOL * d[batch])
+            ok = (ra <= RELAXED_RTOL * f[batch]) & (rb <= RELAXED_RTOL * d[batch]) & (rid <= RELAXED_RTOL * d[batch])
         if ok.any():
             found.append((batch[ok], A[ok], B[ok]))
         todo = np.concatenate((batch[~ok], todo[take:]))

@@ -31,6 +31,7 @@ from meanfield._validate import (
 )
 from meanfield.activations import get_activation
 from meanfield.errors import ConvergenceError, InvalidParameterError, NoFixedPointError, NumericalError
+from meanfield.gaussian import checked_twopoint
 from meanfield.results import STATUS, FixedPoint, FixedPoints, Trajectory
 
 __all__ = [
@@ -107,7 +108,9 @@ def q_map(phi, q, sigma_w, sigma_b):
 def c_map(phi, c, q, sigma_w, sigma_b):
     """One layer of the correlation map for two inputs of length q [vec] (Poole et al. 2016 eq. 5).
 
-    ``c' = [σ_w² I_φ(q, q, c q) + σ_b²] / [σ_w² E_q φ² + σ_b²]``; at q = q* the denominator is q* (THEORY §1).
+    ``c' = [σ_w² I_φ(q, q, c q) + σ_b²] / [σ_w² E_q φ² + σ_b²]``; at q = q* the denominator is q* (THEORY §1). I_φ is
+    refused (NumericalError) where the two-point rule's error estimate exceeds :data:`meanfield.gaussian.MAP_RTOL` of
+    its scale.
     """
     act = get_activation(phi)
     ca = correlation(c, "c")
@@ -120,7 +123,7 @@ def c_map(phi, c, q, sigma_w, sigma_b):
     out = np.empty(cb.shape)
     for idx in np.ndindex(cb.shape):
         qq = float(qb[idx])
-        k.twopoint(qq, qq, float(cb[idx]) * qq, buf)
+        checked_twopoint(act, qq, qq, float(cb[idx]) * qq, buf, "c_map", need=(0,))
         sw2, sb2 = swb[idx] ** 2, sbb[idx] ** 2
         out[idx] = (sw2 * buf[0] + sb2) / (sw2 * _moments(act, qq)[0] + sb2)
     return scalar_or_array(out, is_scalar(c, q, sigma_w, sigma_b))
@@ -705,6 +708,8 @@ def propagate(phi, sigma_w=None, sigma_b=None, depth=None, q0=1.0, c0=0.5) -> Tr
 
     ``q^1 = σ_w² q0 + σ_b²``, ``c^1 = (σ_w² q0 c0 + σ_b²)/q^1``; then ``q^l = σ_w² E_{q^{l-1}}[φ²] + σ_b²`` and
     ``c^l = [σ_w² I_φ(q^{l-1}, q^{l-1}, c^{l-1} q^{l-1}) + σ_b²]/q^l``; ``χ_l = σ_w² μ_1(q^l) = σ_w² E_{q^l}[φ'²]``.
+    Each I_φ is the two-point rule's, refused (NumericalError naming the layer) where its error estimate exceeds
+    :data:`meanfield.gaussian.MAP_RTOL` of √(E φ² E φ²): oscillating φ at large q (sin(x) from q ≈ 20 near c = 1).
 
     **A network whose layers differ** (THEORY §8): ``propagate(net, q0=1.0, c0=0.5)`` with a
     :class:`~meanfield.Network` of L hidden layers (σ_w, σ_b and depth are the network's and must be left out). Layer
@@ -788,6 +793,7 @@ def _trajectory(acts, sws, sbs, L, q0v, c0v):
                 f"{act.name}: q overflowed at layer {l + 1} (σ_w={sws[l]}, σ_b={sbs[l]})"
             )
         q[l + 1] = q_next
-        k.twopoint(q[l], q[l], c[l] * q[l], buf)
+        checked_twopoint(act, q[l], q[l], c[l] * q[l], buf, f"propagate, the correlation map into layer {l + 1}",
+                         need=(0,))
         c[l + 1] = min(1.0, max(-1.0, (sw2n * buf[0] + sb2n) / q[l + 1]))
     return q, c, chi

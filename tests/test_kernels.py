@@ -387,3 +387,46 @@ def test_predict_with_plain_arrays_and_bad_input(regression):
         predict(kdd, ktd, y[:-1])
     with pytest.raises(mf.InvalidParameterError, match="k_test_train"):
         predict(kdd, ktd.nngp.T, y)
+
+
+def _sin_pair(q1, q2, q12):
+    """E sin(u) sin(v) and E cos(u) cos(v) for the centred Gaussian pair (closed forms: E e^{i(u ± v)})."""
+    lo, hi = math.exp(-0.5 * (q1 + q2 - 2.0 * q12)), math.exp(-0.5 * (q1 + q2 + 2.0 * q12))
+    return 0.5 * (lo - hi), 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize("q, rho", [(1.0, 0.5), (16.0, 0.9), (100.0, 0.99), (100.0, -0.3)])
+def test_sin_kernel_matches_the_closed_form(q, rho):
+    # depth 1, σ_w = 1, σ_b = 0, N_0 = 2: q = |x|²/2; K = E sin u sin v, the NTK adds K̇ q12 with K̇ = E cos u cos v
+    a = math.sqrt(2.0 * q)
+    X = np.array([[a, 0.0]])
+    X2 = np.array([[a * rho, a * math.sqrt(1.0 - rho * rho)]])
+    k = mf.kernels("sin(x)", 1.0, 0.0, depth=1, X=X, X2=X2)
+    ss, cc = _sin_pair(q, q, rho * q)
+    assert k.nngp[0, 0] == pytest.approx(ss, abs=1e-12)
+    assert k.ntk[0, 0] == pytest.approx(ss + cc * rho * q, abs=1e-11 * max(1.0, q))
+
+
+@pytest.mark.parametrize("q, rho", [(2000.0, 0.999), (1e5, 0.99), (1500.0, 0.5)])
+def test_sin_kernel_at_large_q_raises_instead_of_aliasing(q, rho):
+    # sin(√q z) has its Hermite spectrum near degree q, beyond the largest Gauss–Hermite table: the tables' aliased
+    # coefficients still met Parseval's identity (their squares sum to E sin² = 1/2), and kernels returned e.g. 0.34469
+    # for 0.067668 (q = 2000, ρ = 0.999) with error 1e-13. Integration by parts now rejects them; the quadrature cannot
+    # resolve the oscillation either, so the call raises
+    a = math.sqrt(2.0 * q)
+    X = np.array([[a, 0.0]])
+    X2 = np.array([[a * rho, a * math.sqrt(1.0 - rho * rho)]])
+    with pytest.raises(mf.NumericalError):
+        mf.kernels("sin(x)", 1.0, 0.0, depth=1, X=X, X2=X2)
+
+
+def test_aliased_hermite_tables_are_rejected():
+    from meanfield import _mehler
+    from meanfield.activations import get_activation
+
+    act = get_activation("sin(x)")
+    qs = np.array([100.0, 2000.0, 1e5])
+    phi2 = 0.5 * (1.0 - np.exp(-2.0 * qs))  # E sin²(√q z), E cos²(√q z)
+    mu1 = 0.5 * (1.0 + np.exp(-2.0 * qs))
+    _, _, nterms = _mehler.mehler_coefficients(act.kernels, qs, phi2, mu1)
+    assert nterms[0] > 0 and nterms[1] == 0 and nterms[2] == 0

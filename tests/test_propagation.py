@@ -278,3 +278,35 @@ def test_mehler_odd_flag_on_a_non_odd_activation_is_rejected_not_wrong():
     m = mf.gaussian_moments("softplus", 0.5)
     args = (act.kernels, 256, np.array([0.5]), np.array([m.phi2]), np.array([m.mu1]))
     assert _mehler._mehler_batch(*args, False)[2][0] and not _mehler._mehler_batch(*args, True)[2][0]
+
+
+def _sin_sin(q, c):
+    """E sin(u1) sin(u2), u1, u2 of variance q and correlation c (closed form: E e^{i(u1 ± u2)})."""
+    return 0.5 * (math.exp(-q * (1.0 - c)) - math.exp(-q * (1.0 + c)))
+
+
+def test_sin_correlation_map_matches_the_closed_form_where_resolved():
+    tr = mf.propagate("sin(x)", 1.5, 0.1, depth=4, q0=1.0, c0=0.5)
+    for l in range(1, 4):
+        q, c = tr.q[l], tr.c[l]
+        ref = (2.25 * _sin_sin(q, c) + 0.01) / tr.q[l + 1]
+        assert tr.c[l + 1] == pytest.approx(ref, abs=1e-12)
+
+
+def test_unresolved_correlation_map_raises_instead_of_returning():
+    # sin(x) at q = 200, c = 0.999: the two-point rule's value was off by 2e-3 (c² = 0.81669 for 0.81873) and
+    # propagate returned it; it now refuses it as two_point does, naming the layer
+    with pytest.raises(mf.NumericalError, match="layer 2"):
+        mf.propagate("sin(x)", 1.0, 0.0, depth=2, q0=200.0, c0=0.999)
+    with pytest.raises(mf.NumericalError, match="c_map"):
+        mf.c_map("sin(x)", 0.999, 200.0, 1.0, 0.0)
+
+
+def test_relu_two_point_closed_form_beyond_1e154():
+    # √(q11 q22) overflowed for q ≳ 1.34e154 (the c-map then read c = 1 whatever the correlation)
+    q = 1e200
+    tp = mf.two_point("relu", q, q, 0.5 * q)
+    theta = math.acos(0.5)
+    assert tp.phi_phi == pytest.approx(q * (math.sin(theta) + (math.pi - theta) * 0.5) / (2 * math.pi), rel=1e-14)
+    assert mf.c_map("relu", 0.5, q, 2**0.5, 0.0) == pytest.approx(
+        (math.sin(theta) + (math.pi - theta) * 0.5) / math.pi, rel=1e-14)
