@@ -416,9 +416,12 @@ def critical_sigma_b(phi, sigma_w, allow_unstable=False, return_status=False):
         else:
             points = _points_for_sigma_w(act, s)
             if not points:
+                hint = ""
+                if act.phi0 == 0.0 and act.dphi0 != 0.0:
+                    hint = f"; as σ_b → 0 the critical σ_w tends to 1/|φ'(0)| = {1.0 / abs(act.dphi0):.6g}"
                 raise NoCriticalPointError(
                     f"{act.name}: no critical point with sigma_w={s:.6g} and σ_b² ≥ 0 (μ_1(q*) = 1/σ_w² has no"
-                    " admissible root; for tanh sigma_w must be ≥ 1)"
+                    f" admissible root{hint}; mf.critical_line shows the σ_w that have one)"
                 )
             p = _pick(act, points, f"sigma_w={s:.6g}", allow_unstable)
         _verify(act, p)

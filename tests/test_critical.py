@@ -136,3 +136,10 @@ def test_phase_diagram_progress_blocks_give_the_same_grid(capsys):
     b = mf.phase_diagram("tanh", sw, sb)
     np.testing.assert_array_equal(a.q_star, b.q_star)
     np.testing.assert_array_equal(a.c_star, b.c_star)
+
+
+def test_no_critical_sigma_b_message_names_the_activations_own_limit():
+    # the message used to end "for tanh sigma_w must be ≥ 1" whatever the activation; erf's limit is √(π/4)
+    with pytest.raises(mf.NoCriticalPointError) as e:
+        mf.critical_sigma_b("erf", 0.5)
+    assert "tanh" not in str(e.value) and f"{math.sqrt(math.pi / 4):.6g}" in str(e.value)
