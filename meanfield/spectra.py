@@ -924,8 +924,9 @@ class JacobianSpectrum(Result):
     support : (lo, hi) holding the whole spectrum, atoms included: hi = ``edge``; lo = the lower edge where the
         spectrum is separated from 0 — orthogonal weights with φ'² bounded away from 0 (from the upper edge of
         (JJᵀ)^{-1}; for tanh-like φ the truncated law's tiny lower edge), or a gap found on the real axis below the
-        bulk (Gaussian ReLU at L = 1: σ_w²(1 - √p)²) — else 0. The continuous part may have gaps inside (e.g. below an
-        atom at the edge).
+        bulk when there is no atom at 0 — else 0. The continuous part may have gaps inside: below an atom at the edge,
+        or between an atom at 0 and the bulk (Gaussian ReLU at L = 1: the atom 1 - p at 0, the bulk from
+        σ_w²(1 - √p)², and ``support[0]`` = 0).
     network : :meth:`~meanfield.Network.to_dict` of the network when one was given, else None.
     atoms : list of (location, mass): an atom at 0 of mass max_l P(φ'(h^l) = 0) and, for orthogonal weights, those of
         the free multiplicative convolution (orthogonal ReLU: mass 1/2 at 0; orthogonal Bernoulli(p) with
@@ -1501,6 +1502,12 @@ def _upper_edge_normalised(laws, counts, depth, gaussian):
     ng = _ngauss(gaussian, depth)
     log_e, a, code = _k.upper_edge(vals, wts, off, cnt, tops, float(depth), ng, EDGE_A_MAX)
     if code == 0:
+        if ng == 0.0 and np.all(np.isfinite(tops)):
+            # a "minimum" at the level of the infimum as m → ∞ is rounding in F far out (orthogonal ReLU at L = 2:
+            # M_J^{-1}(m) = 4(1 + 1/(4m(m + 1))) decreases for ever, F's last digits stop at m ~ 1e8): the limit
+            lim = float(np.dot(cnt, np.log(tops)))
+            if abs(log_e - lim) <= 1e-12 * (1.0 + abs(lim)):
+                return lim, "limit"
         return float(log_e), "sqrt"
     if code == 2:
         return float(log_e), "hard"

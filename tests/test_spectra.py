@@ -643,3 +643,15 @@ def test_law_rule_does_not_hinge_on_the_last_bits_of_q():
             qs.append(float(np.nextafter(qs[-1], 0.0)))
         sizes = {spectra._d2_law(act, q).cnode_vals.size for q in qs}
         assert len(sizes) == 1
+
+
+@pytest.mark.parametrize("sw", [2**0.5, 1.2])
+def test_orthogonal_relu_two_layers_has_a_hard_edge_at_the_limit(sw):
+    # M_J^{-1}(m) = σ_w⁴ (m + 1/2)²/(m(m + 1)) = σ_w⁴ (1 + 1/(4m(m + 1))) decreases for ever: the edge is the limit
+    # σ_w⁴, where the density diverges like d^{-1/2} (ρ(edge - d)·√d tends to a constant). It was labelled "sqrt"
+    # (F's rounding far out, m ~ 1e8, looked like a minimum)
+    js = mf.jacobian_spectrum("relu", sw, 0.0, 2, weights="orthogonal")
+    assert js.edge == pytest.approx(sw**4, rel=1e-14)
+    assert js.edge_kind == "hard"
+    r = [float(js.density(js.edge - d)) * math.sqrt(d) for d in (1e-4, 1e-6)]
+    assert r[1] == pytest.approx(r[0], rel=1e-3) and r[0] > 0.05
