@@ -430,3 +430,17 @@ def test_aliased_hermite_tables_are_rejected():
     mu1 = 0.5 * (1.0 + np.exp(-2.0 * qs))
     _, _, nterms = _mehler.mehler_coefficients(act.kernels, qs, phi2, mu1)
     assert nterms[0] > 0 and nterms[1] == 0 and nterms[2] == 0
+
+
+@pytest.mark.parametrize("phi", ["relu", "hard_tanh", "Max(0, x)"])
+def test_a_test_input_that_repeats_a_training_input(phi):
+    # X2 holding inputs of X: ρ = 1 exactly for those pairs; the Gram product and the norms used to round differently,
+    # and through the layers a kinked φ turned that ulp of ρ into 1e-8 of the NTK entry (error reported 6e-11)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 10))
+    X2 = np.vstack([X[::-1], rng.standard_normal(10)])
+    k = kernels(phi, 1.4, 0.1, 3, X, X2)
+    for i in range(20):
+        ref = reference_pair(ACTS[phi], 1.4, 0.1, 3, X[i], X2[19 - i])
+        assert k.nngp[i, 19 - i] == pytest.approx(ref[0], rel=1e-12)
+        assert k.ntk[i, 19 - i] == pytest.approx(ref[1], rel=1e-12)
