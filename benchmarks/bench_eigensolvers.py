@@ -33,19 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _timing, run as a script or from run_all
+import _timing  # noqa: E402
 
 N, DEPTH, TARGET = 512, 32, 1.15
 SEED = 20261123
 
 
 def _best(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts)
+    return _timing.best_of(fn, repeats, warmup=True)
 
 
 def _jacobians():

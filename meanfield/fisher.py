@@ -159,7 +159,7 @@ def _forward(act, sw, sb, q_in, qx_in, L, cross=True):
         if series is not None and nterms[j] > 0:
             _series_pair(a2[j], b2[j], nterms[j], c, buf)
         else:
-            checked_twopoint(act, qe, qe, c * qe, buf, f"the cross-covariance map at layer {l}")
+            checked_twopoint(act, qe, c * qe, buf, f"the cross-covariance map at layer {l}")
         qhx[l] = buf[0] * scale[l]
         gx[l] = buf[1]
         qx[l + 1] = sw2 * qhx[l] + sb2
@@ -588,7 +588,7 @@ def _network_forward(net, q_in, qx_in, cross):
                 methods.add("identical inputs")
             else:
                 c = min(1.0, max(-1.0, float(qx[l]) / ql)) if ql > 0.0 else 1.0
-                checked_twopoint(act, qe, qe, c * qe, buf, f"the cross-covariance map at layer {l}")
+                checked_twopoint(act, qe, c * qe, buf, f"the cross-covariance map at layer {l}", moments=out)
                 qhx[l], gx[l] = buf[0] * (ql / qe), buf[1]
                 methods.add("closed form" if k.CLOSED_TWOPOINT else "quadrature")
             qx[l + 1] = sw2[l] * qhx[l] + sb2[l]

@@ -122,41 +122,39 @@ def gaussian_moments(phi, q) -> GaussianMoments:
     )
 
 
-def checked_twopoint(act, q11: float, q22: float, q12: float, out: np.ndarray, where: str, need=(0, 1),
+_WHAT = ("E φ(u1)φ(u2)", "E φ'(u1)φ'(u2)")  # the two two-point expectations, as error messages name them
+
+
+def checked_twopoint(act, q: float, q12: float, out: np.ndarray, where: str, need=(0, 1), moments=None,
                      rtol: float = MAP_RTOL) -> None:
-    """``out[:] = (E φ(u1)φ(u2), E φ'(u1)φ'(u2))`` by the two-point rule, refused (NumericalError naming ``where``)
-    where its error estimate |I_16 - I_10| exceeds ``rtol`` (default :data:`MAP_RTOL`) of the Cauchy–Schwarz scale
-    √(E φ²(q11) E φ²(q22)) (√(μ_1(q11) μ_1(q22)) for φ'φ'), or a value is not finite; ``need``: which of the two the
-    caller uses (0: E φφ, 1: E φ'φ'), the only ones checked. The maps built on the two-point
-    expectation (c_map, propagate's correlations, the Fisher statistics' cross-covariances) call it, so that none of
-    them returns what :func:`two_point` refuses (sin(x) at q ≈ 200 and c ≈ 1: an error of 2e-3)."""
+    """``out[:] = (E φ(u1)φ(u2), E φ'(u1)φ'(u2))`` for u1, u2 of variance q and covariance q12 by the two-point rule,
+    refused (NumericalError naming ``where``) where its error estimate |I_16 - I_10| exceeds ``rtol`` (default
+    :data:`MAP_RTOL`) of the Cauchy–Schwarz scale E_q φ² (μ_1(q) for φ'φ'), or a value is not finite. ``need``: which
+    of the two the caller uses (0: E φφ, 1: E φ'φ'), the only ones checked; ``moments``: the one-point moments at q
+    (``act.kernels.moments``) where the caller has them, else computed. The maps built on the two-point expectation
+    (c_map, propagate's correlations, the Fisher statistics' cross-covariances) call it, so that none of them returns
+    what :func:`two_point` refuses (sin(x) at q ≈ 200 and c ≈ 1: an error of 2e-3)."""
     k = act.kernels
     err = np.empty(2)
-    k.twopoint_direct(q11, q22, q12, out, err)
+    k.twopoint_direct(q, q, q12, out, err)
     for j in need:
         if not np.isfinite(out[j]):
             raise NumericalError(
-                f"{where}: {('E φ(u1)φ(u2)', 'E φ' + chr(39) + '(u1)φ' + chr(39) + '(u2)')[j]} of activation {act.name!r} "
-                f"at (q11, q22, q12) = ({q11:.6g}, {q22:.6g}, {q12:.6g}) is not finite: it overflows float64"
+                f"{where}: {_WHAT[j]} of activation {act.name!r} at (q, q12) = ({q:.6g}, {q12:.6g}) is not finite: it "
+                "overflows float64"
             )
     if k.CLOSED_TWOPOINT:
         return
-    m1, m2 = np.empty(k.N_MOMENTS), np.empty(k.N_MOMENTS)
-    k.moments(q11, act.table, m1)
-    if q22 == q11:
-        m2[:] = m1
-    else:
-        k.moments(q22, act.table, m2)
-    for j, mom in ((0, 0), (1, 2)):
-        if j not in need:
-            continue
-        scale = float(np.sqrt(abs(m1[mom])) * np.sqrt(abs(m2[mom])))
+    if moments is None:
+        moments = np.empty(k.N_MOMENTS)
+        k.moments(q, act.table, moments)
+    for j in need:
+        scale = abs(float(moments[(0, 2)[j]]))
         if not err[j] <= rtol * scale:
-            what = ("E φ(u1)φ(u2)", "E φ'(u1)φ'(u2)")[j]
             raise NumericalError(
-                f"{where}: {what} of activation {act.name!r} at (q11, q22, q12) = ({q11:.6g}, {q22:.6g}, {q12:.6g}): "
-                f"the two-point rule's error estimate {err[j]:.3g} exceeds {rtol:g} of its scale {scale:.3g} "
-                "(oscillation it does not resolve)"
+                f"{where}: {_WHAT[j]} of activation {act.name!r} at (q, q12) = ({q:.6g}, {q12:.6g}): the two-point "
+                f"rule's error estimate {err[j]:.3g} exceeds {rtol:g} of its scale {scale:.3g} (oscillation it does "
+                "not resolve)"
             )
 
 
@@ -198,9 +196,8 @@ def two_point(phi, q11, q22, q12) -> TwoPoint:
             scale = np.sqrt(s1[mom]) * np.sqrt(s2[mom])  # (the product of the scales may overflow)
             errs[i, j] += t1[mom] + t2[mom] + _GAUSS_TAIL * (s1[mom] + s2[mom])
             if not (np.isfinite(vals[i, j]) and errs[i, j] <= TWO_POINT_RTOL * scale):
-                what = ("E φ(u1)φ(u2)", "E φ'(u1)φ'(u2)")[j]
                 raise NumericalError(
-                    f"{what} of activation {act.name!r} at (q11, q22, q12) = ({fa[i]:.6g}, {fb[i]:.6g}, {fc[i]:.6g}):"
+                    f"{_WHAT[j]} of activation {act.name!r} at (q11, q22, q12) = ({fa[i]:.6g}, {fb[i]:.6g}, {fc[i]:.6g}):"
                     f" the two-point rule's error estimate {errs[i, j]:.3g} exceeds {TWO_POINT_RTOL:g} of its scale"
                     f" √(E φ²(q11) E φ²(q22)) = {scale:.3g} (oscillation it does not resolve, or tails beyond |z| = 9)"
                 )

@@ -123,9 +123,10 @@ def c_map(phi, c, q, sigma_w, sigma_b):
     out = np.empty(cb.shape)
     for idx in np.ndindex(cb.shape):
         qq = float(qb[idx])
-        checked_twopoint(act, qq, qq, float(cb[idx]) * qq, buf, "c_map", need=(0,))
+        mom = _moments(act, qq)
+        checked_twopoint(act, qq, float(cb[idx]) * qq, buf, "c_map", need=(0,), moments=mom)
         sw2, sb2 = swb[idx] ** 2, sbb[idx] ** 2
-        out[idx] = (sw2 * buf[0] + sb2) / (sw2 * _moments(act, qq)[0] + sb2)
+        out[idx] = (sw2 * buf[0] + sb2) / (sw2 * mom[0] + sb2)
     return scalar_or_array(out, is_scalar(c, q, sigma_w, sigma_b))
 
 
@@ -793,7 +794,7 @@ def _trajectory(acts, sws, sbs, L, q0v, c0v):
                 f"{act.name}: q overflowed at layer {l + 1} (σ_w={sws[l]}, σ_b={sbs[l]})"
             )
         q[l + 1] = q_next
-        checked_twopoint(act, q[l], q[l], c[l] * q[l], buf, f"propagate, the correlation map into layer {l + 1}",
-                         need=(0,))
+        checked_twopoint(act, q[l], c[l] * q[l], buf, f"propagate, the correlation map into layer {l + 1}", need=(0,),
+                         moments=out)
         c[l + 1] = min(1.0, max(-1.0, (sw2n * buf[0] + sb2n) / q[l + 1]))
     return q, c, chi
